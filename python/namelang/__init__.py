@@ -1,0 +1,31 @@
+"""namelang: which language does a surname come from?
+
+A character-level RNN (the PyTorch tutorial's cell, GRU and LSTM) with a Rust CPU
+backend for normalisation, encoding and the forward pass, and PyTorch for training.
+Importing namelang does not import torch.
+"""
+
+from __future__ import annotations
+
+from namelang.text import (
+    ALPHABET,
+    encode,
+    get_num_threads,
+    one_hot,
+    set_num_threads,
+    to_ascii,
+    to_ascii_batch,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALPHABET",
+    "__version__",
+    "encode",
+    "get_num_threads",
+    "one_hot",
+    "set_num_threads",
+    "to_ascii",
+    "to_ascii_batch",
+]

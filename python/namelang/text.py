@@ -1,0 +1,44 @@
+"""Text -> ASCII -> indices: the public face of the native text pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from namelang import _native
+
+ALPHABET: str = _native.ALPHABET
+"""The 57 letters, `string.ascii_letters + " .,;'"`; a letter's index is its position."""
+
+
+def to_ascii(name: str) -> str:
+    """NFD, drop combining marks, keep only ALPHABET letters (no transliteration)."""
+    return _native.to_ascii(name)
+
+
+def to_ascii_batch(names: Iterable[str]) -> list[str]:
+    """`to_ascii` of each name, in parallel for large batches."""
+    return _native.to_ascii_batch(names)
+
+
+def encode(names: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Normalise and encode: int64 `indices` (B, T_max) and `lengths` (B,); padding is 0."""
+    return _native.encode(names)
+
+
+def one_hot(names: Iterable[str]) -> np.ndarray:
+    """float32 (T_max, B, 57), time first like the tutorial's `lineToTensor`, zero-padded."""
+    return _native.one_hot(names)
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for native batch work; 0 restores the default (NAMELANG_NUM_THREADS or all cores)."""
+    if n < 0:
+        raise ValueError(f"thread count must be >= 0, got {n}")
+    _native.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Threads native batch work uses now."""
+    return _native.get_num_threads()

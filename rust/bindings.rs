@@ -1,0 +1,154 @@
+//! The Python module `namelang._native`: converts types and errors, releases
+//! the GIL around batch work, and hands arrays to numpy without copying.
+
+use crate::alphabet::{ALPHABET, N_LETTERS};
+use crate::encode as encoding;
+use crate::{error::Error, normalize, threads};
+use numpy::ndarray::{Array1, Array2, Array3};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3};
+use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString};
+use std::borrow::Cow;
+
+impl From<Error> for PyErr {
+    fn from(e: Error) -> PyErr {
+        match e {
+            Error::Io(_) => PyOSError::new_err(e.to_string()),
+            _ => PyValueError::new_err(e.to_string()),
+        }
+    }
+}
+
+/// Borrows the text of every item of `names`; a non-str item is a TypeError
+/// naming its position. Lone surrogates (not encodable as UTF-8) become
+/// U+FFFD, which normalises to nothing, as the reference drops them.
+fn borrow_names<'a, 'py>(items: &'a [Bound<'py, PyAny>]) -> PyResult<Vec<Cow<'a, str>>> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let s = item.cast::<PyString>().map_err(|_| {
+                let type_name = item
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|_| "?".into());
+                PyTypeError::new_err(format!("names[{i}] is {type_name}, expected str"))
+            })?;
+            Ok(match s.to_str() {
+                Ok(text) => Cow::Borrowed(text),
+                Err(_) => Cow::Owned(s.to_string_lossy().into_owned()),
+            })
+        })
+        .collect()
+}
+
+/// Collects any iterable of str into owned references.
+fn collect_items<'py>(names: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    if names.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "names must be a sequence of str, not a single str: wrap it in a list",
+        ));
+    }
+    if let Ok(list) = names.cast::<PyList>() {
+        return Ok(list.iter().collect());
+    }
+    names.try_iter()?.collect()
+}
+
+#[pyfunction]
+fn to_ascii(name: &Bound<'_, PyAny>) -> PyResult<String> {
+    let items = [name.clone()];
+    let texts = borrow_names(&items).map_err(|_| {
+        PyTypeError::new_err(format!(
+            "name must be str, not {}",
+            name.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })?;
+    Ok(normalize::to_ascii(&texts[0]))
+}
+
+#[pyfunction]
+fn to_ascii_batch(py: Python<'_>, names: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let items = collect_items(names)?;
+    let texts = borrow_names(&items)?;
+    let out: Vec<String> = py.detach(|| {
+        threads::run(texts.len(), || {
+            use rayon::prelude::*;
+            if texts.len() >= threads::PARALLEL_THRESHOLD {
+                texts.par_iter().map(|t| normalize::to_ascii(t)).collect()
+            } else {
+                texts.iter().map(|t| normalize::to_ascii(t)).collect()
+            }
+        })
+    });
+    Ok(out)
+}
+
+type Encoded<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray1<i64>>);
+
+/// (B, T_max) int64 indices and (B,) int64 lengths, zero-padded.
+#[pyfunction]
+fn encode<'py>(
+    py: Python<'py>,
+    names: &Bound<'py, PyAny>,
+) -> PyResult<Encoded<'py>> {
+    let items = collect_items(names)?;
+    let texts = borrow_names(&items)?;
+    let (indices, lengths, width) = py.detach(|| encode_all(&texts));
+    let lengths: Array1<i64> = lengths.into_iter().map(|l| l as i64).collect();
+    let indices =
+        Array2::from_shape_vec((texts.len(), width), indices).expect("buffer sized as (B, T_max)");
+    Ok((indices.into_pyarray(py), lengths.into_pyarray(py)))
+}
+
+/// (T_max, B, 57) float32 one-hot, time first, zero-padded.
+#[pyfunction]
+fn one_hot<'py>(py: Python<'py>, names: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray3<f32>>> {
+    let items = collect_items(names)?;
+    let texts = borrow_names(&items)?;
+    let batch = texts.len();
+    let (planes, width) = py.detach(|| {
+        let (indices, lengths, width) = encode_all(&texts);
+        let mut planes = vec![0f32; width * batch * N_LETTERS];
+        encoding::fill_one_hot(&indices, &lengths, width, &mut planes);
+        (planes, width)
+    });
+    let planes = Array3::from_shape_vec((width, batch, N_LETTERS), planes)
+        .expect("buffer sized as (T_max, B, 57)");
+    Ok(planes.into_pyarray(py))
+}
+
+fn encode_all(texts: &[Cow<'_, str>]) -> (Vec<i64>, Vec<usize>, usize) {
+    let lengths = encoding::lengths(texts);
+    let width = lengths.iter().copied().max().unwrap_or(0);
+    let mut indices = vec![0i64; texts.len() * width];
+    encoding::fill_indices(texts, width, &mut indices);
+    (indices, lengths, width)
+}
+
+#[pyfunction]
+fn set_num_threads(n: usize) {
+    threads::set_num_threads(n);
+}
+
+#[pyfunction]
+fn get_num_threads() -> usize {
+    threads::num_threads()
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("ALPHABET", ALPHABET)?;
+    m.add_function(wrap_pyfunction!(to_ascii, m)?)?;
+    m.add_function(wrap_pyfunction!(to_ascii_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(encode, m)?)?;
+    m.add_function(wrap_pyfunction!(one_hot, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    Ok(())
+}

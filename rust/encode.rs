@@ -1,0 +1,99 @@
+//! Batched encoding of names into caller-shaped buffers: alphabet indices
+//! (B, T_max) and one-hot (T_max, B, 57), padded with zeros.
+
+use crate::alphabet::N_LETTERS;
+use crate::normalize::{for_each_index, normalized_len};
+use crate::threads;
+use rayon::prelude::*;
+
+/// Normalised length of each name.
+pub fn lengths<S: AsRef<str> + Sync>(names: &[S]) -> Vec<usize> {
+    threads::run(names.len(), || {
+        if names.len() >= threads::PARALLEL_THRESHOLD {
+            names
+                .par_iter()
+                .map(|n| normalized_len(n.as_ref()))
+                .collect()
+        } else {
+            names.iter().map(|n| normalized_len(n.as_ref())).collect()
+        }
+    })
+}
+
+/// Indices of `names` into a zeroed row-major (B, width) buffer.
+pub fn fill_indices<S: AsRef<str> + Sync>(names: &[S], width: usize, out: &mut [i64]) {
+    assert_eq!(out.len(), names.len() * width);
+    if width == 0 {
+        return;
+    }
+    let write = |(row, name): (&mut [i64], &S)| {
+        let mut t = 0;
+        for_each_index(name.as_ref(), |i| {
+            row[t] = i as i64;
+            t += 1;
+        });
+    };
+    threads::run(names.len(), || {
+        if names.len() >= threads::PARALLEL_THRESHOLD {
+            out.par_chunks_mut(width)
+                .zip(names.par_iter())
+                .for_each(write);
+        } else {
+            out.chunks_mut(width).zip(names.iter()).for_each(write);
+        }
+    });
+}
+
+/// One-hot (width, B, 57), time first, into a zeroed buffer, from the
+/// (B, width) indices and the lengths that `fill_indices` and `lengths` gave.
+pub fn fill_one_hot(indices: &[i64], lengths: &[usize], width: usize, out: &mut [f32]) {
+    let batch = lengths.len();
+    let plane = batch * N_LETTERS;
+    assert_eq!(indices.len(), batch * width);
+    assert_eq!(out.len(), width * plane);
+    if plane == 0 {
+        return;
+    }
+    let fill = |(t, plane): (usize, &mut [f32])| {
+        for (b, &len) in lengths.iter().enumerate() {
+            if t < len {
+                plane[b * N_LETTERS + indices[b * width + t] as usize] = 1.0;
+            }
+        }
+    };
+    threads::run(batch * width, || {
+        if batch * width >= threads::PARALLEL_THRESHOLD {
+            out.par_chunks_mut(plane).enumerate().for_each(fill);
+        } else {
+            out.chunks_mut(plane).enumerate().for_each(fill);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_are_padded_with_zeros() {
+        let names = ["ab", "", "Bé"];
+        let lens = lengths(&names);
+        assert_eq!(lens, vec![2, 0, 2]);
+        let mut out = vec![0i64; 6];
+        fill_indices(&names, 2, &mut out);
+        assert_eq!(out, vec![0, 1, 0, 0, 27, 4]);
+    }
+
+    #[test]
+    fn one_hot_is_time_first() {
+        let names = ["ab", "c"];
+        let mut indices = vec![0i64; 4];
+        fill_indices(&names, 2, &mut indices);
+        let mut out = vec![0f32; 2 * 2 * N_LETTERS];
+        fill_one_hot(&indices, &lengths(&names), 2, &mut out);
+        assert_eq!(out[0], 1.0); // t=0, b=0, 'a'
+        assert_eq!(out[N_LETTERS + 2], 1.0); // t=0, b=1, 'c'
+        assert_eq!(out[2 * N_LETTERS + 1], 1.0); // t=1, b=0, 'b'
+        assert_eq!(out.iter().sum::<f32>(), 3.0);
+    }
+}

@@ -1,0 +1,12 @@
+//! namelang's native core: text normalisation, batched encoding and the CPU
+//! forward pass of the recurrent cells. Plain Rust; the Python bindings live
+//! in `bindings` behind the `python` feature.
+
+pub mod alphabet;
+pub mod encode;
+pub mod error;
+pub mod normalize;
+pub mod threads;
+
+#[cfg(feature = "python")]
+mod bindings;

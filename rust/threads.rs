@@ -1,0 +1,89 @@
+//! The thread pool behind batch work: its size is settable at run time
+//! (`NAMELANG_NUM_THREADS` or `set_num_threads`), and it is rebuilt in a
+//! forked child, where the parent's worker threads do not exist.
+
+use rayon::{ThreadPool, ThreadPoolBuilder};
+use std::sync::{Arc, Mutex};
+
+/// Batches smaller than this run on the calling thread: waking workers costs more.
+pub const PARALLEL_THRESHOLD: usize = 2048;
+
+struct Pool {
+    pid: u32,
+    threads: usize,
+    pool: Arc<ThreadPool>,
+}
+
+static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+static REQUESTED: Mutex<Option<usize>> = Mutex::new(None);
+
+fn default_threads() -> usize {
+    std::env::var("NAMELANG_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Number of threads batch work uses.
+pub fn num_threads() -> usize {
+    let requested = *REQUESTED.lock().unwrap_or_else(|e| e.into_inner());
+    requested.unwrap_or_else(default_threads)
+}
+
+/// Sets the number of threads; 0 goes back to the default.
+pub fn set_num_threads(n: usize) {
+    *REQUESTED.lock().unwrap_or_else(|e| e.into_inner()) = (n > 0).then_some(n);
+}
+
+/// The pool for the current process and thread count, built on first use.
+pub fn pool() -> Arc<ThreadPool> {
+    let threads = num_threads();
+    let pid = std::process::id();
+    let mut guard = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = guard.as_ref() {
+        if p.pid == pid && p.threads == threads {
+            return p.pool.clone();
+        }
+        if p.pid != pid {
+            // A forked child: the parent's threads are gone; never join them.
+            std::mem::forget(guard.take());
+        }
+    }
+    let pool = Arc::new(
+        ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("namelang-{i}"))
+            .build()
+            .expect("failed to start the namelang thread pool"),
+    );
+    *guard = Some(Pool {
+        pid,
+        threads,
+        pool: pool.clone(),
+    });
+    pool
+}
+
+/// Runs `work` in the pool when the batch is large enough, else here.
+pub fn run<R: Send>(batch: usize, work: impl FnOnce() -> R + Send) -> R {
+    if batch < PARALLEL_THRESHOLD || num_threads() == 1 {
+        work()
+    } else {
+        pool().install(work)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setting_threads_resizes_the_pool() {
+        set_num_threads(3);
+        assert_eq!(num_threads(), 3);
+        assert_eq!(pool().current_num_threads(), 3);
+        set_num_threads(0);
+        assert!(num_threads() >= 1);
+    }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs namelang with its test extras into ./.venv (created if missing) and runs
+# every test: the Rust core's unit tests, clippy/fmt/ruff, then pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+. .venv/bin/activate
+python -m pip install --quiet --upgrade pip
+python -m pip install --quiet -e '.[test]'
+cargo test --quiet
+cargo clippy --quiet --all-targets --features python -- -D warnings
+cargo fmt --check
+ruff check python tests benches
+python -m pytest "$@"
