@@ -3,7 +3,7 @@
 
 use crate::alphabet::{ALPHABET, N_LETTERS};
 use crate::encode as encoding;
-use crate::{error::Error, normalize, threads};
+use crate::{error::Error, forward, gemm, normalize, threads};
 use numpy::ndarray::{Array1, Array2, Array3};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
@@ -93,10 +93,7 @@ type Encoded<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray1<i64>>);
 
 /// (B, T_max) int64 indices and (B,) int64 lengths, zero-padded.
 #[pyfunction]
-fn encode<'py>(
-    py: Python<'py>,
-    names: &Bound<'py, PyAny>,
-) -> PyResult<Encoded<'py>> {
+fn encode<'py>(py: Python<'py>, names: &Bound<'py, PyAny>) -> PyResult<Encoded<'py>> {
     let items = collect_items(names)?;
     let texts = borrow_names(&items)?;
     let (indices, lengths, width) = py.detach(|| encode_all(&texts));
@@ -131,6 +128,62 @@ fn encode_all(texts: &[Cow<'_, str>]) -> (Vec<i64>, Vec<usize>, usize) {
     (indices, lengths, width)
 }
 
+/// A model file loaded for the native CPU forward pass. Immutable, so Python threads
+/// may share one; each call releases the GIL for the whole batch.
+#[pyclass(frozen, name = "Model", module = "namelang._native")]
+struct PyModel {
+    inner: forward::Model,
+}
+
+#[pymethods]
+impl PyModel {
+    #[new]
+    fn new(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
+        let path = path.to_string_lossy().into_owned();
+        let inner = py.detach(|| forward::Model::from_path(&path))?;
+        Ok(PyModel { inner })
+    }
+
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        let inner = py.detach(|| forward::Model::from_bytes(data))?;
+        Ok(PyModel { inner })
+    }
+
+    /// float32 (B, C) log-probabilities; NaN rows for names with no letters.
+    #[pyo3(signature = (names, method = "auto"))]
+    fn log_probs<'py>(
+        &self,
+        py: Python<'py>,
+        names: &Bound<'py, PyAny>,
+        method: &str,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let method: forward::Method = method.parse()?;
+        let items = collect_items(names)?;
+        let texts = borrow_names(&items)?;
+        let classes = self.inner.classes();
+        let out = py.detach(|| self.inner.log_probs(&texts, method))?;
+        let out =
+            Array2::from_shape_vec((texts.len(), classes), out).expect("buffer sized as (B, C)");
+        Ok(out.into_pyarray(py))
+    }
+
+    #[getter]
+    fn categories(&self) -> Vec<String> {
+        self.inner.spec.categories.clone()
+    }
+
+    fn metadata(&self) -> std::collections::HashMap<String, String> {
+        self.inner.spec.metadata.clone()
+    }
+}
+
+/// The matrix kernel this CPU dispatched to: "avx512", "avx2+fma" or "portable".
+#[pyfunction]
+fn kernel_isa() -> &'static str {
+    gemm::isa().name()
+}
+
 #[pyfunction]
 fn set_num_threads(n: usize) {
     threads::set_num_threads(n);
@@ -149,6 +202,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode, m)?)?;
     m.add_function(wrap_pyfunction!(one_hot, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(kernel_isa, m)?)?;
+    m.add_class::<PyModel>()?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     Ok(())
 }

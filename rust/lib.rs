@@ -5,7 +5,12 @@
 pub mod alphabet;
 pub mod encode;
 pub mod error;
+pub mod forward;
+pub mod gemm;
+pub mod math;
+pub mod model_file;
 pub mod normalize;
+pub mod peak;
 pub mod threads;
 
 #[cfg(feature = "python")]

@@ -65,9 +65,11 @@ pub fn pool() -> Arc<ThreadPool> {
     pool
 }
 
-/// Runs `work` in the pool when the batch is large enough, else here.
+/// Runs `work` in the pool when the batch is large enough, else here. Batch work
+/// uses rayon's parallel iterators only at or above the threshold, so inside `run`
+/// they always land in this pool (never rayon's global one).
 pub fn run<R: Send>(batch: usize, work: impl FnOnce() -> R + Send) -> R {
-    if batch < PARALLEL_THRESHOLD || num_threads() == 1 {
+    if batch < PARALLEL_THRESHOLD {
         work()
     } else {
         pool().install(work)

@@ -7,6 +7,7 @@ Importing namelang does not import torch.
 
 from __future__ import annotations
 
+from namelang.classifier import Classifier, load
 from namelang.text import (
     ALPHABET,
     encode,
@@ -21,9 +22,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALPHABET",
+    "Classifier",
     "__version__",
     "encode",
     "get_num_threads",
+    "load",
     "one_hot",
     "set_num_threads",
     "to_ascii",

@@ -1,0 +1,126 @@
+"""`namelang.load` and the Classifier: one interface over the backends.
+
+backend "rust": the native CPU forward pass (no torch import); "torch": PyTorch on CPU
+or CUDA; "auto": Rust when the native forward is available and the device is the CPU."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from namelang import model_file
+
+BUNDLED = ("default", "tutorial")
+BACKENDS = ("auto", "rust", "torch")
+
+
+def model_path(model: str | os.PathLike[str]) -> Path:
+    """A bundled model's name ("default", "tutorial") or a path -> the file's path."""
+    if isinstance(model, str) and model in BUNDLED:
+        path = Path(str(resources.files("namelang") / "models" / f"{model}.safetensors"))
+        if not path.exists():
+            raise FileNotFoundError(f"the bundled {model!r} model is missing from {path.parent}")
+        return path
+    path = Path(model)
+    if not path.exists():
+        raise FileNotFoundError(f"no model file at {path}; use 'default', 'tutorial' or a path")
+    return path
+
+
+class _TorchBackend:
+    name = "torch"
+
+    def __init__(self, path: Path, device: str):
+        import torch
+
+        from namelang.train import resolve_device
+
+        self._torch = torch
+        self.device = resolve_device(device)
+        self.spec, self.module = model_file.load_module(path, self.device)
+
+    def log_probs(self, names: Sequence[str], batch: int = 4096) -> np.ndarray:
+        from namelang.text import encode
+
+        torch = self._torch
+        out = np.empty((len(names), self.spec.n_categories), dtype=np.float32)
+        with torch.inference_mode():
+            for i in range(0, len(names), batch):
+                indices, lengths = encode(names[i : i + batch])
+                x = torch.from_numpy(indices).to(self.device)
+                n = torch.from_numpy(lengths).to(self.device)
+                out[i : i + batch] = self.module.log_probs(x, n).float().cpu().numpy()
+        return out
+
+
+class _RustBackend:
+    name = "rust"
+
+    def __init__(self, path: Path, method: str = "auto"):
+        from namelang import _native
+
+        self.model = _native.Model(str(path))
+        self.method = method
+        self.spec = model_file.spec_from_metadata(self.model.metadata())
+
+    def log_probs(self, names: Sequence[str]) -> np.ndarray:
+        return self.model.log_probs(names, self.method)
+
+
+def _rust_available() -> bool:
+    from namelang import _native
+
+    return hasattr(_native, "Model")
+
+
+class Classifier:
+    """Scores names with one model file on one backend. Safe to share across threads."""
+
+    def __init__(self, path: Path, backend: str = "auto", device: str = "cpu"):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "auto":
+            backend = "rust" if device == "cpu" and _rust_available() else "torch"
+        if backend == "rust" and device != "cpu":
+            raise ValueError("the rust backend runs on the CPU; use backend='torch' for CUDA")
+        self.path = path
+        self._impl = _RustBackend(path) if backend == "rust" else _TorchBackend(path, device)
+        self.spec = self._impl.spec
+        self.categories: list[str] = list(self.spec.categories)
+        self.backend: str = backend
+
+    def __repr__(self) -> str:
+        return f"Classifier({self.path.name!r}, cell={self.spec.cell!r}, backend={self.backend!r})"
+
+    def log_probs(self, names: Iterable[str]) -> np.ndarray:
+        """float32 (B, C) log-probabilities; a row of NaN for a name with no letters."""
+        if isinstance(names, str):
+            raise TypeError("names must be a sequence of str, not a single str: wrap it in a list")
+        names = names if isinstance(names, list) else list(names)
+        return self._impl.log_probs(names)
+
+    def predict(self, names: Iterable[str], k: int = 3) -> list[list[tuple[str, float]]]:
+        """Top-k (language, probability) per name, best first; [] for a name with no letters."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        scores = self.log_probs(names)
+        k = min(k, len(self.categories))
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        out: list[list[tuple[str, float]]] = []
+        for row, best in zip(scores, top, strict=True):
+            if np.isnan(row).any():
+                out.append([])
+            else:
+                out.append([(self.categories[i], float(np.exp(row[i]))) for i in best])
+        return out
+
+
+def load(
+    model: str | os.PathLike[str] = "default", backend: str = "auto", device: str = "cpu"
+) -> Classifier:
+    """A Classifier for a bundled model ("default", "tutorial") or a model file path."""
+    return Classifier(model_path(model), backend=backend, device=device)

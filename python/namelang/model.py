@@ -1,0 +1,184 @@
+"""The models, in PyTorch: the tutorial's Elman-style cell, and GRU/LSTM classifiers.
+
+Every model maps (indices (B, T), lengths (B,)) to log-probabilities (B, C). A name with
+no letters (length 0) gets a row of NaN. Parameter names and shapes, which the model
+file stores and the Rust backend reads (H hidden size, C categories, L = 57 letters,
+E embedding size, I = E or L the input width, G = 3H for GRU and 4H for LSTM):
+
+ElmanRNN (cell "elman", the tutorial's RNN):
+    i2h.weight (H, L + H)   i2h.bias (H)   i2o.weight (C, L + H)   i2o.bias (C)
+RecurrentClassifier (cell "gru" or "lstm"), for each layer k = 0 .. num_layers - 1:
+    embedding.weight (L, E)                      only with input "embedding"
+    rnn.weight_ih_l{k} (G, I if k == 0 else H)   rnn.weight_hh_l{k} (G, H)
+    rnn.bias_ih_l{k} (G)                         rnn.bias_hh_l{k} (G)
+    out.weight (C, H)   out.bias (C)
+Both, optionally:
+    logit_adjustment (C)   added to the logits before the softmax (tuned on validation)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from namelang.model_file import CELLS, INPUTS, N_LETTERS
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell: str = "gru"
+    hidden_size: int = 128
+    num_layers: int = 1
+    input: str = "one_hot"
+    embedding_dim: int = 0
+    n_categories: int = 18
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        if self.input not in INPUTS:
+            raise ValueError(f"input must be one of {INPUTS}, got {self.input!r}")
+        if self.hidden_size < 1 or self.num_layers < 1 or self.n_categories < 1:
+            raise ValueError(f"sizes must be positive: {self}")
+        if self.cell == "elman" and (self.num_layers != 1 or self.input != "one_hot"):
+            raise ValueError("the elman cell has one layer and one-hot input")
+        if (self.input == "embedding") != (self.embedding_dim > 0):
+            raise ValueError("embedding_dim > 0 goes with input 'embedding', and only with it")
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _nan_rows(out: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    if bool((lengths == 0).any()):
+        out = out.masked_fill((lengths == 0).unsqueeze(1), math.nan)
+    return out
+
+
+class ElmanRNN(nn.Module):
+    """The tutorial's cell: hidden = i2h(cat(x, h)), output = LogSoftmax(i2o(cat(x, h)))."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.hidden_size = config.hidden_size
+        self.i2h = nn.Linear(N_LETTERS + config.hidden_size, config.hidden_size)
+        self.i2o = nn.Linear(N_LETTERS + config.hidden_size, config.n_categories)
+        self.softmax = nn.LogSoftmax(dim=1)
+        self.register_buffer("logit_adjustment", torch.zeros(config.n_categories))
+
+    def forward(self, input: torch.Tensor, hidden: torch.Tensor):
+        """One step, exactly as the tutorial writes it (no logit adjustment)."""
+        combined = torch.cat((input, hidden), 1)
+        hidden = self.i2h(combined)
+        output = self.i2o(combined)
+        output = self.softmax(output)
+        return output, hidden
+
+    def initHidden(self) -> torch.Tensor:
+        return torch.zeros(1, self.hidden_size)
+
+    def logits(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Batched: names sorted by length, each step computes only the rows still
+        reading; a name's output is taken at its last letter, as the loop does."""
+        batch = indices.shape[0]
+        lengths = lengths.to(indices.device)
+        order = torch.argsort(lengths, descending=True, stable=True)
+        sorted_idx = indices[order]
+        sorted_len = lengths[order].tolist()
+        H = self.hidden_size
+        wx_h, wh_h = self.i2h.weight[:, :N_LETTERS], self.i2h.weight[:, N_LETTERS:]
+        wx_o, wh_o = self.i2o.weight[:, :N_LETTERS], self.i2o.weight[:, N_LETTERS:]
+        # Input terms are columns of the weights, picked by letter: no one-hot product.
+        in_h = wx_h.t()  # (L, H)
+        in_o = wx_o.t()  # (L, C)
+        out = torch.full(
+            (batch, self.config.n_categories),
+            math.nan,
+            device=indices.device,
+            dtype=self.i2o.weight.dtype,
+        )
+        h = torch.zeros(batch, H, device=indices.device, dtype=self.i2h.weight.dtype)
+        active = sum(1 for n in sorted_len if n > 0)
+        pieces: list[torch.Tensor] = []
+        t = 0
+        while active > 0:
+            x = sorted_idx[:active, t]
+            ending = sum(1 for n in sorted_len[:active] if n == t + 1)
+            going = active - ending
+            if ending:
+                hs = h[going:active]
+                pieces.append(in_o[x[going:]] + F.linear(hs, wh_o) + self.i2o.bias)
+            if going:
+                h = in_h[x[:going]] + F.linear(h[:going], wh_h) + self.i2h.bias
+            active = going
+            t += 1
+        # Shortest names end first: reversed, the pieces are the sorted rows in order.
+        if pieces:
+            stacked = torch.cat(pieces[::-1], 0)
+            out = out.index_put((order[: stacked.shape[0]],), stacked)
+        return out + self.logit_adjustment
+
+    def log_probs(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return _nan_rows(F.log_softmax(self.logits(indices, lengths), dim=1), lengths)
+
+
+class RecurrentClassifier(nn.Module):
+    """nn.GRU or nn.LSTM over one-hot or embedded letters; the last layer's final hidden
+    state goes through one linear layer to the categories."""
+
+    def __init__(self, config: ModelConfig, dropout: float = 0.0):
+        super().__init__()
+        self.config = config
+        width = N_LETTERS
+        if config.input == "embedding":
+            self.embedding = nn.Embedding(N_LETTERS, config.embedding_dim)
+            width = config.embedding_dim
+        rnn = nn.GRU if config.cell == "gru" else nn.LSTM
+        self.rnn = rnn(
+            width,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            batch_first=True,
+            dropout=dropout if config.num_layers > 1 else 0.0,
+        )
+        self.out = nn.Linear(config.hidden_size, config.n_categories)
+        self.register_buffer("logit_adjustment", torch.zeros(config.n_categories))
+
+    def _inputs(self, indices: torch.Tensor) -> torch.Tensor:
+        if self.config.input == "embedding":
+            return self.embedding(indices)
+        return F.one_hot(indices, N_LETTERS).to(self.out.weight.dtype)
+
+    def logits(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        batch = indices.shape[0]
+        nonempty = (lengths > 0).nonzero().squeeze(1)
+        out = torch.full(
+            (batch, self.config.n_categories),
+            math.nan,
+            device=indices.device,
+            dtype=self.out.weight.dtype,
+        )
+        if nonempty.numel() == 0:
+            return out
+        x = self._inputs(indices[nonempty])
+        packed = nn.utils.rnn.pack_padded_sequence(
+            x, lengths[nonempty].cpu(), batch_first=True, enforce_sorted=False
+        )
+        _, state = self.rnn(packed)
+        h = state[0] if self.config.cell == "lstm" else state
+        out[nonempty] = self.out(h[-1]) + self.logit_adjustment
+        return out
+
+    def log_probs(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return _nan_rows(F.log_softmax(self.logits(indices, lengths), dim=1), lengths)
+
+
+def build(config: ModelConfig, dropout: float = 0.0) -> ElmanRNN | RecurrentClassifier:
+    if config.cell == "elman":
+        return ElmanRNN(config)
+    return RecurrentClassifier(config, dropout=dropout)

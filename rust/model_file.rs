@@ -1,0 +1,227 @@
+//! Reads a namelang model file (safetensors + metadata) and validates it: the same
+//! checks as `namelang.model_file` on the Python side, so both backends refuse the
+//! same files with a message naming what is wrong.
+
+use crate::alphabet::{ALPHABET, N_LETTERS};
+use crate::error::{Error, Result};
+use safetensors::{Dtype, SafeTensors};
+use std::collections::HashMap;
+
+pub const FORMAT: &str = "namelang/1";
+/// Refuse headers larger than this before parsing them; a real one is a few kB.
+pub const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cell {
+    Elman,
+    Gru,
+    Lstm,
+}
+
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub cell: Cell,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub embedding_dim: usize,
+    pub categories: Vec<String>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// A validated model file: its spec and float32 tensors by name.
+pub struct ModelFile {
+    pub spec: Spec,
+    pub tensors: HashMap<String, Vec<f32>>,
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::InvalidModel(msg.into())
+}
+
+fn int(meta: &HashMap<String, String>, key: &str, low: usize, high: usize) -> Result<usize> {
+    let raw = meta
+        .get(key)
+        .ok_or_else(|| invalid(format!("metadata lacks {key:?}")))?;
+    let value: usize = raw
+        .parse()
+        .map_err(|_| invalid(format!("metadata {key:?} is {raw:?}, not an integer")))?;
+    if value < low || value > high {
+        return Err(invalid(format!(
+            "metadata {key:?} = {value} is outside [{low}, {high}]"
+        )));
+    }
+    Ok(value)
+}
+
+/// Validates the header metadata.
+pub fn spec_from_metadata(meta: &HashMap<String, String>) -> Result<Spec> {
+    let get = |k: &str| meta.get(k).map(String::as_str);
+    if get("format") != Some(FORMAT) {
+        return Err(invalid(format!(
+            "format is {:?}; this namelang reads {FORMAT:?}",
+            get("format")
+        )));
+    }
+    if get("alphabet") != Some(ALPHABET) {
+        return Err(invalid(format!(
+            "alphabet is {:?}, expected {ALPHABET:?}",
+            get("alphabet")
+        )));
+    }
+    let cell = match get("cell") {
+        Some("elman") => Cell::Elman,
+        Some("gru") => Cell::Gru,
+        Some("lstm") => Cell::Lstm,
+        other => {
+            return Err(invalid(format!(
+                "cell is {other:?}, expected elman, gru or lstm"
+            )))
+        }
+    };
+    let one_hot = match get("input") {
+        Some("one_hot") => true,
+        Some("embedding") => false,
+        other => {
+            return Err(invalid(format!(
+                "input is {other:?}, expected one_hot or embedding"
+            )))
+        }
+    };
+    let categories: Vec<String> = serde_json::from_str(get("categories").unwrap_or(""))
+        .map_err(|_| invalid("metadata 'categories' is not a JSON list of strings"))?;
+    let distinct: std::collections::HashSet<&String> = categories.iter().collect();
+    if categories.is_empty()
+        || distinct.len() != categories.len()
+        || categories.iter().any(|c| c.is_empty())
+    {
+        return Err(invalid(
+            "'categories' must be a JSON list of distinct non-empty strings",
+        ));
+    }
+    let spec = Spec {
+        cell,
+        hidden_size: int(meta, "hidden_size", 1, 8192)?,
+        num_layers: int(meta, "num_layers", 1, 16)?,
+        embedding_dim: int(meta, "embedding_dim", 0, 8192)?,
+        categories,
+        metadata: meta.clone(),
+    };
+    if one_hot != (spec.embedding_dim == 0) {
+        return Err(invalid(
+            "embedding_dim > 0 goes with input 'embedding', and only with it",
+        ));
+    }
+    if cell == Cell::Elman && (spec.num_layers != 1 || !one_hot) {
+        return Err(invalid("the elman cell has one layer and one-hot input"));
+    }
+    Ok(spec)
+}
+
+/// Tensor name -> shape for a model of this spec (documented in namelang.model).
+pub fn expected_shapes(spec: &Spec) -> Vec<(String, Vec<usize>)> {
+    let (h, c) = (spec.hidden_size, spec.categories.len());
+    let mut shapes = Vec::new();
+    let mut add = |name: String, shape: Vec<usize>| shapes.push((name, shape));
+    if spec.cell == Cell::Elman {
+        add("i2h.weight".into(), vec![h, N_LETTERS + h]);
+        add("i2h.bias".into(), vec![h]);
+        add("i2o.weight".into(), vec![c, N_LETTERS + h]);
+        add("i2o.bias".into(), vec![c]);
+    } else {
+        let g = if spec.cell == Cell::Gru { 3 * h } else { 4 * h };
+        let mut width = N_LETTERS;
+        if spec.embedding_dim > 0 {
+            add(
+                "embedding.weight".into(),
+                vec![N_LETTERS, spec.embedding_dim],
+            );
+            width = spec.embedding_dim;
+        }
+        for k in 0..spec.num_layers {
+            add(
+                format!("rnn.weight_ih_l{k}"),
+                vec![g, if k == 0 { width } else { h }],
+            );
+            add(format!("rnn.weight_hh_l{k}"), vec![g, h]);
+            add(format!("rnn.bias_ih_l{k}"), vec![g]);
+            add(format!("rnn.bias_hh_l{k}"), vec![g]);
+        }
+        add("out.weight".into(), vec![c, h]);
+        add("out.bias".into(), vec![c]);
+    }
+    add("logit_adjustment".into(), vec![c]);
+    shapes
+}
+
+/// Parses and validates a model file's bytes.
+pub fn parse(bytes: &[u8]) -> Result<ModelFile> {
+    if bytes.first() == Some(&0x80) || bytes.starts_with(b"PK") {
+        return Err(invalid(
+            "this is a pickle or torch.save checkpoint; namelang loads only safetensors model \
+             files, since loading a pickle can run code. If you trust that checkpoint, load it \
+             with torch.load and write it with namelang.model_file.save",
+        ));
+    }
+    if bytes.len() < 8 {
+        return Err(invalid(format!(
+            "too short to be a safetensors file ({} bytes)",
+            bytes.len()
+        )));
+    }
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    if header_len > MAX_HEADER_BYTES.min(bytes.len() as u64 - 8) {
+        return Err(invalid(format!(
+            "safetensors header claims {header_len} bytes, but the file has {}",
+            bytes.len()
+        )));
+    }
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| invalid(format!("bad safetensors header: {e}")))?;
+    let meta = header
+        .metadata()
+        .clone()
+        .ok_or_else(|| invalid("no namelang metadata in the safetensors header"))?;
+    let spec = spec_from_metadata(&meta)?;
+    let file = SafeTensors::deserialize(bytes)
+        .map_err(|e| invalid(format!("bad safetensors data: {e}")))?;
+    let expected = expected_shapes(&spec);
+    let present: std::collections::BTreeSet<String> =
+        file.names().into_iter().map(String::from).collect();
+    let wanted: std::collections::BTreeSet<String> =
+        expected.iter().map(|(n, _)| n.clone()).collect();
+    let missing: Vec<_> = wanted.difference(&present).collect();
+    let extra: Vec<_> = present.difference(&wanted).collect();
+    if !missing.is_empty() || !extra.is_empty() {
+        return Err(invalid(format!(
+            "tensors missing {missing:?}, unexpected {extra:?}"
+        )));
+    }
+    let mut tensors = HashMap::new();
+    for (name, shape) in expected {
+        let view = file
+            .tensor(&name)
+            .map_err(|e| invalid(format!("tensor {name}: {e}")))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(invalid(format!(
+                "tensor {name} must be F32, found {:?}",
+                view.dtype()
+            )));
+        }
+        if view.shape() != shape.as_slice() {
+            return Err(invalid(format!(
+                "tensor {name} has shape {:?}, expected {shape:?}",
+                view.shape()
+            )));
+        }
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect();
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(invalid(format!("tensor {name} holds NaN or Inf")));
+        }
+        tensors.insert(name, values);
+    }
+    Ok(ModelFile { spec, tensors })
+}
