@@ -3,12 +3,12 @@
 
 use crate::alphabet::{ALPHABET, N_LETTERS};
 use crate::encode as encoding;
-use crate::{error::Error, forward, gemm, normalize, threads};
+use crate::{error::Error, forward, gemm, normalize, peak, score, threads};
 use numpy::ndarray::{Array1, Array2, Array3};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::{PyBytes, PyList, PyString};
 use std::borrow::Cow;
 
 impl From<Error> for PyErr {
@@ -178,6 +178,53 @@ impl PyModel {
     }
 }
 
+/// Scores a chunk of complete lines of a plain-text name list; returns the formatted
+/// rows and (rows, scored, flagged). The GIL is released throughout.
+#[pyfunction]
+#[pyo3(signature = (model, chunk, format = "csv", k = 1, max_length = 256))]
+fn score_chunk<'py>(
+    py: Python<'py>,
+    model: &PyModel,
+    chunk: &[u8],
+    format: &str,
+    k: usize,
+    max_length: usize,
+) -> PyResult<(Bound<'py, PyBytes>, usize, usize, usize)> {
+    let opts = score::Options {
+        format: format.parse()?,
+        k: k.max(1),
+        max_length,
+    };
+    let (out, counts) = py.detach(|| {
+        let mut out = Vec::with_capacity(chunk.len() * 4);
+        score::score_chunk(&model.inner, chunk, &opts, &mut out).map(|c| (out, c))
+    })?;
+    Ok((
+        PyBytes::new(py, &out),
+        counts.rows,
+        counts.scored,
+        counts.flagged,
+    ))
+}
+
+/// The header line `score_chunk`'s rows go under ("" for JSONL).
+#[pyfunction]
+#[pyo3(signature = (format = "csv", k = 1))]
+fn score_header(format: &str, k: usize) -> PyResult<String> {
+    let opts = score::Options {
+        format: format.parse()?,
+        k: k.max(1),
+        max_length: 0,
+    };
+    Ok(score::header(&opts))
+}
+
+/// GFLOP/s of a register-resident FMA loop on `threads` threads, and the vector ISA.
+#[pyfunction]
+fn fma_peak_gflops(py: Python<'_>, threads: usize) -> (f64, &'static str) {
+    py.detach(|| peak::fma_peak_gflops(threads))
+}
+
 /// The matrix kernel this CPU dispatched to: "avx512", "avx2+fma" or "portable".
 #[pyfunction]
 fn kernel_isa() -> &'static str {
@@ -203,6 +250,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(one_hot, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_isa, m)?)?;
+    m.add_function(wrap_pyfunction!(fma_peak_gflops, m)?)?;
+    m.add_function(wrap_pyfunction!(score_chunk, m)?)?;
+    m.add_function(wrap_pyfunction!(score_header, m)?)?;
     m.add_class::<PyModel>()?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     Ok(())

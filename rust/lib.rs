@@ -11,6 +11,7 @@ pub mod math;
 pub mod model_file;
 pub mod normalize;
 pub mod peak;
+pub mod score;
 pub mod threads;
 
 #[cfg(feature = "python")]

@@ -23,3 +23,24 @@ def names_by_language() -> dict[str, list[str]]:
 @pytest.fixture(scope="session")
 def dataset_names(names_by_language) -> list[str]:
     return [n for names in names_by_language.values() for n in names]
+
+
+def write_tiny_dataset(folder: Path) -> Path:
+    """Three made-up languages whose names differ by their letters, for fast training."""
+    import random
+
+    rng = random.Random(0)
+    alphabets = {"Alpha": "aeiklmnos", "Beta": "bdgruvwz", "Gamma": "cfhjpqtxy"}
+    folder.mkdir(parents=True, exist_ok=True)
+    for language, letters in alphabets.items():
+        names = {
+            "".join(rng.choice(letters) for _ in range(rng.randint(3, 9))).capitalize()
+            for _ in range(60)
+        }
+        (folder / f"{language}.txt").write_text("\n".join(sorted(names)) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    return write_tiny_dataset(tmp_path / "names")

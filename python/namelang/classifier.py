@@ -9,10 +9,12 @@ import os
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from namelang import model_file
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BUNDLED = ("default", "tutorial")
 BACKENDS = ("auto", "rust", "torch")
@@ -44,6 +46,8 @@ class _TorchBackend:
         self.spec, self.module = model_file.load_module(path, self.device)
 
     def log_probs(self, names: Sequence[str], batch: int = 4096) -> np.ndarray:
+        import numpy as np
+
         from namelang.text import encode
 
         torch = self._torch
@@ -105,6 +109,8 @@ class Classifier:
 
     def predict(self, names: Iterable[str], k: int = 3) -> list[list[tuple[str, float]]]:
         """Top-k (language, probability) per name, best first; [] for a name with no letters."""
+        import numpy as np
+
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         scores = self.log_probs(names)

@@ -91,6 +91,28 @@ def _evaluation_rows(args: argparse.Namespace, classifier) -> list[tuple[str, st
     return [(name, split.categories[label]) for name, label in part]
 
 
+def _score(args: argparse.Namespace) -> int:
+    from namelang.score import score_file
+
+    summary = score_file(
+        args.input,
+        args.output,
+        format=args.format,
+        input_format=args.input_format,
+        column=args.column,
+        k=args.k,
+        model=args.model,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        max_length=args.max_length,
+        progress=False if args.quiet else None,
+    )
+    if not args.quiet:
+        print(summary.line(), file=sys.stderr)
+    return 0
+
+
 def _download(args: argparse.Namespace) -> int:
     from namelang.data import download
 
@@ -141,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", type=float, help="gradient norm clip (0: none)")
     p.add_argument("--seed", type=int)
     p.add_argument("--split-seed", dest="split_seed", type=int)
+    p.add_argument("--ensemble", type=int, help="members merged into one model (gru/lstm, one_hot)")
     p.add_argument("--steps", type=int, help="tutorial recipe: SGD steps")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--output", "-o", required=True)
@@ -155,19 +178,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="DIR", help="write confusion.png and loss.png here")
     p.set_defaults(run=_evaluate)
 
+    p = sub.add_parser("score", help="score a name list (text, CSV, TSV, JSONL) to CSV/TSV/JSONL")
+    p.add_argument("input", help="file with one name a line, or CSV/TSV/JSONL; '-' for stdin")
+    p.add_argument("-o", "--output", help="output file (default: stdout); written atomically")
+    p.add_argument("--format", choices=["csv", "tsv", "jsonl"], help="output format")
+    p.add_argument("--input-format", choices=["text", "csv", "tsv", "jsonl"])
+    p.add_argument("--column", help="the name field of a CSV/TSV/JSONL input (default: name)")
+    p.add_argument("-k", type=int, default=1, help="languages per row")
+    p.add_argument("--batch-size", type=int, default=65_536)
+    p.add_argument("--threads", type=int, help="native threads (default: all cores)")
+    p.add_argument("--max-length", type=int, default=256, help="letters; longer rows are flagged")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    p.add_argument("--model", "-m", default="default", help="'default', 'tutorial' or a model file")
+    p.add_argument("--backend", default="auto", choices=["auto", "rust", "torch"])
+    p.set_defaults(run=_score)
+
     p = sub.add_parser("download", help="fetch the tutorial's data set")
     p.add_argument("dest", nargs="?", help="folder (default: the cache folder)")
     p.set_defaults(run=_download)
     return parser
 
 
+def _terminate(signum, frame):
+    # SIGTERM unwinds like Ctrl-C, so partial outputs are removed on the way out.
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+    import threading
+
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError, ConnectionError, TypeError) as e:
         print(f"namelang: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("namelang: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141
 
 
 if __name__ == "__main__":

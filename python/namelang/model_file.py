@@ -12,10 +12,12 @@ import struct
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from namelang.text import ALPHABET
+
+if TYPE_CHECKING:  # numpy is needed to read tensors, not to check metadata
+    import numpy as np
 
 FORMAT = "namelang/1"
 N_LETTERS = 57
@@ -141,6 +143,8 @@ def _refuse_other_formats(path: Path, head: bytes) -> None:
 
 def read(path: str | os.PathLike[str]) -> tuple[ModelSpec, dict[str, np.ndarray]]:
     """Reads and validates a model file: (spec, {name: float32 array})."""
+    import numpy as np
+
     path = Path(path)
     size = path.stat().st_size
     with path.open("rb") as f:
@@ -179,9 +183,8 @@ def read(path: str | os.PathLike[str]) -> tuple[ModelSpec, dict[str, np.ndarray]
     for name, shape in expected.items():
         info = header[name]
         if not isinstance(info, dict) or info.get("dtype") != "F32":
-            raise ValueError(
-                f"{path}: tensor {name} must be F32, found {info.get('dtype') if isinstance(info, dict) else info!r}"
-            )
+            found = info.get("dtype") if isinstance(info, dict) else info
+            raise ValueError(f"{path}: tensor {name} must be F32, found {found!r}")
         if tuple(info.get("shape", ())) != shape:
             raise ValueError(
                 f"{path}: tensor {name} has shape {info.get('shape')}, expected {list(shape)}"
@@ -217,6 +220,7 @@ def write(
     metadata: dict[str, str] | None = None,
 ) -> Path:
     """Writes a model file atomically (temporary file, then rename)."""
+    import numpy as np
     from safetensors.numpy import save_file
 
     path = Path(path)

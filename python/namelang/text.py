@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from namelang import _native
+
+if TYPE_CHECKING:  # numpy loads on first use, keeping `import namelang` light
+    import numpy as np
 
 ALPHABET: str = _native.ALPHABET
 """The 57 letters, `string.ascii_letters + " .,;'"`; a letter's index is its position."""

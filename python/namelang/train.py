@@ -48,6 +48,7 @@ class TrainConfig:
     seed: int = 2022
     split_seed: int = 2022
     device: str = "auto"
+    ensemble: int = 1  # members trained with seeds seed, seed+1, ...; merged into one model
     steps: int = 60_000  # tutorial recipe only
     progress: bool = True
 
@@ -121,6 +122,8 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
     if config.recipe == "tutorial":
         model, history = _train_tutorial(config, split)
         model.to(device)
+    elif config.recipe == "batched" and config.ensemble > 1:
+        model, history = _train_ensemble(config, split, device)
     elif config.recipe == "batched":
         model, history = _train_batched(config, split, device)
     else:
@@ -164,7 +167,6 @@ def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.M
     model = build(model_config, dropout=config.dropout).to(device)
     train_rows, valid = _encode_rows(split.train, device), _encode_rows(split.valid, device)
     counts = torch.bincount(train_rows.labels, minlength=n).float().clamp(min=1)
-    prior = (counts / counts.sum()).to(device)
     weight = (1.0 / counts) ** config.class_weight_power
     weight = (weight / (weight * counts).sum() * counts.sum()).to(device)
     if config.optimizer == "adam":
@@ -226,14 +228,75 @@ def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.M
     bar.close()
     model.load_state_dict(best_state)
     history["selected_epoch"] = best_epoch
-    valid_logits = predict_logits(model, valid)
+    _finish(model, config, split, device, history)
+    history["seconds"] = time.perf_counter() - start
+    return model, history
+
+
+def _finish(
+    model: nn.Module, config: TrainConfig, split: Split, device: str, history: dict
+) -> None:
+    """Tunes the logit adjustment on validation and records the validation figures."""
+    n = len(split.categories)
+    valid = _encode_rows(split.valid, device)
     if config.logit_adjust:
-        tau, shift = tune_logit_adjustment(valid_logits, valid.labels, prior, n)
+        labels = torch.tensor([label for _, label in split.train])
+        counts = torch.bincount(labels, minlength=n).float().clamp(min=1)
+        prior = (counts / counts.sum()).to(device)
+        tau, shift = tune_logit_adjustment(predict_logits(model, valid), valid.labels, prior, n)
         model.logit_adjustment.copy_(shift)
         history["logit_tau"] = tau
     history["selected_valid"] = _score(predict_logits(model, valid), valid.labels, n).summary()
+
+
+def _train_ensemble(config: TrainConfig, split: Split, device: str) -> tuple[nn.Module, dict]:
+    """Trains `ensemble` members (seeds seed, seed+1, ...) and merges them into one wider
+    model whose logits are the members' mean: one file, one forward pass, any backend."""
+    if config.cell == "elman" or config.input != "one_hot":
+        raise ValueError("an ensemble needs gru or lstm cells with one_hot input")
+    start = time.perf_counter()
+    members, histories = [], []
+    for i in range(config.ensemble):
+        member_config = TrainConfig(**{**asdict(config), "seed": config.seed + i, "ensemble": 1})
+        torch.manual_seed(member_config.seed)
+        member, member_history = _train_batched(member_config, split, device)
+        members.append(member)
+        histories.append(member_history)
+    model = merge_ensemble(members).to(device)
+    history = {**histories[0], "members": [h["selected_valid"] for h in histories]}
+    _finish(model, config, split, device, history)
     history["seconds"] = time.perf_counter() - start
     return model, history
+
+
+@torch.no_grad()
+def merge_ensemble(members: list[nn.Module]) -> nn.Module:
+    """K one-hot GRU/LSTM classifiers of hidden H -> one of hidden K*H with block-diagonal
+    recurrent weights and an output layer that averages the members' logits."""
+    first = members[0].config
+    k, h = len(members), first.hidden_size
+    gates = 3 if first.cell == "gru" else 4
+    merged = build(ModelConfig(
+        cell=first.cell, hidden_size=k * h, num_layers=first.num_layers,
+        input="one_hot", n_categories=first.n_categories,
+    ))  # fmt: skip
+    state = {name: torch.zeros_like(t) for name, t in merged.state_dict().items()}
+    for m, member in enumerate(members):
+        src = member.state_dict()
+        rows = [slice(g * k * h + m * h, g * k * h + (m + 1) * h) for g in range(gates)]
+        block = slice(m * h, (m + 1) * h)
+        for layer in range(first.num_layers):
+            for g, r in enumerate(rows):
+                part = slice(g * h, (g + 1) * h)
+                ih = src[f"rnn.weight_ih_l{layer}"][part]
+                state[f"rnn.weight_ih_l{layer}"][r, block if layer else slice(None)] = ih
+                state[f"rnn.weight_hh_l{layer}"][r, block] = src[f"rnn.weight_hh_l{layer}"][part]
+                state[f"rnn.bias_ih_l{layer}"][r] = src[f"rnn.bias_ih_l{layer}"][part]
+                state[f"rnn.bias_hh_l{layer}"][r] = src[f"rnn.bias_hh_l{layer}"][part]
+        state["out.weight"][:, block] = src["out.weight"] / k
+        state["out.bias"] += src["out.bias"] / k
+    merged.load_state_dict(state)
+    return merged.eval()
 
 
 def _train_tutorial(config: TrainConfig, split: Split) -> tuple[nn.Module, dict]:

@@ -1,0 +1,345 @@
+"""Bulk offline scoring: name lists of any size to CSV, TSV or JSONL, one output row per
+input row, in order, streamed in bounded memory, written atomically.
+
+Plain-text input on the Rust backend takes the native path (lines in, formatted rows out,
+no Python object per row); every other combination takes the generic path below."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+INPUT_FORMATS = ("text", "csv", "tsv", "jsonl")
+OUTPUT_FORMATS = ("csv", "tsv", "jsonl")
+CHUNK_BYTES = 4 << 20
+DEFAULT_MAX_LENGTH = 256
+
+
+@dataclass
+class ScoreSummary:
+    rows: int = 0
+    scored: int = 0
+    flagged: int = 0
+    seconds: float = 0.0
+
+    @property
+    def names_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"rows {self.rows}, scored {self.scored}, flagged {self.flagged}, "
+            f"{self.seconds:.2f} s, {self.names_per_second:,.0f} names/s"
+        )
+
+
+def _format_from_suffix(path: str | None, choices: tuple[str, ...], default: str) -> str:
+    if path and path != "-":
+        suffix = Path(path).suffix.lower().lstrip(".")
+        suffix = {"ndjson": "jsonl", "txt": "text"}.get(suffix, suffix)
+        if suffix in choices:
+            return suffix
+    return default
+
+
+def score_file(
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    format: str | None = None,
+    input_format: str | None = None,
+    column: str | None = None,
+    k: int = 1,
+    model: str | os.PathLike[str] = "default",
+    backend: str = "auto",
+    batch_size: int = 65_536,
+    threads: int | None = None,
+    max_length: int = DEFAULT_MAX_LENGTH,
+    progress: bool | None = None,
+) -> ScoreSummary:
+    """Scores every row of `input` ("-" for stdin) into `output` (None or "-" for stdout).
+
+    Input: one name a line, or CSV/TSV/JSONL whose name field is `column` (default
+    "name"); other fields pass through. A row that cannot be scored keeps its place with
+    `error` set: empty, no_letters, invalid_utf8, too_long (over `max_length` letters),
+    missing_column, invalid_json. A file output appears only when complete."""
+    from namelang.classifier import load
+    from namelang.text import set_num_threads
+
+    input, output = str(input), None if output in (None, "-") else str(output)
+    out_format = format or _format_from_suffix(output, OUTPUT_FORMATS, "csv")
+    in_format = input_format or _format_from_suffix(input, INPUT_FORMATS, "text")
+    if out_format not in OUTPUT_FORMATS:
+        raise ValueError(f"format must be one of {OUTPUT_FORMATS}, got {out_format!r}")
+    if in_format not in INPUT_FORMATS:
+        raise ValueError(f"input format must be one of {INPUT_FORMATS}, got {in_format!r}")
+    if in_format == "text" and column is not None:
+        raise ValueError("--column needs a CSV, TSV or JSONL input (or --input-format)")
+    if k < 1 or batch_size < 1 or max_length < 1:
+        raise ValueError("k, batch size and max length must be at least 1")
+    if threads is not None:
+        set_num_threads(threads)
+    classifier = load(model, backend=backend)
+    start = time.perf_counter()
+    with _open_input(input) as source, _atomic_output(output) as sink:
+        bar = _progress_bar(source, input, progress)
+        if in_format == "text" and classifier.backend == "rust":
+            summary = _score_text_native(classifier, source, sink, out_format, k, max_length, bar)
+        else:
+            rows = _read_rows(source, in_format, column or "name", bar)
+            summary = _score_rows(
+                classifier, rows, sink, out_format, k, max_length, batch_size, in_format
+            )
+        bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+@contextlib.contextmanager
+def _open_input(path: str) -> Iterator[BinaryIO]:
+    if path == "-":
+        yield sys.stdin.buffer
+        return
+    with open(path, "rb") as f:
+        yield f
+
+
+@contextlib.contextmanager
+def _atomic_output(path: str | None) -> Iterator[BinaryIO]:
+    """stdout, or a temporary file beside `path` renamed over it only on success."""
+    if path is None:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".partial", dir=target.parent or "."
+    )
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+            yield f
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(source: BinaryIO, path: str, enabled: bool | None):
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    total = os.path.getsize(path) if path != "-" else None
+    return tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, leave=False)
+
+
+def _strip_bom(chunk: bytes, first: bool) -> bytes:
+    return chunk[3:] if first and chunk.startswith(b"\xef\xbb\xbf") else chunk
+
+
+def _score_text_native(classifier, source, sink, out_format, k, max_length, bar) -> ScoreSummary:
+    from namelang import _native
+
+    model = classifier._impl.model
+    sink.write(_native.score_header(out_format, k).encode())
+    summary, carry, first = ScoreSummary(), b"", True
+    while True:
+        block = source.read(CHUNK_BYTES)
+        bar.update(len(block))
+        if not block:
+            break
+        data = _strip_bom(carry + block, first)
+        first = False
+        cut = data.rfind(b"\n") + 1
+        carry, data = data[cut:], data[:cut]
+        if data:
+            _write_native(model, data, sink, out_format, k, max_length, summary)
+    if carry:
+        _write_native(model, carry, sink, out_format, k, max_length, summary)
+    return summary
+
+
+def _write_native(model, data, sink, out_format, k, max_length, summary) -> None:
+    from namelang import _native
+
+    rows, n, scored, flagged = _native.score_chunk(model, data, out_format, k, max_length)
+    sink.write(rows)
+    summary.rows += n
+    summary.scored += scored
+    summary.flagged += flagged
+
+
+# The generic path: rows as (passthrough fields, name or None, error or None).
+Row = tuple[object, str | None, str | None]
+
+
+def _decode_line(raw: bytes) -> tuple[str, str | None]:
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace"), "invalid_utf8"
+
+
+def _read_rows(source: BinaryIO, in_format: str, column: str, bar) -> Iterator[Row]:
+    if in_format == "text":
+        first = True
+        for raw in source:
+            bar.update(len(raw))
+            raw = _strip_bom(raw, first)
+            first = False
+            line = raw[:-1] if raw.endswith(b"\n") else raw
+            line = line[:-1] if line.endswith(b"\r") else line
+            name, error = _decode_line(line)
+            yield name, name, error
+    elif in_format == "jsonl":
+        first = True
+        for raw in source:
+            bar.update(len(raw))
+            raw, first = _strip_bom(raw, first), False
+            text, error = _decode_line(raw.rstrip(b"\r\n"))
+            try:
+                record = json.loads(text) if error is None else None
+            except json.JSONDecodeError:
+                record, error = None, "invalid_json"
+            if error is None and not isinstance(record, dict):
+                record, error = None, "invalid_json"
+            if record is None:
+                yield {"line": text}, None, error
+            elif not isinstance(record.get(column), str):
+                yield record, None, "missing_column"
+            else:
+                yield record, record[column], None
+    else:
+        text = io.TextIOWrapper(source, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        reader = csv.reader(text, delimiter="\t" if in_format == "tsv" else ",")
+        header = next(reader, None)
+        if header is None:
+            return
+        header = [_repair(f)[0] for f in header]
+        if column not in header:
+            raise ValueError(f"the input has no column {column!r}; columns: {header}")
+        at = header.index(column)
+        yield header, None, "header"
+        for raw_fields in reader:
+            repaired = [_repair(f) for f in raw_fields]
+            fields = [f for f, _ in repaired]
+            if at >= len(fields):
+                yield fields, None, "missing_column"
+            else:
+                yield fields, fields[at], "invalid_utf8" if repaired[at][1] else None
+
+
+def _repair(field: str) -> tuple[str, bool]:
+    """Lone surrogates stand for bytes that were not UTF-8: show them as U+FFFD."""
+    try:
+        field.encode("utf-8")
+        return field, False
+    except UnicodeEncodeError:
+        return field.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), True
+
+
+def _score_rows(classifier, rows, sink, out_format, k, max_length, batch_size, in_format):
+    import numpy as np
+
+    from namelang.text import to_ascii_batch
+
+    summary = ScoreSummary()
+    text = io.TextIOWrapper(sink, encoding="utf-8", newline="", write_through=True)
+    writer = csv.writer(text, delimiter="\t" if out_format == "tsv" else ",", lineterminator="\n")
+    k = min(k, len(classifier.categories))
+    added = ["ascii"]
+    for i in range(1, k + 1):
+        suffix = "" if i == 1 else f"_{i}"
+        added += [f"language{suffix}", f"probability{suffix}"]
+    added.append("error")
+    if in_format in ("text", "jsonl") and out_format != "jsonl":
+        writer.writerow(["name", *added])
+
+    def flush(batch: list[Row]) -> None:
+        names = [name if (error is None and name) else "" for _, name, error in batch]
+        asciis = to_ascii_batch(names)
+        errors: list[str | None] = []
+        for (_, name, error), ascii_name in zip(batch, asciis, strict=True):
+            if error is None and (name is None or not name.strip()):
+                error = "empty"
+            elif error is None and not ascii_name:
+                error = "no_letters"
+            elif error is None and len(ascii_name) > max_length:
+                error = "too_long"
+            errors.append(error)
+        scores = classifier.log_probs(
+            [n if e is None else "" for n, e in zip(names, errors, strict=True)]
+        )
+        top = np.argsort(-np.nan_to_num(scores, nan=0.0), axis=1, kind="stable")[:, :k]
+        for i, (fields, name, _) in enumerate(batch):
+            error = errors[i]
+            best = []
+            if error is None:
+                best = [
+                    (classifier.categories[c], float(np.exp(np.float64(scores[i, c]))))
+                    for c in top[i]
+                ]
+            ascii_name = asciis[i] if error in (None, "too_long") else ""
+            summary.rows += 1
+            summary.scored += error is None
+            summary.flagged += error is not None
+            if out_format == "jsonl":
+                if isinstance(fields, dict):
+                    record = dict(fields)
+                elif isinstance(fields, list) and header_row:
+                    record = dict(zip(header_row, fields, strict=False))
+                else:
+                    record = {}
+                record.setdefault("name", name)
+                record.update(
+                    ascii=ascii_name,
+                    language=best[0][0] if best else None,
+                    probability=round(best[0][1], 6) if best else None,
+                    top=[[lang, round(p, 6)] for lang, p in best],
+                    error=error,
+                )
+                text.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                cells = fields if isinstance(fields, list) else [name]
+                flat: list[object] = []
+                for j in range(k):
+                    flat += [best[j][0], f"{best[j][1]:.6f}"] if j < len(best) else ["", ""]
+                writer.writerow([*cells, ascii_name, *flat, error or ""])
+
+    header_row: list[str] = []
+    batch: list[Row] = []
+    for row in rows:
+        if row[2] == "header":
+            header_row = list(row[0])  # type: ignore[arg-type]
+            if out_format != "jsonl":
+                writer.writerow([*header_row, *added])
+            continue
+        batch.append(row)
+        if len(batch) >= batch_size:
+            flush(batch)
+            batch = []
+    if batch:
+        flush(batch)
+    text.flush()
+    text.detach()
+    return summary

@@ -1,0 +1,337 @@
+//! Bulk scoring of plain-text name lists: a chunk of complete lines in, the formatted
+//! output rows (CSV, TSV or JSONL) out, one row per input line, in order. Rows never
+//! become Python objects; a row that cannot be scored keeps its place with an error.
+
+use crate::alphabet::ALPHABET;
+use crate::error::{Error, Result};
+use crate::forward::{Method, Model};
+use crate::normalize::{for_each_index, normalized_len};
+use crate::threads;
+use rayon::prelude::*;
+use std::io::Write;
+
+/// Rows formatted per parallel task.
+const FORMAT_BLOCK: usize = 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Tsv,
+    Jsonl,
+}
+
+impl std::str::FromStr for Format {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Format> {
+        match s {
+            "csv" => Ok(Format::Csv),
+            "tsv" => Ok(Format::Tsv),
+            "jsonl" => Ok(Format::Jsonl),
+            _ => Err(Error::InvalidArgument(format!(
+                "format must be csv, tsv or jsonl, got {s:?}"
+            ))),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub format: Format,
+    pub k: usize,
+    /// Names longer than this many letters after normalisation are flagged, not scored.
+    pub max_length: usize,
+}
+
+/// Why a row was not scored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowError {
+    Empty,
+    NoLetters,
+    InvalidUtf8,
+    TooLong,
+}
+
+impl RowError {
+    pub fn code(self) -> &'static str {
+        match self {
+            RowError::Empty => "empty",
+            RowError::NoLetters => "no_letters",
+            RowError::InvalidUtf8 => "invalid_utf8",
+            RowError::TooLong => "too_long",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub rows: usize,
+    pub scored: usize,
+    pub flagged: usize,
+}
+
+/// The lines of a chunk: split on '\n', each without its '\r\n' or '\n'. A final line
+/// without a newline counts; an empty chunk has no lines.
+pub fn lines(chunk: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = chunk.strip_suffix(b"\n").unwrap_or(chunk);
+    let empty = chunk.is_empty();
+    body.split(|&b| b == b'\n')
+        .filter(move |_| !empty)
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+}
+
+/// The header line for these options (none for JSONL).
+pub fn header(opts: &Options) -> String {
+    let sep = if opts.format == Format::Tsv {
+        "\t"
+    } else {
+        ","
+    };
+    let mut cols = vec!["name".to_string(), "ascii".to_string()];
+    for i in 1..=opts.k {
+        let suffix = if i == 1 {
+            String::new()
+        } else {
+            format!("_{i}")
+        };
+        cols.push(format!("language{suffix}"));
+        cols.push(format!("probability{suffix}"));
+    }
+    cols.push("error".into());
+    if opts.format == Format::Jsonl {
+        String::new()
+    } else {
+        cols.join(sep) + "\n"
+    }
+}
+
+/// Scores the lines of `chunk` and appends their rows to `out`.
+pub fn score_chunk(
+    model: &Model,
+    chunk: &[u8],
+    opts: &Options,
+    out: &mut Vec<u8>,
+) -> Result<Counts> {
+    let rows: Vec<&[u8]> = lines(chunk).collect();
+    let mut texts: Vec<&str> = Vec::with_capacity(rows.len());
+    let mut errors: Vec<Option<RowError>> = Vec::with_capacity(rows.len());
+    for raw in &rows {
+        let (text, error) = match std::str::from_utf8(raw) {
+            Err(_) => ("", Some(RowError::InvalidUtf8)),
+            Ok(t) if t.trim().is_empty() => ("", Some(RowError::Empty)),
+            Ok(t) => {
+                let n = normalized_len(t);
+                let error = if n == 0 {
+                    Some(RowError::NoLetters)
+                } else if n > opts.max_length {
+                    Some(RowError::TooLong)
+                } else {
+                    None
+                };
+                (if error.is_none() { t } else { "" }, error)
+            }
+        };
+        texts.push(text);
+        errors.push(error);
+    }
+    let classes = model.classes();
+    let scores = model.log_probs(&texts, Method::Auto)?;
+    let k = opts.k.min(classes);
+    // Format blocks of rows in parallel, then append them in order.
+    let format_block = |block: usize| -> Vec<u8> {
+        let mut buf = Vec::with_capacity(FORMAT_BLOCK * 48);
+        let mut order: Vec<usize> = Vec::with_capacity(classes);
+        let mut top: Vec<(&str, f64)> = Vec::with_capacity(k);
+        let end = ((block + 1) * FORMAT_BLOCK).min(rows.len());
+        for i in block * FORMAT_BLOCK..end {
+            let shown = String::from_utf8_lossy(rows[i]);
+            let error = errors[i];
+            let ascii = if matches!(error, None | Some(RowError::TooLong)) {
+                ascii_of(&shown)
+            } else {
+                String::new()
+            };
+            top.clear();
+            if error.is_none() {
+                let row = &scores[i * classes..(i + 1) * classes];
+                order.clear();
+                order.extend(0..classes);
+                // Best first; ties keep category order, as a stable argsort does.
+                order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+                top.extend(
+                    order[..k]
+                        .iter()
+                        .map(|&c| (model.spec.categories[c].as_str(), (row[c] as f64).exp())),
+                );
+            }
+            write_row(&mut buf, opts, &shown, &ascii, &top, error);
+        }
+        buf
+    };
+    let blocks = rows.len().div_ceil(FORMAT_BLOCK);
+    let parts: Vec<Vec<u8>> = threads::run(rows.len(), || {
+        if rows.len() >= threads::PARALLEL_THRESHOLD {
+            (0..blocks).into_par_iter().map(format_block).collect()
+        } else {
+            (0..blocks).map(format_block).collect()
+        }
+    });
+    for part in parts {
+        out.extend_from_slice(&part);
+    }
+    let flagged = errors.iter().filter(|e| e.is_some()).count();
+    Ok(Counts {
+        rows: rows.len(),
+        scored: rows.len() - flagged,
+        flagged,
+    })
+}
+
+fn ascii_of(name: &str) -> String {
+    let letters = ALPHABET.as_bytes();
+    let mut s = String::new();
+    for_each_index(name, |i| s.push(letters[i as usize] as char));
+    s
+}
+
+fn write_row(
+    out: &mut Vec<u8>,
+    opts: &Options,
+    name: &str,
+    ascii: &str,
+    top: &[(&str, f64)],
+    error: Option<RowError>,
+) {
+    match opts.format {
+        Format::Jsonl => {
+            out.extend_from_slice(b"{\"name\":");
+            json_string(out, name);
+            out.extend_from_slice(b",\"ascii\":");
+            json_string(out, ascii);
+            match top.first() {
+                Some((lang, p)) => {
+                    out.extend_from_slice(b",\"language\":");
+                    json_string(out, lang);
+                    let _ = write!(out, ",\"probability\":{p:.6}");
+                }
+                None => out.extend_from_slice(b",\"language\":null,\"probability\":null"),
+            }
+            out.extend_from_slice(b",\"top\":[");
+            for (j, (lang, p)) in top.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                out.push(b'[');
+                json_string(out, lang);
+                let _ = write!(out, ",{p:.6}]");
+            }
+            out.extend_from_slice(b"],\"error\":");
+            match error {
+                Some(e) => json_string(out, e.code()),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b"}\n");
+        }
+        Format::Csv | Format::Tsv => {
+            let sep = if opts.format == Format::Tsv {
+                b'\t'
+            } else {
+                b','
+            };
+            delimited_field(out, name, sep);
+            out.push(sep);
+            delimited_field(out, ascii, sep);
+            for j in 0..opts.k {
+                out.push(sep);
+                if let Some((lang, p)) = top.get(j) {
+                    delimited_field(out, lang, sep);
+                    out.push(sep);
+                    let _ = write!(out, "{p:.6}");
+                } else {
+                    out.push(sep);
+                }
+            }
+            out.push(sep);
+            if let Some(e) = error {
+                out.extend_from_slice(e.code().as_bytes());
+            }
+            out.push(b'\n');
+        }
+    }
+}
+
+/// A CSV/TSV field, quoted (RFC 4180) when it holds the separator, a quote or a newline.
+fn delimited_field(out: &mut Vec<u8>, field: &str, sep: u8) {
+    if field
+        .bytes()
+        .any(|b| b == sep || b == b'"' || b == b'\n' || b == b'\r')
+    {
+        out.push(b'"');
+        for b in field.bytes() {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(field.as_bytes());
+    }
+}
+
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_keep_every_row() {
+        let all: Vec<&[u8]> = lines(b"a\r\n\nb\rc\nd").collect();
+        assert_eq!(all, vec![&b"a"[..], b"", b"b\rc", b"d"]);
+        assert_eq!(lines(b"").count(), 0);
+        assert_eq!(lines(b"\n").count(), 1);
+        assert_eq!(lines(b"x\n").count(), 1);
+    }
+
+    #[test]
+    fn fields_are_quoted_when_needed() {
+        let mut out = Vec::new();
+        delimited_field(&mut out, "a,\"b\"", b',');
+        assert_eq!(out, b"\"a,\"\"b\"\"\"");
+        let mut out = Vec::new();
+        json_string(&mut out, "q\"\\\n\u{1}é");
+        assert_eq!(String::from_utf8(out).unwrap(), "\"q\\\"\\\\\\n\\u0001é\"");
+    }
+
+    #[test]
+    fn header_names_k_columns() {
+        let opts = Options {
+            format: Format::Csv,
+            k: 2,
+            max_length: 10,
+        };
+        assert_eq!(
+            header(&opts),
+            "name,ascii,language,probability,language_2,probability_2,error\n"
+        );
+    }
+}

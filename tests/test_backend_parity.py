@@ -1,0 +1,168 @@
+"""Rust forward pass against PyTorch on the same model file.
+
+Tolerance: |rust - torch| <= 1e-4 * max(1, |log-prob|). Relative beyond 1 because the
+tutorial cell is linear and its recurrence grows with length: float32 PyTorch itself
+drifts from an exact recurrence on long names.
+"""
+
+from __future__ import annotations
+
+import namelang
+import numpy as np
+import pytest
+import torch
+from namelang import model_file
+from namelang.model import ModelConfig, build
+
+from .test_text import random_strings
+
+CATEGORIES = [f"lang{i}" for i in range(18)]
+
+
+def check_parity(rust: np.ndarray, torch_out: np.ndarray, tol: float = 1e-4) -> None:
+    assert rust.shape == torch_out.shape and rust.dtype == np.float32
+    nan_rust, nan_torch = np.isnan(rust).all(1), np.isnan(torch_out).all(1)
+    np.testing.assert_array_equal(nan_rust, nan_torch)
+    r, t = rust[~nan_rust], torch_out[~nan_rust]
+    bound = tol * np.maximum(1.0, np.abs(t))
+    worst = np.argmax(np.abs(r - t) - bound, axis=None)
+    assert (np.abs(r - t) <= bound).all(), f"worst {r.flat[worst]} vs {t.flat[worst]}"
+    # Same top-1, ties aside (within the tolerance of the best).
+    top = r.argmax(1)
+    best = t.max(1)
+    assert (t[np.arange(len(t)), top] >= best - 2 * tol * np.maximum(1, np.abs(best))).all()
+
+
+def torch_log_probs(module, names: list[str]) -> np.ndarray:
+    idx, lens = namelang.encode(names)
+    with torch.no_grad():
+        return module.log_probs(torch.from_numpy(idx), torch.from_numpy(lens)).numpy()
+
+
+def make_model(tmp_path, cell, hidden, layers=1, embedding=0, seed=0, scale=1.0):
+    torch.manual_seed(seed)
+    config = ModelConfig(
+        cell=cell, hidden_size=hidden, num_layers=layers,
+        input="embedding" if embedding else "one_hot", embedding_dim=embedding,
+        n_categories=len(CATEGORIES),
+    )  # fmt: skip
+    module = build(config).eval()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(scale)
+        module.logit_adjustment.copy_(torch.randn(len(CATEGORIES)) * 0.1)
+    path = model_file.save(
+        tmp_path / f"{cell}{hidden}_{layers}_{embedding}.safetensors", module, CATEGORIES
+    )
+    return path, module
+
+
+@pytest.fixture(scope="module")
+def hostile_names() -> list[str]:
+    lengths = [
+        "".join("abcXYZ .,;'"[(i * 7 + j) % 11] for j in range(n)) for i, n in enumerate(range(257))
+    ]
+    return [*random_strings(20_000, seed=5), *lengths, "", "王", "\u0301"]
+
+
+MODELS = [
+    ("elman", 16, 1, 0),
+    ("elman", 128, 1, 0),
+    ("elman", 200, 1, 0),
+    ("gru", 16, 1, 0),
+    ("gru", 128, 1, 64),
+    ("gru", 96, 2, 0),
+    ("lstm", 24, 1, 8),
+    ("lstm", 128, 2, 32),
+    ("gru", 256, 1, 0),
+]
+
+
+@pytest.mark.parametrize(("cell", "hidden", "layers", "embedding"), MODELS)
+def test_random_models_match_torch(
+    tmp_path, dataset_names, hostile_names, cell, hidden, layers, embedding
+):
+    path, module = make_model(tmp_path, cell, hidden, layers, embedding, seed=hidden + layers)
+    rust = namelang._native.Model(str(path))
+    names = [*dataset_names[:: 1 if hidden == 128 else 7], *hostile_names]
+    expected = torch_log_probs(module, names)
+    methods = ["recurrence", "auto", "collapsed"] if cell == "elman" else ["recurrence", "auto"]
+    for method in methods:
+        check_parity(rust.log_probs(names, method), expected)
+
+
+def test_collapsed_matches_recurrence_on_a_growing_cell(tmp_path, hostile_names):
+    # Weights scaled so the recurrence grows with length, like a trained tutorial cell.
+    path, module = make_model(tmp_path, "elman", 128, scale=1.6, seed=3)
+    rust = namelang._native.Model(str(path))
+    collapsed = rust.log_probs(hostile_names, "collapsed")
+    recurrence = rust.log_probs(hostile_names, "recurrence")
+    check_parity(collapsed, recurrence)
+    check_parity(recurrence, torch_log_probs(module, hostile_names))
+
+
+def test_collapsed_needs_a_linear_cell(tmp_path):
+    path, _ = make_model(tmp_path, "gru", 16)
+    with pytest.raises(ValueError, match="linear cell"):
+        namelang._native.Model(str(path)).log_probs(["abc"], "collapsed")
+    with pytest.raises(ValueError, match="method"):
+        namelang._native.Model(str(path)).log_probs(["abc"], "fast")
+
+
+@pytest.mark.parametrize("model", ["tutorial", "default"])
+def test_bundled_models_match_across_backends(model, dataset_names, hostile_names):
+    rust = namelang.load(model, backend="rust")
+    ref = namelang.load(model, backend="torch")
+    names = [*dataset_names, *hostile_names]
+    check_parity(rust.log_probs(names), ref.log_probs(names))
+    assert rust.categories == ref.categories
+
+
+@pytest.mark.parametrize("isa", ["portable", "avx2"])
+def test_narrower_kernels_agree(tmp_path, isa, dataset_names):
+    # The kernel is chosen once per process: run a child with NAMELANG_ISA set.
+    import os
+    import subprocess
+    import sys
+
+    for cell in ("elman", "gru", "lstm"):
+        path, module = make_model(tmp_path, cell, 40, seed=9)
+        expected = torch_log_probs(module, dataset_names[::11])
+        out = tmp_path / f"{cell}.npy"
+        code = (
+            "import numpy as np, sys, namelang; names = sys.stdin.read().split('\\n');"
+            f"model = namelang._native.Model({str(path)!r});"
+            f"np.save({str(out)!r}, model.log_probs(names, 'recurrence'));"
+            "print(namelang._native.kernel_isa())"
+        )
+        env = {**os.environ, "NAMELANG_ISA": isa}
+        done = subprocess.run(
+            [sys.executable, "-c", code], input="\n".join(dataset_names[::11]),
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert done.stdout.strip() in {isa, "portable"} or isa == "avx2"
+        check_parity(np.load(out), expected)
+
+
+def test_classifier_api(dataset_names):
+    for backend in ("rust", "torch"):
+        clf = namelang.load("default", backend=backend)
+        assert clf.backend == backend and len(clf.categories) == 18
+        top = clf.predict(["Hinton", "", "Zhou"], k=3)
+        assert len(top) == 3 and top[1] == []
+        assert len(top[0]) == 3 and top[0][0][1] >= top[0][1][1] >= top[0][2][1]
+        assert top[2][0][0] == "Chinese"
+        assert 0.99 < sum(p for _, p in clf.predict(["Hinton"], k=18)[0]) < 1.01
+    assert namelang.load("default").backend == "rust"
+
+
+def test_classifier_shared_by_threads(dataset_names):
+    from concurrent.futures import ThreadPoolExecutor
+
+    clf = namelang.load("tutorial", backend="rust")
+    names = dataset_names * 2
+    alone = clf.log_probs(names)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: clf.log_probs(names), range(8)))
+    for r in results:
+        np.testing.assert_array_equal(r, alone)

@@ -1,0 +1,211 @@
+"""The PyTorch models, training, the model file and evaluation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import namelang
+import numpy as np
+import pytest
+import torch
+from namelang import model_file, reference
+from namelang.data import split_names
+from namelang.model import ModelConfig, build
+from namelang.train import TrainConfig, train
+
+CATS3 = ["Alpha", "Beta", "Gamma"]
+
+
+def random_model(cell: str, hidden: int = 32, layers: int = 1, embedding: int = 0, seed: int = 0):
+    torch.manual_seed(seed)
+    config = ModelConfig(
+        cell=cell,
+        hidden_size=hidden,
+        num_layers=layers,
+        input="embedding" if embedding else "one_hot",
+        embedding_dim=embedding,
+        n_categories=len(CATS3),
+    )
+    return build(config).eval()
+
+
+def per_step_log_probs(model, name: str) -> torch.Tensor:
+    line = reference.lineToTensor(namelang.to_ascii(name))
+    return reference.evaluate(model, line)[0]
+
+
+def test_elman_is_the_tutorial_cell():
+    ours = random_model("elman", hidden=128)
+    theirs = reference.RNN(57, 128, 3)
+    theirs.load_state_dict({k: v for k, v in ours.state_dict().items() if k != "logit_adjustment"})
+    line = reference.lineToTensor("Hinton")
+    torch.testing.assert_close(reference.evaluate(ours, line), reference.evaluate(theirs, line))
+
+
+@pytest.mark.parametrize("hidden", [8, 128])
+def test_batched_forward_equals_per_step_loop(hidden, dataset_names):
+    model = random_model("elman", hidden=hidden, seed=hidden)
+    # Trained-like growth: scale the recurrence so long names reach large log-probs.
+    names = [*dataset_names[::97], "a", "Ab", "X" * 60, "Ślusàrski"]
+    indices, lengths = namelang.encode(names)
+    with torch.no_grad():
+        batched = model.log_probs(torch.from_numpy(indices), torch.from_numpy(lengths))
+        for b, name in enumerate(names):
+            loop = per_step_log_probs(model, name)
+            bound = 1e-5 * torch.clamp(loop.abs(), min=1)
+            assert ((batched[b] - loop).abs() <= bound).all(), name
+
+
+def test_padding_never_changes_a_result():
+    model = random_model("elman", hidden=16)
+    with torch.no_grad():
+        alone = model.log_probs(*map(torch.from_numpy, namelang.encode(["Zhou"])))
+        idx, lens = namelang.encode(["Zhou", "Schmidhuber" * 3])
+        idx[0, 4:] = 7  # garbage in the padding
+        padded = model.log_probs(torch.from_numpy(idx), torch.from_numpy(lens))
+    torch.testing.assert_close(alone[0], padded[0])
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+def test_empty_names_give_nan_rows(cell):
+    model = random_model(cell)
+    idx, lens = namelang.encode(["", "ab", "王"])
+    with torch.no_grad():
+        out = model.log_probs(torch.from_numpy(idx), torch.from_numpy(lens))
+    assert torch.isnan(out[0]).all() and torch.isnan(out[2]).all()
+    assert torch.isfinite(out[1]).all()
+    assert math.isclose(out[1].exp().sum().item(), 1.0, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("cell", "layers", "embedding"), [("gru", 2, 0), ("lstm", 1, 8), ("gru", 1, 8)]
+)
+def test_gated_models_are_order_independent(cell, layers, embedding):
+    model = random_model(cell, layers=layers, embedding=embedding)
+    names = ["Abe", "Zhou", "Schmidhuber", "X"]
+    with torch.no_grad():
+        both = model.log_probs(*map(torch.from_numpy, namelang.encode(names)))
+        rev = model.log_probs(*map(torch.from_numpy, namelang.encode(names[::-1])))
+    torch.testing.assert_close(both, rev.flip(0))
+
+
+def test_model_file_round_trip(tmp_path):
+    model = random_model("gru", layers=2, embedding=8)
+    path = model_file.save(tmp_path / "m.safetensors", model, CATS3, {"seed": "5"})
+    spec, loaded = model_file.load_module(path)
+    assert spec.categories == CATS3 and spec.metadata["seed"] == "5"
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[k], v)
+    assert path.read_bytes()[:1] != b"\x80"
+
+
+def _write_and_corrupt(tmp_path, mutate):
+    from safetensors.numpy import save_file
+
+    model = random_model("elman", hidden=4)
+    path = model_file.save(tmp_path / "ok.safetensors", model, CATS3)
+    _, tensors = model_file.read(path)
+    meta = {
+        "format": "namelang/1", "cell": "elman", "hidden_size": "4", "num_layers": "1",
+        "input": "one_hot", "embedding_dim": "0", "alphabet": namelang.ALPHABET,
+        "categories": json.dumps(CATS3),
+    }  # fmt: skip
+    mutate(meta, tensors)
+    bad = tmp_path / "bad.safetensors"
+    save_file(tensors, str(bad), metadata=meta)
+    return bad
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda m, t: m.update(format="namelang/9"), "format"),
+        (lambda m, t: m.update(alphabet="abc"), "alphabet"),
+        (lambda m, t: m.update(cell="transformer"), "cell"),
+        (lambda m, t: m.update(hidden_size="four"), "hidden_size"),
+        (lambda m, t: m.update(categories='["a", "a", "b"]'), "categories"),
+        (lambda m, t: m.update(categories='["a", "b"]'), "shape"),
+        (lambda m, t: t.pop("i2o.bias"), "missing"),
+        (lambda m, t: t.update(extra=np.zeros(2, np.float32)), "unexpected"),
+        (lambda m, t: t.update({"i2h.bias": np.zeros(5, np.float32)}), "shape"),
+        (lambda m, t: t.update({"i2h.bias": np.zeros(4, np.float64)}), "F32"),
+        (lambda m, t: t["i2o.bias"].__setitem__(0, np.nan), "NaN"),
+    ],
+)
+def test_refused_files_name_the_problem(tmp_path, mutate, message):
+    bad = _write_and_corrupt(tmp_path, mutate)
+    with pytest.raises(ValueError, match=message):
+        model_file.read(bad)
+    with pytest.raises(ValueError, match=message):
+        namelang._native.Model(str(bad))
+
+
+def test_pickles_are_refused_with_advice(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save(random_model("elman", hidden=4).state_dict(), path)
+    for loader in (model_file.read, namelang._native.Model):
+        with pytest.raises(ValueError, match="safetensors"):
+            loader(str(path))
+
+
+def test_split_keeps_each_name_in_one_part(names_by_language):
+    split = split_names(names_by_language, seed=2022)
+    parts = [{n for n, _ in part} for part in (split.train, split.valid, split.test)]
+    assert not parts[0] & parts[1] and not parts[0] & parts[2] and not parts[1] & parts[2]
+    total = len(split.train) + len(split.valid) + len(split.test)
+    assert total == sum(len(v) for v in names_by_language.values())
+    assert 0.08 < len(split.test) / total < 0.12
+    assert split_names(names_by_language, seed=2022).test == split.test
+    assert split_names(names_by_language, seed=1).test != split.test
+
+
+def test_training_learns_a_tiny_dataset_and_is_deterministic(tiny_dataset, tmp_path):
+    config = TrainConfig(
+        data=str(tiny_dataset), cell="gru", hidden_size=16, embedding_dim=8, epochs=12,
+        lr=0.02, progress=False,
+    )  # fmt: skip
+    _, history, results = train(config, tmp_path / "a.safetensors")
+    assert results["test"]["accuracy"] >= 0.9, results
+    assert history["loss"][-1] < history["loss"][0]
+    train(config, tmp_path / "b.safetensors")
+    a = model_file.read(tmp_path / "a.safetensors")[1]
+    b = model_file.read(tmp_path / "b.safetensors")[1]
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    saved = json.loads((tmp_path / "a.safetensors.history.json").read_text())
+    assert saved["valid_accuracy"] == history["valid_accuracy"]
+    meta = model_file.read(tmp_path / "a.safetensors")[0].metadata
+    assert json.loads(meta["metrics"])["test"] == results["test"]
+
+
+def test_tutorial_recipe_runs_few_steps(tiny_dataset, tmp_path):
+    config = TrainConfig(data=str(tiny_dataset), recipe="tutorial", steps=1000, progress=False)
+    model, history, results = train(config, tmp_path / "t.safetensors")
+    assert model.config.cell == "elman" and len(history["loss"]) == 2
+    assert results["test"]["accuracy"] > 0.5
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_cuda_forward_matches_cpu(dataset_names):
+    for cell in ("elman", "gru", "lstm"):
+        model = random_model(cell, hidden=64)
+        idx, lens = map(torch.from_numpy, namelang.encode(dataset_names[:5000]))
+        with torch.no_grad():
+            cpu = model.log_probs(idx, lens)
+            gpu = model.cuda().log_probs(idx.cuda(), lens.cuda()).cpu()
+        torch.testing.assert_close(gpu, cpu, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("cell", "layers"), [("gru", 1), ("lstm", 2)])
+def test_merged_ensemble_averages_member_logits(cell, layers):
+    from namelang.train import merge_ensemble
+
+    members = [random_model(cell, hidden=8, layers=layers, seed=s) for s in range(3)]
+    merged = merge_ensemble(members)
+    idx, lens = map(torch.from_numpy, namelang.encode(["Hinton", "Zhou", "a", "Schmidhuber"]))
+    with torch.no_grad():
+        mean = torch.stack([m.logits(idx, lens) for m in members]).mean(0)
+        torch.testing.assert_close(merged.logits(idx, lens), mean, atol=1e-5, rtol=1e-5)
+    assert merged.config.hidden_size == 24
