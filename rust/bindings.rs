@@ -168,6 +168,26 @@ impl PyModel {
         Ok(out.into_pyarray(py))
     }
 
+    /// Top-k (category, probability) per name, best first; [] for a name with no letters.
+    #[pyo3(signature = (names, k = 3))]
+    fn predict(&self, py: Python<'_>, names: &Bound<'_, PyAny>, k: usize) -> PyResult<Vec<Vec<(String, f64)>>> {
+        let items = collect_items(names)?;
+        let texts = borrow_names(&items)?;
+        let classes = self.inner.classes();
+        let scores = py.detach(|| self.inner.log_probs(&texts, forward::Method::Auto))?;
+        let categories = &self.inner.spec.categories;
+        Ok(scores
+            .chunks(classes.max(1))
+            .take(texts.len())
+            .map(|row| {
+                forward::top_k(row, k)
+                    .into_iter()
+                    .map(|c| (categories[c].clone(), (row[c] as f64).exp()))
+                    .collect()
+            })
+            .collect())
+    }
+
     #[getter]
     fn categories(&self) -> Vec<String> {
         self.inner.spec.categories.clone()

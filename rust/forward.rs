@@ -236,6 +236,17 @@ impl Model {
     }
 }
 
+/// Indices of the k best scores, best first, ties in index order; none for a NaN row.
+pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
+    if row.iter().any(|v| v.is_nan()) {
+        return Vec::new();
+    }
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+    order.truncate(k);
+    order
+}
+
 /// Letter indices of the chosen rows, time-major: x[t * rows + r]; padding is 0.
 fn letters_time_major<S: AsRef<str>>(names: &[S], rows: &[usize], lens: &[usize], x: &mut Vec<u8>) {
     let n = rows.len();

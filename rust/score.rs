@@ -4,7 +4,7 @@
 
 use crate::alphabet::ALPHABET;
 use crate::error::{Error, Result};
-use crate::forward::{Method, Model};
+use crate::forward::{top_k, Method, Model};
 use crate::normalize::{for_each_index, normalized_len};
 use crate::threads;
 use rayon::prelude::*;
@@ -139,7 +139,6 @@ pub fn score_chunk(
     // Format blocks of rows in parallel, then append them in order.
     let format_block = |block: usize| -> Vec<u8> {
         let mut buf = Vec::with_capacity(FORMAT_BLOCK * 48);
-        let mut order: Vec<usize> = Vec::with_capacity(classes);
         let mut top: Vec<(&str, f64)> = Vec::with_capacity(k);
         let end = ((block + 1) * FORMAT_BLOCK).min(rows.len());
         for i in block * FORMAT_BLOCK..end {
@@ -153,15 +152,8 @@ pub fn score_chunk(
             top.clear();
             if error.is_none() {
                 let row = &scores[i * classes..(i + 1) * classes];
-                order.clear();
-                order.extend(0..classes);
-                // Best first; ties keep category order, as a stable argsort does.
-                order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-                top.extend(
-                    order[..k]
-                        .iter()
-                        .map(|&c| (model.spec.categories[c].as_str(), (row[c] as f64).exp())),
-                );
+                let best = top_k(row, k);
+                top.extend(best.iter().map(|&c| (model.spec.categories[c].as_str(), (row[c] as f64).exp())));
             }
             write_row(&mut buf, opts, &shown, &ascii, &top, error);
         }

@@ -74,6 +74,9 @@ class _RustBackend:
     def log_probs(self, names: Sequence[str]) -> np.ndarray:
         return self.model.log_probs(names, self.method)
 
+    def predict(self, names: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
+        return self.model.predict(names, k)
+
 
 def _rust_available() -> bool:
     from namelang import _native
@@ -109,10 +112,14 @@ class Classifier:
 
     def predict(self, names: Iterable[str], k: int = 3) -> list[list[tuple[str, float]]]:
         """Top-k (language, probability) per name, best first; [] for a name with no letters."""
-        import numpy as np
-
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
+        if isinstance(names, str):
+            raise TypeError("names must be a sequence of str, not a single str: wrap it in a list")
+        if isinstance(self._impl, _RustBackend):
+            return self._impl.predict(names, k)
+        import numpy as np
+
         scores = self.log_probs(names)
         k = min(k, len(self.categories))
         top = np.argsort(-scores, axis=1, kind="stable")[:, :k]

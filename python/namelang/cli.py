@@ -113,6 +113,12 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from namelang.bench import main as bench_main
+
+    return bench_main(args.quick, args.threads, args.json, args.plot)
+
+
 def _download(args: argparse.Namespace) -> int:
     from namelang.data import download
 
@@ -192,6 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", "-m", default="default", help="'default', 'tutorial' or a model file")
     p.add_argument("--backend", default="auto", choices=["auto", "rust", "torch"])
     p.set_defaults(run=_score)
+
+    p = sub.add_parser(
+        "bench", help="compare the tutorial's code, PyTorch and Rust on this machine"
+    )
+    p.add_argument("--quick", action="store_true", help="small inputs, under a minute")
+    p.add_argument("--threads", type=int, help="threads for Rust and torch (default: all cores)")
+    p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+    p.add_argument("--plot", metavar="PATH", help="write a PNG bar chart")
+    p.set_defaults(run=_bench)
 
     p = sub.add_parser("download", help="fetch the tutorial's data set")
     p.add_argument("dest", nargs="?", help="folder (default: the cache folder)")

@@ -146,6 +146,8 @@ class RecurrentClassifier(nn.Module):
             batch_first=True,
             dropout=dropout if config.num_layers > 1 else 0.0,
         )
+        # Dropout on the final state regularises training; it is the identity at inference.
+        self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(config.hidden_size, config.n_categories)
         self.register_buffer("logit_adjustment", torch.zeros(config.n_categories))
 
@@ -171,7 +173,7 @@ class RecurrentClassifier(nn.Module):
         )
         _, state = self.rnn(packed)
         h = state[0] if self.config.cell == "lstm" else state
-        out[nonempty] = self.out(h[-1]) + self.logit_adjustment
+        out[nonempty] = self.out(self.drop(h[-1])) + self.logit_adjustment
         return out
 
     def log_probs(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

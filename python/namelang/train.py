@@ -228,6 +228,7 @@ def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.M
     bar.close()
     model.load_state_dict(best_state)
     history["selected_epoch"] = best_epoch
+    history["train_rows"] = rows
     _finish(model, config, split, device, history)
     history["seconds"] = time.perf_counter() - start
     return model, history

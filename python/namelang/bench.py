@@ -1,0 +1,439 @@
+"""`namelang bench`: the tutorial's code, PyTorch and Rust side by side on this machine.
+
+Every forward backend is first checked against PyTorch CPU on a sample (a fast wrong
+answer is not a result). Each figure is the median of several runs, with its spread;
+ratios compare backends measured in the same run."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+PARITY_TOLERANCE = 1e-4
+
+
+@dataclass
+class Row:
+    task: str
+    backend: str
+    batch: int
+    names_per_s: float
+    spread: tuple[float, float]
+    gflops: float | None = None
+    peak_fraction: float | None = None
+    vs_tutorial: float | None = None
+    vs_torch: float | None = None
+
+
+@dataclass
+class Report:
+    machine: dict
+    ceilings: dict
+    rows: list[Row] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "machine": self.machine,
+            "ceilings": self.ceilings,
+            "rows": [asdict(r) for r in self.rows],
+        }
+
+
+def _time(fn: Callable[[], object], repeats: int) -> list[float]:
+    fn()  # warm-up
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def _rate(n: int, seconds: list[float]) -> tuple[float, tuple[float, float]]:
+    rates = [n / s for s in seconds]
+    return statistics.median(rates), (min(rates), max(rates))
+
+
+def _say(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def machine_info(threads: int) -> dict:
+    import torch
+
+    import namelang
+    from namelang import _native
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu
+            )
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "kernel_isa": _native.kernel_isa(),
+        "python": platform.python_version(),
+        "namelang": namelang.__version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "numpy": np.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def ceilings(threads: int, quick: bool) -> dict:
+    import torch
+
+    from namelang import _native
+
+    peak1, isa = _native.fma_peak_gflops(1)
+    peak_n, _ = _native.fma_peak_gflops(threads)
+    a, b = np.random.rand(4096, 128).astype(np.float32), np.random.rand(128, 128).astype(np.float32)
+    flops = 2 * 4096 * 128 * 128
+    reps = 50 if quick else 200
+    np_s = statistics.median(_time(lambda: [a @ b for _ in range(reps)], 3)) / reps
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    torch_s = statistics.median(_time(lambda: [ta @ tb for _ in range(reps)], 3)) / reps
+    return {
+        "fma_peak_gflops_1_thread": peak1,
+        f"fma_peak_gflops_{threads}_threads": peak_n,
+        "fma_peak_gflops": peak_n,
+        "fma_isa": isa,
+        "numpy_matmul_gflops": flops / np_s / 1e9,
+        "torch_matmul_gflops": flops / torch_s / 1e9,
+    }
+
+
+def forward_flops(cell: str, hidden: int, layers: int, classes: int, lengths: np.ndarray) -> float:
+    """Multiply-adds (x2) a forward pass needs: h_0 = 0 makes the first step a lookup."""
+    lengths = lengths[lengths > 0]
+    if cell == "elman":
+        return float(
+            ((lengths - 1) * 2 * hidden * hidden).sum() + len(lengths) * 2 * hidden * classes
+        )
+    gates = 3 if cell == "gru" else 4
+    per_step = 2 * hidden * gates * hidden
+    above = (layers - 1) * 2 * per_step  # input and recurrent products of upper layers
+    return float(
+        ((lengths - 1) * per_step + lengths * above).sum() + len(lengths) * 2 * hidden * classes
+    )
+
+
+def _check(name: str, got: np.ndarray, want: np.ndarray) -> None:
+    ok = np.isnan(got) == np.isnan(want)
+    diff = np.abs(np.nan_to_num(got) - np.nan_to_num(want))
+    bound = PARITY_TOLERANCE * np.maximum(1.0, np.abs(np.nan_to_num(want)))
+    if not (ok.all() and (diff <= bound).all()):
+        raise RuntimeError(
+            f"{name} disagrees with PyTorch CPU (max |diff| {diff.max():.3g}); refusing to time it"
+        )
+
+
+def run(quick: bool = False, threads: int | None = None) -> Report:
+    import torch
+
+    import namelang
+    from namelang import _native, reference
+    from namelang.data import load_names
+    from namelang.model_file import load_module
+
+    threads = threads or namelang.get_num_threads()
+    namelang.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    repeats = 3 if quick else 7
+    names_all = [n for ns in load_names().values() for n in ns]
+    scale = 5 if quick else 50  # copies of the 20,074 names
+    big = names_all * scale
+    small = names_all[:: 20 if quick else 5]
+    report = Report(machine_info(threads), {})
+    _say(f"ceilings (FMA loop, matmul), {threads} threads")
+    report.ceilings = ceilings(threads, quick)
+    peak = report.ceilings["fma_peak_gflops"]
+
+    def add(task, backend, batch, n, seconds, flops_per_name=None):
+        rate, spread = _rate(n, seconds)
+        row = Row(task, backend, batch, rate, spread)
+        if flops_per_name:
+            row.gflops = rate * flops_per_name / 1e9
+            row.peak_fraction = row.gflops / peak
+        report.rows.append(row)
+        _say(f"{task:<18} {backend:<26} {rate:>14,.0f} names/s")
+
+    # Text pipeline.
+    _say("to_ascii")
+    add(
+        "to_ascii",
+        "tutorial unicodeToAscii",
+        1,
+        len(small),
+        _time(lambda: [reference.unicodeToAscii(n) for n in small], repeats),
+    )
+    add(
+        "to_ascii",
+        "rust to_ascii_batch",
+        len(big),
+        len(big),
+        _time(lambda: namelang.to_ascii_batch(big), repeats),
+    )
+    ascii_big = namelang.to_ascii_batch(big)
+    table = np.full(256, -1, dtype=np.int64)
+    for i, c in enumerate(namelang.ALPHABET):
+        table[ord(c)] = i
+
+    def numpy_encode(names):
+        width = max(map(len, names))
+        buf = np.frombuffer("".join(n.ljust(width, "\0") for n in names).encode("ascii"), np.uint8)
+        return table[buf.reshape(len(names), width)]
+
+    _say("encode")
+    add(
+        "encode",
+        "tutorial lineToTensor",
+        1,
+        len(small),
+        _time(
+            lambda: [reference.lineToTensor(reference.unicodeToAscii(n)) for n in small], repeats
+        ),
+    )
+    add(
+        "encode",
+        "numpy lookup (ASCII input)",
+        len(ascii_big),
+        len(ascii_big),
+        _time(lambda: numpy_encode(ascii_big), repeats),
+    )
+    add("encode", "rust encode", len(big), len(big), _time(lambda: namelang.encode(big), repeats))
+
+    # Forward passes: one model per cell.
+    lengths = namelang.encode(big)[1]
+    for label, model in (("tutorial", "tutorial"), ("default", "default")):
+        path = namelang.classifier.model_path(model)
+        spec, module = load_module(path)
+        flops = forward_flops(
+            spec.cell, spec.hidden_size, spec.num_layers, spec.n_categories, lengths
+        ) / len(big)
+        task = f"forward {label} ({spec.cell})"
+        _say(task)
+        rust = _native.Model(str(path))
+        torch_clf = namelang.load(path, backend="torch")
+        sample = big[:: max(1, len(big) // 20000)]
+        want = torch_clf.log_probs(sample)
+        methods = ["recurrence", "collapsed"] if spec.cell == "elman" else ["recurrence"]
+        for method in methods:
+            _check(f"rust {method}", rust.log_probs(sample, method), want)
+        if spec.cell == "elman":
+            tutorial_names = small[:2000] if quick else small[:10000]
+            lines = [
+                reference.lineToTensor(namelang.to_ascii(n))
+                for n in tutorial_names
+                if namelang.to_ascii(n)
+            ]
+            with torch.no_grad():
+                secs = _time(
+                    lambda m=module, ls=lines: [reference.evaluate(m, line) for line in ls],
+                    max(1, repeats // 2),
+                )
+            add(task, "tutorial evaluate()", 1, len(lines), secs, flops)
+        batch = 4096
+        add(
+            task,
+            "torch cpu batched",
+            batch,
+            len(big),
+            _time(lambda c=torch_clf: c.log_probs(big), repeats),
+            flops,
+        )
+        if torch.cuda.is_available():
+            cuda_clf = namelang.load(path, backend="torch", device="cuda")
+            _check("torch cuda", cuda_clf.log_probs(sample), want)
+            add(
+                task,
+                "torch cuda batched",
+                batch,
+                len(big),
+                _time(lambda c=cuda_clf: c.log_probs(big), repeats),
+                flops,
+            )
+        for method in methods:
+            # The collapsed path does no products: GFLOP/s would not mean anything there.
+            add(
+                task,
+                f"rust {method}",
+                len(big),
+                len(big),
+                _time(lambda m=method, r=rust: r.log_probs(big, m), repeats),
+                flops if method == "recurrence" else None,
+            )
+
+    # Single-name latency.
+    _say("latency")
+    one = ["Hinton"]
+    rust_clf = namelang.load("tutorial", backend="rust")
+    torch_clf = namelang.load("tutorial", backend="torch")
+    _, tut_module = load_module(namelang.classifier.model_path("tutorial"))
+    line = reference.lineToTensor("Hinton")
+    reps = 2000 if quick else 20000
+
+    def many(fn):
+        return lambda: [fn() for _ in range(reps)]
+
+    with torch.no_grad():
+        add(
+            "latency 1 name",
+            "tutorial evaluate()",
+            1,
+            reps,
+            _time(many(lambda: reference.evaluate(tut_module, line)), repeats),
+        )
+    add(
+        "latency 1 name",
+        "torch cpu predict",
+        1,
+        reps // 10,
+        _time(lambda: [torch_clf.predict(one) for _ in range(reps // 10)], repeats),
+    )
+    add(
+        "latency 1 name",
+        "rust predict",
+        1,
+        reps,
+        _time(many(lambda: rust_clf.predict(one)), repeats),
+    )
+    add(
+        "latency 1 name",
+        "rust log_probs",
+        1,
+        reps,
+        _time(many(lambda: rust_clf.log_probs(one)), repeats),
+    )
+
+    # End-to-end scoring of a generated file.
+    import tempfile
+
+    from namelang.score import score_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "names.txt")
+        n_file = len(big)
+        with open(src, "w", encoding="utf-8") as f:
+            f.write("\n".join(big) + "\n")
+        for model in ("tutorial", "default"):
+            task = f"score file ({model})"
+            _say(task)
+            for backend in ("torch", "rust"):
+                out = os.path.join(tmp, f"out-{backend}.csv")
+                secs = _time(
+                    lambda b=backend, o=out, m=model: score_file(
+                        src, o, model=m, backend=b, progress=False
+                    ),
+                    max(1, repeats // 2),
+                )
+                add(task, backend, n_file, n_file, secs)
+
+    # One training epoch on the CPU (and CUDA when present).
+    from namelang.train import TrainConfig, train
+
+    for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        _say(f"training epoch ({device})")
+        config = TrainConfig(epochs=1, device=device, progress=False, logit_adjust=False)
+        _, history, _ = train(config)
+        rows = history["train_rows"]
+        add("train 1 epoch gru", f"torch {device}", config.batch_size, rows, [history["seconds"]])
+
+    _ratios(report)
+    return report
+
+
+def _ratios(report: Report) -> None:
+    by_task: dict[str, list[Row]] = {}
+    for row in report.rows:
+        by_task.setdefault(row.task, []).append(row)
+    for rows in by_task.values():
+        tutorial = next((r for r in rows if r.backend.startswith("tutorial")), None)
+        torch_row = next(
+            (r for r in rows if r.backend.startswith("torch cpu") or r.backend == "torch"), None
+        )
+        for r in rows:
+            if tutorial:
+                r.vs_tutorial = r.names_per_s / tutorial.names_per_s
+            if torch_row:
+                r.vs_torch = r.names_per_s / torch_row.names_per_s
+
+
+def format_table(report: Report) -> str:
+    m, c = report.machine, report.ceilings
+    lines = [
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads, "
+        f"kernel {m['kernel_isa']}, torch {m['torch']}, numpy {m['numpy']}",
+        f"ceilings: FMA peak {c['fma_peak_gflops_1_thread']:.0f} GFLOP/s (1 thread), "
+        f"{c['fma_peak_gflops']:.0f} ({m['threads']} threads, {c['fma_isa']}); "
+        f"matmul 4096x128x128: numpy {c['numpy_matmul_gflops']:.0f}, "
+        f"torch {c['torch_matmul_gflops']:.0f} GFLOP/s",
+        "",
+        f"{'task':<26}{'backend':<28}{'batch':>7}{'names/s':>14}{'spread':>22}"
+        f"{'x tutorial':>11}{'x torch':>9}{'GFLOP/s':>9}{'of peak':>8}",
+    ]
+
+    def fmt(v, spec):
+        return format(v, spec) if v is not None else ""
+
+    for r in report.rows:
+        lines.append(
+            f"{r.task:<26}{r.backend:<28}{r.batch:>7}{r.names_per_s:>14,.0f}"
+            f"{f'{r.spread[0]:,.0f}-{r.spread[1]:,.0f}':>22}"
+            f"{fmt(r.vs_tutorial, '>11.1f'):>11}{fmt(r.vs_torch, '>9.2f'):>9}"
+            f"{fmt(r.gflops, '>9.1f'):>9}{fmt(r.peak_fraction, '>8.0%'):>8}"
+        )
+    return "\n".join(lines)
+
+
+def plot(report: Report, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r.task} | {r.backend}" for r in report.rows]
+    values = [r.names_per_s for r in report.rows]
+    fig, ax = plt.subplots(figsize=(10, 0.32 * len(labels) + 1.5))
+    colors = [
+        "tab:gray"
+        if "tutorial" in r.backend
+        else "tab:orange"
+        if r.backend.startswith("torch")
+        else "tab:blue"
+        for r in report.rows
+    ]
+    ax.barh(range(len(labels)), values, color=colors)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("names/s (log scale): gray tutorial code, orange PyTorch, blue Rust")
+    ax.set_title(f"namelang bench, {report.machine['cpu']}, {report.machine['threads']} threads")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(quick: bool, threads: int | None, json_path: str | None, plot_path: str | None) -> int:
+    report = run(quick=quick, threads=threads)
+    print(format_table(report))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(report.to_json(), f, indent=1)
+    if plot_path:
+        plot(report, plot_path)
+    return 0

@@ -1,0 +1,204 @@
+"""`namelang score`: one row per input row, in order, in every format, atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from namelang.cli import main
+from namelang.score import score_file
+
+HOSTILE = [
+    "Hinton",
+    "",
+    "   ",
+    "王",
+    "Zhou",
+    "Ślusàrski",
+    "O'Neil, Jr.",
+    'Quote"d',
+    "x" * 300,
+    "Schmidhuber",
+]
+
+
+def write_lines(path, lines, ending=b"\n", bom=False, extra=b""):
+    data = ending.join(line.encode() for line in lines) + ending + extra
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + data)
+    return path
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("backend", ["rust", "torch"])
+def test_text_to_csv_keeps_every_row_in_order(tmp_path, backend):
+    src = write_lines(
+        tmp_path / "in.txt", HOSTILE, ending=b"\r\n", bom=True, extra=b"\xff\xfeBad\n"
+    )
+    out = tmp_path / "out.csv"
+    summary = score_file(src, out, model="tutorial", backend=backend, k=2, progress=False)
+    rows = read_csv(out)
+    assert [r["name"] for r in rows[:-1]] == HOSTILE
+    assert rows[-1]["name"] == "\ufffd\ufffdBad"
+    errors = [r["error"] for r in rows]
+    assert errors == [
+        "",
+        "empty",
+        "empty",
+        "no_letters",
+        "",
+        "",
+        "",
+        "",
+        "too_long",
+        "",
+        "invalid_utf8",
+    ]
+    assert summary.rows == 11 and summary.flagged == 5 and summary.scored == 6
+    assert rows[5]["ascii"] == "Slusarski" and rows[8]["ascii"] == "x" * 300
+    assert rows[0]["language"] and float(rows[0]["probability"]) >= float(rows[0]["probability_2"])
+    assert rows[1]["language"] == "" and rows[1]["probability"] == ""
+
+
+def test_backends_agree_row_by_row(tmp_path, dataset_names):
+    src = write_lines(tmp_path / "in.txt", dataset_names[::13] + HOSTILE)
+    for backend in ("rust", "torch"):
+        score_file(
+            src, tmp_path / f"{backend}.csv", backend=backend, model="tutorial", progress=False
+        )
+    a, b = read_csv(tmp_path / "rust.csv"), read_csv(tmp_path / "torch.csv")
+    assert len(a) == len(b) == len(dataset_names[::13]) + len(HOSTILE)
+    for x, y in zip(a, b, strict=True):
+        assert (x["name"], x["ascii"], x["error"]) == (y["name"], y["ascii"], y["error"])
+        if x["probability"]:
+            assert abs(float(x["probability"]) - float(y["probability"])) < 1e-4
+
+
+@pytest.mark.parametrize("backend", ["rust", "torch"])
+def test_jsonl_output_fields(tmp_path, backend):
+    src = write_lines(tmp_path / "in.txt", ["Zhou", "", "Tanaka"])
+    out = tmp_path / "out.jsonl"
+    score_file(src, out, k=3, backend=backend, progress=False)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["name"] for r in rows] == ["Zhou", "", "Tanaka"]
+    assert rows[0]["language"] == "Chinese" and rows[0]["error"] is None
+    assert len(rows[0]["top"]) == 3 and rows[0]["top"][0][0] == "Chinese"
+    assert rows[1] == {
+        "name": "",
+        "ascii": "",
+        "language": None,
+        "probability": None,
+        "top": [],
+        "error": "empty",
+    }
+    assert rows[2]["language"] == "Japanese"
+
+
+def test_csv_input_passes_columns_through(tmp_path):
+    src = tmp_path / "people.csv"
+    src.write_text(
+        'id,surname,city\n1,Zhou,"Bei,jing"\n2,"Multi\nline",Oslo\n3\n4,Tanaka,Kyoto\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.tsv"
+    summary = score_file(src, out, column="surname", progress=False)
+    lines = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8")), delimiter="\t"))
+    assert lines[0] == ["id", "surname", "city", "ascii", "language", "probability", "error"]
+    assert [line[0] for line in lines[1:]] == ["1", "2", "3", "4"]
+    assert lines[1][2] == "Bei,jing" and lines[1][4] == "Chinese"
+    assert lines[2][1] == "Multi\nline" and lines[2][3] == "Multiline"
+    assert lines[3][-1] == "missing_column"
+    assert summary.rows == 4
+
+
+def test_csv_input_without_the_column_is_an_error(tmp_path):
+    src = tmp_path / "people.csv"
+    src.write_text("id,surname\n1,Zhou\n")
+    with pytest.raises(ValueError, match="no column 'name'"):
+        score_file(src, tmp_path / "out.csv", progress=False)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_jsonl_input_keeps_bad_lines(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"name": "Zhou", "id": 1}\nnot json\n{"id": 3}\n[1]\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    score_file(src, out, progress=False)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["error"] for r in rows] == [None, "invalid_json", "missing_column", "invalid_json"]
+    assert rows[0]["id"] == 1 and rows[0]["language"] == "Chinese"
+
+
+@pytest.mark.parametrize("content", [b"", b"\n"])
+def test_empty_inputs(tmp_path, content):
+    src = tmp_path / "in.txt"
+    src.write_bytes(content)
+    out = tmp_path / "out.csv"
+    summary = score_file(src, out, progress=False)
+    assert summary.rows == content.count(b"\n")
+    assert out.read_text().startswith("name,ascii,language,probability,error\n")
+
+
+def test_header_only_csv(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("name,id\n")
+    out = tmp_path / "out.csv"
+    assert score_file(src, out, progress=False).rows == 0
+    assert out.read_text() == "name,id,ascii,language,probability,error\n"
+
+
+def test_cli_stdin_to_stdout():
+    done = subprocess.run(
+        [sys.executable, "-m", "namelang.cli", "score", "-", "--format", "jsonl", "-q"],
+        input="Zhou\n\nHinton\n", capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["name"] for r in rows] == ["Zhou", "", "Hinton"]
+
+
+def test_cli_main_reports_a_summary(tmp_path, capsys):
+    src = write_lines(tmp_path / "in.txt", ["Zhou", "Hinton"])
+    assert main(["score", str(src), "-o", str(tmp_path / "o.csv")]) == 0
+    assert "rows 2, scored 2, flagged 0" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "missing.txt")]) == 2
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_leaves_no_output(tmp_path, sig, dataset_names):
+    src = write_lines(tmp_path / "in.txt", dataset_names * 30)
+    out = tmp_path / "out.csv"
+    cmd = [
+        sys.executable,
+        "-m",
+        "namelang.cli",
+        "score",
+        str(src),
+        "-o",
+        str(out),
+        "--backend",
+        "torch",
+        "-q",
+    ]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(
+        p.name.endswith(".partial") for p in tmp_path.iterdir()
+    ):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    assert proc.wait(60) != 0
+    assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".partial")]
+    assert main(["score", str(src), "-o", str(out), "-q", "--model", "tutorial"]) == 0
+    assert len(out.read_text().splitlines()) == len(dataset_names) * 30 + 1
