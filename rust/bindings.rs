@@ -170,7 +170,12 @@ impl PyModel {
 
     /// Top-k (category, probability) per name, best first; [] for a name with no letters.
     #[pyo3(signature = (names, k = 3))]
-    fn predict(&self, py: Python<'_>, names: &Bound<'_, PyAny>, k: usize) -> PyResult<Vec<Vec<(String, f64)>>> {
+    fn predict(
+        &self,
+        py: Python<'_>,
+        names: &Bound<'_, PyAny>,
+        k: usize,
+    ) -> PyResult<Vec<Vec<(String, f64)>>> {
         let items = collect_items(names)?;
         let texts = borrow_names(&items)?;
         let classes = self.inner.classes();

@@ -153,7 +153,10 @@ pub fn score_chunk(
             if error.is_none() {
                 let row = &scores[i * classes..(i + 1) * classes];
                 let best = top_k(row, k);
-                top.extend(best.iter().map(|&c| (model.spec.categories[c].as_str(), (row[c] as f64).exp())));
+                top.extend(
+                    best.iter()
+                        .map(|&c| (model.spec.categories[c].as_str(), (row[c] as f64).exp())),
+                );
             }
             write_row(&mut buf, opts, &shown, &ascii, &top, error);
         }

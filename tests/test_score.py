@@ -202,3 +202,48 @@ def test_interrupted_run_leaves_no_output(tmp_path, sig, dataset_names):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".partial")]
     assert main(["score", str(src), "-o", str(out), "-q", "--model", "tutorial"]) == 0
     assert len(out.read_text().splitlines()) == len(dataset_names) * 30 + 1
+
+
+def _peak_rss_mb(cmd: list[str]) -> float:
+    code = (
+        "import resource, subprocess, sys;"
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *cmd], capture_output=True, text=True, check=True
+    )
+    return float(done.stdout)
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_on_ten_million_rows(tmp_path, dataset_names):
+    src = tmp_path / "big.txt"
+    block = ("\n".join(dataset_names) + "\n").encode()
+    with open(src, "wb") as f:
+        for _ in range(10_000_000 // len(dataset_names) + 1):
+            f.write(block)
+    load_only = [sys.executable, "-c", "import namelang; namelang.load('tutorial').predict(['x'])"]
+    base = _peak_rss_mb(load_only)
+    out = tmp_path / "out.csv"
+    cmd = [
+        sys.executable,
+        "-m",
+        "namelang.cli",
+        "score",
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        "tutorial",
+        "-q",
+    ]
+    peak = _peak_rss_mb(cmd)
+    assert peak - base <= 300, (
+        f"peak RSS {peak:.0f} MB, {peak - base:.0f} MB above the loaded model"
+    )
+    with open(out, "rb") as f:
+        assert (
+            sum(1 for _ in f)
+            == 10_000_000 // len(dataset_names) * len(dataset_names) + len(dataset_names) + 1
+        )

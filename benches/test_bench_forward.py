@@ -1,0 +1,69 @@
+"""Forward passes per bundled model: the tutorial's evaluate(), PyTorch batched
+(length-sorted, active rows only; nn.GRU/LSTM packed), Rust recurrence and collapsed."""
+
+from __future__ import annotations
+
+import namelang
+import pytest
+import torch
+from namelang import reference
+from namelang.classifier import model_path
+from namelang.model_file import load_module
+
+
+@pytest.fixture(scope="module")
+def tutorial_module():
+    return load_module(model_path("tutorial"))[1]
+
+
+@pytest.mark.benchmark(group="forward tutorial (few names)")
+def test_tutorial_evaluate(benchmark, few_names, tutorial_module):
+    lines = [reference.lineToTensor(namelang.to_ascii(n)) for n in few_names]
+    lines = [line for line in lines if len(line)]
+
+    def run():
+        with torch.no_grad():
+            return [reference.evaluate(tutorial_module, line) for line in lines]
+
+    benchmark(run)
+
+
+@pytest.mark.benchmark(group="forward tutorial (few names)")
+def test_tutorial_rust_few(benchmark, few_names):
+    benchmark(
+        namelang._native.Model(str(model_path("tutorial"))).log_probs, few_names, "recurrence"
+    )
+
+
+@pytest.mark.parametrize("model", ["tutorial", "default"])
+@pytest.mark.benchmark(group="forward")
+def test_forward_torch_cpu(benchmark, many_names, model):
+    benchmark.group = f"forward {model}"
+    benchmark(namelang.load(model, backend="torch").log_probs, many_names)
+
+
+@pytest.mark.parametrize("model", ["tutorial", "default"])
+@pytest.mark.benchmark(group="forward")
+def test_forward_rust_recurrence(benchmark, many_names, model):
+    benchmark.group = f"forward {model}"
+    benchmark(namelang._native.Model(str(model_path(model))).log_probs, many_names, "recurrence")
+
+
+@pytest.mark.benchmark(group="forward tutorial")
+def test_forward_rust_collapsed(benchmark, many_names):
+    benchmark(
+        namelang._native.Model(str(model_path("tutorial"))).log_probs, many_names, "collapsed"
+    )
+
+
+@pytest.mark.benchmark(group="latency (one name)")
+def test_latency_tutorial_evaluate(benchmark, tutorial_module):
+    line = reference.lineToTensor("Hinton")
+    with torch.no_grad():
+        benchmark(reference.evaluate, tutorial_module, line)
+
+
+@pytest.mark.parametrize("backend", ["torch", "rust"])
+@pytest.mark.benchmark(group="latency (one name)")
+def test_latency_predict(benchmark, backend):
+    benchmark(namelang.load("tutorial", backend=backend).predict, ["Hinton"])

@@ -1,0 +1,49 @@
+"""A smoke run of every benchmark suite and of `namelang bench`'s machinery on tiny inputs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_suites_run_on_tiny_inputs():
+    env = {**os.environ, "NAMELANG_BENCH_SCALE": "smoke"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "benches"),
+         "--benchmark-disable"],
+        env=env, capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert " passed" in done.stdout
+
+
+def test_parity_check_refuses_a_wrong_backend():
+    from namelang.bench import _check
+
+    good = np.array([[-0.1, -2.0], [np.nan, np.nan]], dtype=np.float32)
+    _check("same", good.copy(), good)
+    bad = good.copy()
+    bad[0, 0] += 0.01
+    with pytest.raises(RuntimeError, match="refusing"):
+        _check("off", bad, good)
+
+
+def test_flop_count_of_the_tutorial_cell():
+    from namelang.bench import forward_flops
+
+    # Two names of 3 and 1 letters: 2 + 0 recurrent products, 2 output products.
+    assert forward_flops("elman", 4, 1, 2, np.array([3, 1, 0])) == 2 * 2 * 16 + 2 * 2 * 4 * 2
+
+
+def test_fma_peak_is_measured():
+    from namelang import _native
+
+    gflops, isa = _native.fma_peak_gflops(1)
+    assert gflops > 0.5 and isa in {"avx512", "avx2+fma", "portable"}

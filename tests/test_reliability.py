@@ -1,0 +1,151 @@
+"""Hostile model files, hostile input, threads and processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing as mp
+import struct
+
+import namelang
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from namelang import model_file
+from namelang.classifier import model_path
+
+TUTORIAL = model_path("tutorial").read_bytes()
+
+
+def both_refuse(tmp_path, data: bytes, message: str) -> None:
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=message or None):
+        model_file.read(path)
+    with pytest.raises(ValueError, match=message or None):
+        namelang._native.Model.from_bytes(data)
+    with pytest.raises(ValueError, match=message or None):
+        namelang._native.Model(str(path))
+
+
+def with_header(header: dict, data: bytes = b"") -> bytes:
+    raw = json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + data
+
+
+def _overlapping(header: dict) -> list[int]:
+    # i2h.bias (512 bytes) moved onto the start of i2o.weight.
+    start = header["i2o.weight"]["data_offsets"][0]
+    return [start, start + 512]
+
+
+def tutorial_header() -> tuple[dict, bytes]:
+    (n,) = struct.unpack("<Q", TUTORIAL[:8])
+    return json.loads(TUTORIAL[8 : 8 + n]), TUTORIAL[8 + n :]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "too short"),
+        (b"\x01\x02", "too short"),
+        (TUTORIAL[:7], "too short"),
+        (struct.pack("<Q", 1 << 40) + b"{}", "claims"),
+        (struct.pack("<Q", 100) + b"{}", "claims"),
+        (struct.pack("<Q", 4) + b"\xff\xfe{}", "header"),
+        (struct.pack("<Q", 4) + b"nope", "header"),
+        (with_header({"__metadata__": {"format": "namelang/1"}}), "alphabet"),
+        (with_header({}), "metadata"),
+        (b"\x80\x04\x95pickle", "pickle"),
+        (b"PK\x03\x04zip", "pickle"),
+    ],
+)
+def test_malformed_files_are_refused(tmp_path, data, message):
+    both_refuse(tmp_path, data, message)
+
+
+def test_truncated_file_is_refused(tmp_path):
+    both_refuse(tmp_path, TUTORIAL[:-100], "")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda h: h["i2h.bias"].update(dtype="F16"), ""),
+        (lambda h: h["i2h.bias"].update(dtype="Q9"), ""),
+        (lambda h: h["i2h.bias"].update(data_offsets=_overlapping(h)), ""),
+        (lambda h: h["i2o.bias"].update(data_offsets=[10**12, 10**12 + 72]), ""),
+        (lambda h: h["__metadata__"].update(format="namelang/2"), "format"),
+        (lambda h: h["__metadata__"].update(categories=json.dumps(["a"] * 3)), "categories"),
+        (lambda h: h["__metadata__"].update(hidden_size="99999999999"), "hidden_size"),
+    ],
+)
+def test_inconsistent_headers_are_refused(tmp_path, mutate, message):
+    header, data = tutorial_header()
+    mutate(header)
+    both_refuse(tmp_path, with_header(header, data), message)
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    header, data = tutorial_header()
+    start = header["i2o.bias"]["data_offsets"][0]
+    data = data[:start] + struct.pack("<f", float("inf")) + data[start + 4 :]
+    both_refuse(tmp_path, with_header(header, data), "NaN or Inf")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, len(TUTORIAL) - 1), st.integers(0, 255)), max_size=8))
+def test_fuzzed_model_files_load_or_raise_value_error(edits):
+    data = bytearray(TUTORIAL)
+    for at, value in edits:
+        data[at] = value
+    try:
+        model = namelang._native.Model.from_bytes(bytes(data))
+    except ValueError:
+        return
+    out = model.log_probs(["Hinton", "", "Zhou"])
+    assert out.shape == (3, 18)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzzed_bytes_never_crash_the_loader(data):
+    with contextlib.suppress(ValueError):
+        namelang._native.Model.from_bytes(data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.text(max_size=40), max_size=20))
+def test_any_text_gets_a_defined_row(names):
+    clf = namelang.load("default", backend="rust")
+    out = clf.log_probs(names)
+    assert out.shape == (len(names), 18)
+    for name, row in zip(names, out, strict=True):
+        if namelang.to_ascii(name):
+            assert np.isfinite(row).all()
+        else:
+            assert np.isnan(row).all()
+
+
+def test_hostile_strings_through_the_classifier():
+    clf = namelang.load("tutorial", backend="rust")
+    names = ["\ud800abc", "a\0b", "\u0301" * 10, "\u05e9\u05dc\u05d5\u05dd abc", "Ab" * 500_000]
+    out = clf.log_probs(names)
+    assert np.isfinite(out[[0, 1, 3]]).all() and np.isnan(out[2]).all()
+    assert out[4].dtype == np.float32  # a very long name still gets a row
+
+
+def _score_in_child(names):
+    return namelang.load("tutorial", backend="rust").log_probs(names)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_works_in_child_processes(method, dataset_names):
+    names = dataset_names[:5000]
+    clf = namelang.load("tutorial", backend="rust")
+    expected = clf.log_probs(names)  # the parent's thread pool is up before a fork
+    with mp.get_context(method).Pool(2) as pool:
+        results = pool.map(_score_in_child, [names, names])
+    for r in results:
+        np.testing.assert_array_equal(r, expected)
