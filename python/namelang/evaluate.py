@@ -98,7 +98,7 @@ def plot_history(history: dict, path: str | os.PathLike[str]) -> None:
         other.plot(history["x"], history["valid_macro_recall"], "r:", label="valid macro recall")
         other.set_ylabel("validation")
         other.legend(loc="center right")
-    ax.legend(loc="upper right")
+    ax.legend(loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -90,6 +90,13 @@ class ElmanRNN(nn.Module):
         order = torch.argsort(lengths, descending=True, stable=True)
         sorted_idx = indices[order]
         sorted_len = lengths[order].tolist()
+        # longer[t]: how many names have more than t letters (a prefix of the sorted rows).
+        longer = [0] * ((sorted_len[0] if sorted_len else 0) + 2)
+        for n in sorted_len:
+            longer[n] += 1
+        for t in range(len(longer) - 2, -1, -1):
+            longer[t] += longer[t + 1]
+        longer = longer[1:] + [0]
         H = self.hidden_size
         wx_h, wh_h = self.i2h.weight[:, :N_LETTERS], self.i2h.weight[:, N_LETTERS:]
         wx_o, wh_o = self.i2o.weight[:, :N_LETTERS], self.i2o.weight[:, N_LETTERS:]
@@ -103,13 +110,13 @@ class ElmanRNN(nn.Module):
             dtype=self.i2o.weight.dtype,
         )
         h = torch.zeros(batch, H, device=indices.device, dtype=self.i2h.weight.dtype)
-        active = sum(1 for n in sorted_len if n > 0)
+        active = longer[0]
         pieces: list[torch.Tensor] = []
         t = 0
         while active > 0:
             x = sorted_idx[:active, t]
-            ending = sum(1 for n in sorted_len[:active] if n == t + 1)
-            going = active - ending
+            going = longer[t + 1]
+            ending = active - going
             if ending:
                 hs = h[going:active]
                 pieces.append(in_o[x[going:]] + F.linear(hs, wh_o) + self.i2o.bias)
