@@ -4,8 +4,8 @@
 
 use crate::alphabet::N_LETTERS;
 use crate::error::{Error, Result};
-use crate::gemm::{matmul_acc, Mat};
-use crate::math::{log_softmax, sigmoid, tanh};
+use crate::gemm::{matmul_acc, Packed};
+use crate::math::{log_softmax, sigmoid_with, tanh_with};
 use crate::model_file::{parse, Cell, Spec};
 use crate::normalize::for_each_index;
 use crate::{encode, threads};
@@ -81,18 +81,18 @@ enum Net {
 struct Elman {
     hidden: usize,
     xb: Vec<f32>,    // (57, H): i2h's letter columns plus its bias
-    wh_t: Vec<f32>,  // (H, H): i2h's hidden block, transposed
-    xo: Vec<f32>,    // (57, Cp): i2o's letter columns plus bias and logit adjustment
-    oh_t: Vec<f32>,  // (H, Cp): i2o's hidden block, transposed
+    wh: Packed,      // (H, H): i2h's hidden block, transposed
+    xo: Vec<f32>,    // (57, C): i2o's letter columns plus bias and logit adjustment
+    oh: Packed,      // (H, C): i2o's hidden block, transposed
     table: Vec<f32>, // (COLLAPSED_MAX_LEN - 1, 57, C): (Oh Wh^d Wx)[:, letter]
     bias: Vec<f32>,  // (COLLAPSED_MAX_LEN + 1, C): Oh Σ_{d<T-1} Wh^d b
 }
 
 struct Layer {
-    wih_t: Vec<f32>, // (in, G), layers above the first
-    whh_t: Vec<f32>, // (H, G)
-    bih: Vec<f32>,   // (G) (for an LSTM, b_ih + b_hh)
-    bhh: Vec<f32>,   // (G)
+    wih: Option<Packed>, // (H, G): layers above the first
+    whh: Packed,         // (H, G)
+    bih: Vec<f32>,       // (G) (for an LSTM, b_ih + b_hh)
+    bhh: Vec<f32>,       // (G)
 }
 
 /// GRU or LSTM: the first layer's input projection is a per-letter table.
@@ -102,37 +102,25 @@ struct Gated {
     gates: usize,
     table0: Vec<f32>, // (57, G): W_ih0 · input(letter) + b_ih0 (+ b_hh0 for an LSTM)
     layers: Vec<Layer>,
-    out_t: Vec<f32>, // (H, Cp)
-    out_b: Vec<f32>, // (Cp): bias plus logit adjustment, zero-padded
+    out: Packed,     // (H, C)
+    out_b: Vec<f32>, // (C): bias plus logit adjustment
 }
 
-/// Output rows are computed this wide (zero columns past C) so the kernel never
-/// falls back to its scalar edge loop.
-fn padded(classes: usize) -> usize {
-    classes.div_ceil(16) * 16
-}
-
-/// Columns col0..col0+ncols of a row-major (rows, cols) matrix, transposed to
-/// (ncols, stride) with zero columns from `rows` up to `stride`.
-fn transpose_padded(
-    m: &[f32],
-    rows: usize,
-    cols: usize,
-    col0: usize,
-    ncols: usize,
-    stride: usize,
-) -> Vec<f32> {
-    let mut t = vec![0f32; ncols * stride];
+/// Columns col0..col0+ncols of a row-major (rows, cols) matrix, transposed to a
+/// row-major (ncols, rows) matrix.
+fn transpose(m: &[f32], rows: usize, cols: usize, col0: usize, ncols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; ncols * rows];
     for r in 0..rows {
         for c in 0..ncols {
-            t[c * stride + r] = m[r * cols + col0 + c];
+            t[c * rows + r] = m[r * cols + col0 + c];
         }
     }
     t
 }
 
-fn transpose(m: &[f32], rows: usize, cols: usize, col0: usize, ncols: usize) -> Vec<f32> {
-    transpose_padded(m, rows, cols, col0, ncols, rows)
+/// `weight[:, col0..col0+ncols]` of a (rows, cols) weight, packed as its transpose.
+fn packed_t(m: &[f32], rows: usize, cols: usize, col0: usize, ncols: usize) -> Packed {
+    Packed::new(&transpose(m, rows, cols, col0, ncols), ncols, rows)
 }
 
 impl Model {
@@ -215,7 +203,10 @@ impl Model {
             } else {
                 order.chunks(CHUNK).map(run_chunk).collect()
             };
-            let cp = padded(c);
+            let cp = match &self.net {
+                Net::Elman(e) => e.oh.padded_cols,
+                Net::Gated(g) => g.out.padded_cols,
+            };
             for (rows, logits) in order.chunks(CHUNK).zip(results) {
                 for (k, &i) in rows.iter().enumerate() {
                     out[i * c..(i + 1) * c].copy_from_slice(&logits[k * cp..k * cp + c]);
@@ -277,9 +268,9 @@ impl Elman {
         for row in xb.chunks_mut(h) {
             row.iter_mut().zip(i2h_b).for_each(|(v, b)| *v += b);
         }
-        let mut xo = transpose_padded(i2o, c, width, 0, N_LETTERS, padded(c));
-        for row in xo.chunks_mut(padded(c)) {
-            for (k, v) in row[..c].iter_mut().enumerate() {
+        let mut xo = transpose(i2o, c, width, 0, N_LETTERS);
+        for row in xo.chunks_mut(c) {
+            for (k, v) in row.iter_mut().enumerate() {
                 *v += i2o_b[k] + adj[k];
             }
         }
@@ -287,9 +278,9 @@ impl Elman {
         Elman {
             hidden: h,
             xb,
-            wh_t: transpose(i2h, h, width, N_LETTERS, h),
+            wh: packed_t(i2h, h, width, N_LETTERS, h),
             xo,
-            oh_t: transpose_padded(i2o, c, width, N_LETTERS, h, padded(c)),
+            oh: packed_t(i2o, c, width, N_LETTERS, h),
             table,
             bias,
         }
@@ -301,12 +292,14 @@ impl Elman {
         let mut k = 0;
         for_each_index(name, |letter| {
             let l = letter as usize;
+            let at = if k + 1 == len {
+                l * c
+            } else {
+                ((len - 2 - k) * N_LETTERS + l) * c
+            };
             let src = if k + 1 == len {
-                let at = l * padded(c);
                 &self.xo[at..at + c]
             } else {
-                let d = len - 2 - k;
-                let at = (d * N_LETTERS + l) * c;
                 &self.table[at..at + c]
             };
             row.iter_mut().zip(src).for_each(|(v, s)| *v += s);
@@ -314,22 +307,25 @@ impl Elman {
         });
     }
 
-    /// Logits (rows, padded(C)) for length-descending rows, all of length >= 1.
+    /// Logits (rows, oh.padded_cols) for length-descending rows, all of length >= 1.
     fn recurrence(&self, x: &[u8], lens: &[usize], c: usize, scratch: &mut Scratch) -> Vec<f32> {
-        let (n, h, c) = (lens.len(), self.hidden, padded(c));
-        let mut logits = vec![0f32; n * c];
+        let (n, h) = (lens.len(), self.hidden);
+        let (hp, cp) = (self.wh.padded_cols, self.oh.padded_cols);
+        let mut logits = vec![0f32; n * cp];
         let (mut a, mut b) = (&mut scratch.a, &mut scratch.b);
-        zeroed(a, n * h);
-        zeroed(b, n * h);
+        zeroed(a, n * hp);
+        zeroed(b, n * hp);
+        let lookup = |dst: &mut [f32], table: &[f32], width: usize, l: u8| {
+            let l = l as usize;
+            dst[..width].copy_from_slice(&table[l * width..(l + 1) * width]);
+        };
         // h_0 = 0, so h_1 is a lookup.
         let mut active = count_longer(lens, 1);
         for r in 0..active {
-            let l = x[r] as usize;
-            a[r * h..(r + 1) * h].copy_from_slice(&self.xb[l * h..(l + 1) * h]);
+            lookup(&mut a[r * hp..], &self.xb, h, x[r]);
         }
         for r in active..n {
-            let l = x[r] as usize;
-            logits[r * c..(r + 1) * c].copy_from_slice(&self.xo[l * c..(l + 1) * c]);
+            lookup(&mut logits[r * cp..], &self.xo, c, x[r]);
         }
         let mut s = 1; // `a` holds h_s for rows [0, active)
         while active > 0 {
@@ -337,43 +333,23 @@ impl Elman {
             let xs = &x[s * n..(s + 1) * n];
             // Rows of length s + 1 read their last letter: output from h_s.
             for r in going..active {
-                let l = xs[r] as usize;
-                logits[r * c..(r + 1) * c].copy_from_slice(&self.xo[l * c..(l + 1) * c]);
+                lookup(&mut logits[r * cp..], &self.xo, c, xs[r]);
             }
             matmul_acc(
                 active - going,
-                h,
-                c,
-                Mat {
-                    data: &a[going * h..],
-                    ld: h,
-                },
-                Mat {
-                    data: &self.oh_t,
-                    ld: c,
-                },
-                &mut logits[going * c..],
-                c,
+                &a[going * hp..],
+                hp,
+                &self.oh,
+                &mut logits[going * cp..],
+                cp,
             );
             if going == 0 {
                 break;
             }
             for r in 0..going {
-                let l = xs[r] as usize;
-                b[r * h..(r + 1) * h].copy_from_slice(&self.xb[l * h..(l + 1) * h]);
+                lookup(&mut b[r * hp..], &self.xb, h, xs[r]);
             }
-            matmul_acc(
-                going,
-                h,
-                h,
-                Mat { data: a, ld: h },
-                Mat {
-                    data: &self.wh_t,
-                    ld: h,
-                },
-                b,
-                h,
-            );
+            matmul_acc(going, a, hp, &self.wh, b, hp);
             std::mem::swap(&mut a, &mut b);
             active = going;
             s += 1;
@@ -465,14 +441,9 @@ impl Gated {
                 if lstm {
                     bih.iter_mut().zip(&bhh).for_each(|(a, b)| *a += b);
                 }
-                let wih = &t[&format!("rnn.weight_ih_l{k}")];
                 Layer {
-                    wih_t: if k == 0 {
-                        Vec::new()
-                    } else {
-                        transpose(wih, g, h, 0, h)
-                    },
-                    whh_t: transpose(&t[&format!("rnn.weight_hh_l{k}")], g, h, 0, h),
+                    wih: (k > 0).then(|| packed_t(&t[&format!("rnn.weight_ih_l{k}")], g, h, 0, h)),
+                    whh: packed_t(&t[&format!("rnn.weight_hh_l{k}")], g, h, 0, h),
                     bih,
                     bhh,
                 }
@@ -485,22 +456,15 @@ impl Gated {
             gates: g,
             table0,
             layers,
-            out_t: transpose_padded(&t["out.weight"], c, h, 0, h, padded(c)),
-            out_b: (0..padded(c))
-                .map(|k| {
-                    if k < c {
-                        t["out.bias"][k] + adj[k]
-                    } else {
-                        0.0
-                    }
-                })
-                .collect(),
+            out: packed_t(&t["out.weight"], c, h, 0, h),
+            out_b: t["out.bias"].iter().zip(adj).map(|(a, b)| a + b).collect(),
         }
     }
 
-    /// Logits (rows, padded(C)) for length-descending rows, all of length >= 1.
+    /// Logits (rows, out.padded_cols) for length-descending rows, all of length >= 1.
     fn recurrence(&self, x: &[u8], lens: &[usize], c: usize, scratch: &mut Scratch) -> Vec<f32> {
-        let (n, h, g, c) = (lens.len(), self.hidden, self.gates, padded(c));
+        let (n, h, g) = (lens.len(), self.hidden, self.gates);
+        let (gp, cp) = (self.layers[0].whh.padded_cols, self.out.padded_cols);
         let layers = self.layers.len();
         let Scratch { gi, gh, hs, cs, .. } = scratch;
         hs.resize_with(layers, Vec::new);
@@ -511,85 +475,51 @@ impl Gated {
                 zeroed(&mut cs[k], n * h);
             }
         }
-        let gi = zeroed(gi, n * g);
-        let gh = zeroed(gh, n * g);
-        let mut logits = vec![0f32; n * c];
+        let gi = zeroed(gi, n * gp);
+        let gh = zeroed(gh, n * gp);
+        let mut logits = vec![0f32; n * cp];
         let width = lens.first().copied().unwrap_or(0);
         for s in 0..width {
             let active = count_longer(lens, s);
             let xs = &x[s * n..(s + 1) * n];
             for (k, layer) in self.layers.iter().enumerate() {
                 // Input projection: a lookup for the first layer, a product above it.
-                if k == 0 {
+                if let Some(wih) = &layer.wih {
                     for r in 0..active {
-                        let l = xs[r] as usize;
-                        gi[r * g..(r + 1) * g].copy_from_slice(&self.table0[l * g..(l + 1) * g]);
+                        gi[r * gp..r * gp + g].copy_from_slice(&layer.bih);
                     }
+                    matmul_acc(active, &hs[k - 1], h, wih, gi, gp);
                 } else {
                     for r in 0..active {
-                        gi[r * g..(r + 1) * g].copy_from_slice(&layer.bih);
+                        let l = xs[r] as usize;
+                        gi[r * gp..r * gp + g].copy_from_slice(&self.table0[l * g..(l + 1) * g]);
                     }
-                    let (below, _) = hs.split_at(k);
-                    let input = &below[k - 1];
-                    matmul_acc(
-                        active,
-                        h,
-                        g,
-                        Mat { data: input, ld: h },
-                        Mat {
-                            data: &layer.wih_t,
-                            ld: g,
-                        },
-                        gi,
-                        g,
-                    );
                 }
                 let state = &mut hs[k];
+                // h_0 = 0: at the first step the recurrent product is zero, so skip it.
                 if self.lstm {
                     if s > 0 {
-                        matmul_acc(
-                            active,
-                            h,
-                            g,
-                            Mat { data: state, ld: h },
-                            Mat {
-                                data: &layer.whh_t,
-                                ld: g,
-                            },
-                            gi,
-                            g,
-                        );
+                        matmul_acc(active, state, h, &layer.whh, gi, gp);
                     }
                     let cell = &mut cs[k];
                     for r in 0..active {
                         lstm_update(
-                            &gi[r * g..(r + 1) * g],
+                            &gi[r * gp..r * gp + g],
                             &mut cell[r * h..(r + 1) * h],
                             &mut state[r * h..(r + 1) * h],
                         );
                     }
                 } else {
                     for r in 0..active {
-                        gh[r * g..(r + 1) * g].copy_from_slice(&layer.bhh);
+                        gh[r * gp..r * gp + g].copy_from_slice(&layer.bhh);
                     }
                     if s > 0 {
-                        matmul_acc(
-                            active,
-                            h,
-                            g,
-                            Mat { data: state, ld: h },
-                            Mat {
-                                data: &layer.whh_t,
-                                ld: g,
-                            },
-                            gh,
-                            g,
-                        );
+                        matmul_acc(active, state, h, &layer.whh, gh, gp);
                     }
                     for r in 0..active {
                         gru_update(
-                            &gi[r * g..(r + 1) * g],
-                            &gh[r * g..(r + 1) * g],
+                            &gi[r * gp..r * gp + g],
+                            &gh[r * gp..r * gp + g],
                             &mut state[r * h..(r + 1) * h],
                         );
                     }
@@ -599,23 +529,16 @@ impl Gated {
             let going = count_longer(lens, s + 1);
             if going < active {
                 for r in going..active {
-                    logits[r * c..(r + 1) * c].copy_from_slice(&self.out_b);
+                    logits[r * cp..r * cp + c].copy_from_slice(&self.out_b);
                 }
                 let top = &hs[layers - 1];
                 matmul_acc(
                     active - going,
+                    &top[going * h..],
                     h,
-                    c,
-                    Mat {
-                        data: &top[going * h..],
-                        ld: h,
-                    },
-                    Mat {
-                        data: &self.out_t,
-                        ld: c,
-                    },
-                    &mut logits[going * c..],
-                    c,
+                    &self.out,
+                    &mut logits[going * cp..],
+                    cp,
                 );
             }
         }
@@ -631,7 +554,7 @@ fn gru_update(gi: &[f32], gh: &[f32], h: &mut [f32]) {
         // SAFETY: `isa` checked that the CPU has AVX2 and FMA.
         return unsafe { gru_update_avx2(gi, gh, h) };
     }
-    gru_update_body(gi, gh, h)
+    gru_update_body::<false>(gi, gh, h)
 }
 
 fn lstm_update(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
@@ -640,47 +563,48 @@ fn lstm_update(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
         // SAFETY: as above.
         return unsafe { lstm_update_avx2(gates, c, h) };
     }
-    lstm_update_body(gates, c, h)
+    lstm_update_body::<false>(gates, c, h)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gru_update_avx2(gi: &[f32], gh: &[f32], h: &mut [f32]) {
-    gru_update_body(gi, gh, h)
+    gru_update_body::<true>(gi, gh, h)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn lstm_update_avx2(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
-    lstm_update_body(gates, c, h)
+    lstm_update_body::<true>(gates, c, h)
 }
 
 /// PyTorch's GRU: r, z, n gates; h' = (1 - z) n + z h.
 #[inline(always)]
-fn gru_update_body(gi: &[f32], gh: &[f32], h: &mut [f32]) {
+fn gru_update_body<const FMA: bool>(gi: &[f32], gh: &[f32], h: &mut [f32]) {
     let hidden = h.len();
     let (ir, rest) = gi.split_at(hidden);
     let (iz, inn) = rest.split_at(hidden);
     let (hr, rest) = gh.split_at(hidden);
     let (hz, hn) = rest.split_at(hidden);
     for j in 0..hidden {
-        let r = sigmoid(ir[j] + hr[j]);
-        let z = sigmoid(iz[j] + hz[j]);
-        let n = tanh(inn[j] + r * hn[j]);
+        let r = sigmoid_with::<FMA>(ir[j] + hr[j]);
+        let z = sigmoid_with::<FMA>(iz[j] + hz[j]);
+        let n = tanh_with::<FMA>(inn[j] + r * hn[j]);
         h[j] = n + z * (h[j] - n);
     }
 }
 
 /// PyTorch's LSTM: i, f, g, o gates (biases already summed into `gates`).
 #[inline(always)]
-fn lstm_update_body(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
+fn lstm_update_body<const FMA: bool>(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
     let hidden = h.len();
     let (gi, rest) = gates.split_at(hidden);
     let (gf, rest) = rest.split_at(hidden);
     let (gg, go) = rest.split_at(hidden);
     for j in 0..hidden {
-        let cell = sigmoid(gf[j]) * c[j] + sigmoid(gi[j]) * tanh(gg[j]);
+        let cell = sigmoid_with::<FMA>(gf[j]) * c[j]
+            + sigmoid_with::<FMA>(gi[j]) * tanh_with::<FMA>(gg[j]);
         c[j] = cell;
-        h[j] = sigmoid(go[j]) * tanh(cell);
+        h[j] = sigmoid_with::<FMA>(go[j]) * tanh_with::<FMA>(cell);
     }
 }
