@@ -232,10 +232,19 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
     if row.iter().any(|v| v.is_nan()) {
         return Vec::new();
     }
-    let mut order: Vec<usize> = (0..row.len()).collect();
-    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-    order.truncate(k);
-    order
+    // k scans beat a sort for the few languages asked for (k is usually 1 to 3).
+    let k = k.min(row.len());
+    let mut taken = Vec::with_capacity(k);
+    for _ in 0..k {
+        let mut best: Option<usize> = None;
+        for (i, &v) in row.iter().enumerate() {
+            if !taken.contains(&i) && best.is_none_or(|b| v > row[b]) {
+                best = Some(i);
+            }
+        }
+        taken.extend(best);
+    }
+    taken
 }
 
 /// Letter indices of the chosen rows, time-major: x[t * rows + r]; padding is 0.
@@ -606,5 +615,19 @@ fn lstm_update_body<const FMA: bool>(gates: &[f32], c: &mut [f32], h: &mut [f32]
             + sigmoid_with::<FMA>(gi[j]) * tanh_with::<FMA>(gg[j]);
         c[j] = cell;
         h[j] = sigmoid_with::<FMA>(go[j]) * tanh_with::<FMA>(cell);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::top_k;
+
+    #[test]
+    fn top_k_is_best_first_with_ties_in_index_order() {
+        let row = [0.1, 0.5, 0.3, 0.5, -1.0];
+        assert_eq!(top_k(&row, 3), vec![1, 3, 2]);
+        assert_eq!(top_k(&row, 1), vec![1]);
+        assert_eq!(top_k(&row, 9), vec![1, 3, 2, 0, 4]);
+        assert!(top_k(&[0.0, f32::NAN], 1).is_empty());
     }
 }

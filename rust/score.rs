@@ -112,27 +112,31 @@ pub fn score_chunk(
     out: &mut Vec<u8>,
 ) -> Result<Counts> {
     let rows: Vec<&[u8]> = lines(chunk).collect();
-    let mut texts: Vec<&str> = Vec::with_capacity(rows.len());
-    let mut errors: Vec<Option<RowError>> = Vec::with_capacity(rows.len());
-    for raw in &rows {
-        let (text, error) = match std::str::from_utf8(raw) {
+    fn classify<'a>(raw: &'a [u8], max_length: usize) -> (&'a str, Option<RowError>) {
+        match std::str::from_utf8(raw) {
             Err(_) => ("", Some(RowError::InvalidUtf8)),
             Ok(t) if t.trim().is_empty() => ("", Some(RowError::Empty)),
             Ok(t) => {
                 let n = normalized_len(t);
-                let error = if n == 0 {
-                    Some(RowError::NoLetters)
-                } else if n > opts.max_length {
-                    Some(RowError::TooLong)
+                if n == 0 {
+                    ("", Some(RowError::NoLetters))
+                } else if n > max_length {
+                    ("", Some(RowError::TooLong))
                 } else {
-                    None
-                };
-                (if error.is_none() { t } else { "" }, error)
+                    (t, None)
+                }
             }
-        };
-        texts.push(text);
-        errors.push(error);
+        }
     }
+    let (texts, errors): (Vec<&str>, Vec<Option<RowError>>) = threads::run(rows.len(), || {
+        if rows.len() >= threads::PARALLEL_THRESHOLD {
+            rows.par_iter()
+                .map(|r| classify(r, opts.max_length))
+                .unzip()
+        } else {
+            rows.iter().map(|r| classify(r, opts.max_length)).unzip()
+        }
+    });
     let classes = model.classes();
     let scores = model.log_probs(&texts, Method::Auto)?;
     let k = opts.k.min(classes);
