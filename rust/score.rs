@@ -112,7 +112,7 @@ pub fn score_chunk(
     out: &mut Vec<u8>,
 ) -> Result<Counts> {
     let rows: Vec<&[u8]> = lines(chunk).collect();
-    fn classify<'a>(raw: &'a [u8], max_length: usize) -> (&'a str, Option<RowError>) {
+    fn classify(raw: &[u8], max_length: usize) -> (&str, Option<RowError>) {
         match std::str::from_utf8(raw) {
             Err(_) => ("", Some(RowError::InvalidUtf8)),
             Ok(t) if t.trim().is_empty() => ("", Some(RowError::Empty)),
