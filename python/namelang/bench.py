@@ -219,8 +219,16 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
 
     # Forward passes: one model per cell.
     lengths = namelang.encode(big)[1]
-    for label, model in (("tutorial", "tutorial"), ("default", "default")):
-        path = namelang.classifier.model_path(model)
+    import tempfile
+
+    scratch = tempfile.TemporaryDirectory()
+    models = [
+        ("tutorial", namelang.classifier.model_path("tutorial")),
+        ("default", namelang.classifier.model_path("default")),
+        ("gru 128 emb 64", _random_model(scratch.name, "gru")),
+        ("lstm 128 emb 64", _random_model(scratch.name, "lstm")),
+    ]
+    for label, path in models:
         spec, module = load_module(path)
         flops = forward_flops(
             spec.cell, spec.hidden_size, spec.num_layers, spec.n_categories, lengths
@@ -320,9 +328,9 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
         _time(many(lambda: rust_clf.log_probs(one)), repeats),
     )
 
-    # End-to-end scoring of a generated file.
-    import tempfile
+    scratch.cleanup()
 
+    # End-to-end scoring of a generated file.
     from namelang.score import score_file
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -355,6 +363,21 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
 
     _ratios(report)
     return report
+
+
+def _random_model(folder: str, cell: str):
+    """A model of the size PyTorch's nn.GRU/nn.LSTM anchors use (hidden 128, embedding 64),
+    random weights (seed 0): speed does not depend on training."""
+    import torch
+
+    from namelang import model_file
+    from namelang.model import ModelConfig, build
+
+    torch.manual_seed(0)
+    config = ModelConfig(cell=cell, hidden_size=128, input="embedding", embedding_dim=64)
+    return model_file.save(
+        os.path.join(folder, f"{cell}.safetensors"), build(config), [f"c{i}" for i in range(18)]
+    )
 
 
 def _ratios(report: Report) -> None:

@@ -96,7 +96,7 @@ class ElmanRNN(nn.Module):
             longer[n] += 1
         for t in range(len(longer) - 2, -1, -1):
             longer[t] += longer[t + 1]
-        longer = longer[1:] + [0]
+        longer = [*longer[1:], 0]
         H = self.hidden_size
         wx_h, wh_h = self.i2h.weight[:, :N_LETTERS], self.i2h.weight[:, N_LETTERS:]
         wx_o, wh_o = self.i2o.weight[:, :N_LETTERS], self.i2o.weight[:, N_LETTERS:]
