@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing as mp
+import os
 import struct
 
 import namelang
@@ -16,6 +17,8 @@ from namelang import model_file
 from namelang.classifier import model_path
 
 TUTORIAL = model_path("tutorial").read_bytes()
+# A longer fuzz pass: NAMELANG_FUZZ_EXAMPLES=20000 pytest tests/test_reliability.py -k fuzz
+FUZZ_EXAMPLES = int(os.environ.get("NAMELANG_FUZZ_EXAMPLES", "300"))
 
 
 def both_refuse(tmp_path, data: bytes, message: str) -> None:
@@ -94,7 +97,7 @@ def test_non_finite_weights_are_refused(tmp_path):
     both_refuse(tmp_path, with_header(header, data), "NaN or Inf")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, len(TUTORIAL) - 1), st.integers(0, 255)), max_size=8))
 def test_fuzzed_model_files_load_or_raise_value_error(edits):
     data = bytearray(TUTORIAL)
@@ -108,7 +111,7 @@ def test_fuzzed_model_files_load_or_raise_value_error(edits):
     assert out.shape == (3, 18)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None)
 @given(st.binary(max_size=300))
 def test_fuzzed_bytes_never_crash_the_loader(data):
     with contextlib.suppress(ValueError):
