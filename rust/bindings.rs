@@ -73,20 +73,32 @@ fn to_ascii(name: &Bound<'_, PyAny>) -> PyResult<String> {
 }
 
 #[pyfunction]
-fn to_ascii_batch(py: Python<'_>, names: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+fn to_ascii_batch<'py>(py: Python<'py>, names: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
     let items = collect_items(names)?;
     let texts = borrow_names(&items)?;
-    let out: Vec<String> = py.detach(|| {
+    // None: the name is already its own ASCII form, and the input object is reused.
+    let converted: Vec<Option<String>> = py.detach(|| {
+        let convert = |t: &Cow<'_, str>| {
+            if t.is_ascii() && normalize::normalized_len(t) == t.len() {
+                None
+            } else {
+                Some(normalize::to_ascii(t))
+            }
+        };
         threads::run(texts.len(), || {
             use rayon::prelude::*;
             if texts.len() >= threads::PARALLEL_THRESHOLD {
-                texts.par_iter().map(|t| normalize::to_ascii(t)).collect()
+                texts.par_iter().map(convert).collect()
             } else {
-                texts.iter().map(|t| normalize::to_ascii(t)).collect()
+                texts.iter().map(convert).collect()
             }
         })
     });
-    Ok(out)
+    let out = converted.into_iter().zip(&items).map(|(c, item)| match c {
+        None => item.clone(),
+        Some(s) => PyString::new(py, &s).into_any(),
+    });
+    PyList::new(py, out)
 }
 
 type Encoded<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray1<i64>>);
