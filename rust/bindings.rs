@@ -5,7 +5,7 @@ use crate::alphabet::{ALPHABET, N_LETTERS};
 use crate::encode as encoding;
 use crate::{error::Error, forward, gemm, normalize, peak, score, threads};
 use numpy::ndarray::{Array1, Array2, Array3};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
@@ -205,6 +205,52 @@ impl PyModel {
             .collect())
     }
 
+    /// Columnar scoring of a list of str: (top (B, k) int32, probability (B, k) float32,
+    /// error (B,) uint8); codes name `score.ERROR_CODES`.
+    #[pyo3(signature = (names, k = 1, max_length = 256))]
+    fn score_names<'py>(
+        &self,
+        py: Python<'py>,
+        names: &Bound<'py, PyAny>,
+        k: usize,
+        max_length: usize,
+    ) -> PyResult<ScoredColumns<'py>> {
+        let items = collect_items(names)?;
+        let texts = borrow_names(&items)?;
+        let views: Vec<Option<&str>> = texts.iter().map(|t| Some(t.as_ref())).collect();
+        let cols = py.detach(|| score::score_columns(&self.inner, &views, k, max_length))?;
+        Ok(columns_to_numpy(py, cols, texts.len(), k.clamp(1, self.inner.classes())))
+    }
+
+    /// The same from an Arrow string array's buffers: `offsets` (B + 1, int64) into
+    /// `data` (UTF-8 bytes). No Python object is made per row.
+    #[pyo3(signature = (offsets, data, k = 1, max_length = 256))]
+    fn score_utf8<'py>(
+        &self,
+        py: Python<'py>,
+        offsets: PyReadonlyArray1<'py, i64>,
+        data: PyReadonlyArray1<'py, u8>,
+        k: usize,
+        max_length: usize,
+    ) -> PyResult<ScoredColumns<'py>> {
+        let offsets = offsets.as_slice()?;
+        let data = data.as_slice()?;
+        let rows = offsets.len().saturating_sub(1);
+        let mut views: Vec<Option<&str>> = Vec::with_capacity(rows);
+        for w in offsets.windows(2) {
+            let (start, end) = (w[0], w[1]);
+            if start < 0 || end < start || end as usize > data.len() {
+                return Err(PyValueError::new_err(format!(
+                    "offsets [{start}, {end}) fall outside the {} data bytes",
+                    data.len()
+                )));
+            }
+            views.push(std::str::from_utf8(&data[start as usize..end as usize]).ok());
+        }
+        let cols = py.detach(|| score::score_columns(&self.inner, &views, k, max_length))?;
+        Ok(columns_to_numpy(py, cols, rows, k.clamp(1, self.inner.classes())))
+    }
+
     #[getter]
     fn categories(&self) -> Vec<String> {
         self.inner.spec.categories.clone()
@@ -242,6 +288,14 @@ fn score_chunk<'py>(
         counts.scored,
         counts.flagged,
     ))
+}
+
+type ScoredColumns<'py> = (Bound<'py, PyArray2<i32>>, Bound<'py, PyArray2<f32>>, Bound<'py, PyArray1<u8>>);
+
+fn columns_to_numpy(py: Python<'_>, cols: score::Columns, rows: usize, k: usize) -> ScoredColumns<'_> {
+    let top = Array2::from_shape_vec((rows, k), cols.top).expect("(B, k)");
+    let probability = Array2::from_shape_vec((rows, k), cols.probability).expect("(B, k)");
+    (top.into_pyarray(py), probability.into_pyarray(py), Array1::from(cols.error).into_pyarray(py))
 }
 
 /// The header line `score_chunk`'s rows go under ("" for JSONL).

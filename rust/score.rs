@@ -334,3 +334,50 @@ mod tests {
         );
     }
 }
+
+/// Columnar results for batch APIs: row-major (B, k) category indices (-1: none) and
+/// probabilities, and an error code per row (0 = scored, else `ERROR_CODES[code]`).
+pub struct Columns {
+    pub top: Vec<i32>,
+    pub probability: Vec<f32>,
+    pub error: Vec<u8>,
+}
+
+/// The error names behind `Columns::error` codes.
+pub const ERROR_CODES: [&str; 5] = ["", "empty", "no_letters", "too_long", "invalid_utf8"];
+
+/// Scores names given as text (None: bytes that were not UTF-8) into columns.
+pub fn score_columns(model: &Model, texts: &[Option<&str>], k: usize, max_length: usize) -> Result<Columns> {
+    let codes: Vec<u8> = threads::run(texts.len(), || {
+        let code = |t: &Option<&str>| match t {
+            None => 4,
+            Some(t) if t.trim().is_empty() => 1,
+            Some(t) => match normalized_len(t) {
+                0 => 2,
+                n if n > max_length => 3,
+                _ => 0,
+            },
+        };
+        if texts.len() >= threads::PARALLEL_THRESHOLD {
+            texts.par_iter().map(code).collect()
+        } else {
+            texts.iter().map(code).collect()
+        }
+    });
+    let scored: Vec<&str> = texts.iter().zip(&codes).map(|(t, &c)| if c == 0 { t.unwrap_or("") } else { "" }).collect();
+    let classes = model.classes();
+    let scores = model.log_probs(&scored, Method::Auto)?;
+    let k = k.clamp(1, classes);
+    let mut top = vec![-1i32; texts.len() * k];
+    let mut probability = vec![f32::NAN; texts.len() * k];
+    for (i, &c) in codes.iter().enumerate() {
+        if c == 0 {
+            let row = &scores[i * classes..(i + 1) * classes];
+            for (j, best) in top_k(row, k).into_iter().enumerate() {
+                top[i * k + j] = best as i32;
+                probability[i * k + j] = row[best].exp();
+            }
+        }
+    }
+    Ok(Columns { top, probability, error: codes })
+}

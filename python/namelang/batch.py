@@ -1,0 +1,200 @@
+"""Batch scoring of columnar data: pandas DataFrames, pyarrow Tables, RecordBatches and
+string arrays, with prediction columns added and one row out per row in, in order.
+
+A `Scorer` carries the model's bytes, not a path, so it pickles to worker processes of
+Dask, Spark or Ray and loads the model once per process, on first use."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from namelang.classifier import model_path
+
+ERRORS = ("", "empty", "no_letters", "too_long", "invalid_utf8")
+NULL_ERROR = "null"
+
+
+class Scorer:
+    """Scores batches with one model on the Rust backend.
+
+    `threads` sets the native threads of each process that uses this Scorer; with several
+    worker processes on one machine, set it to cores / workers so they do not
+    oversubscribe the cores."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = "default",
+        *,
+        column: str = "name",
+        k: int = 1,
+        max_length: int = 256,
+        threads: int | None = None,
+    ):
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        self.column, self.k, self.max_length, self.threads = column, k, max_length, threads
+        self._bytes = model_path(model).read_bytes()
+        self._model: Any = None
+        self._pid: int | None = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_model"], state["_pid"] = None, None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    @property
+    def model(self):
+        """The native model, loaded once per process (again after a fork)."""
+        if self._model is None or self._pid != os.getpid():
+            from namelang import _native
+            from namelang.text import set_num_threads
+
+            if self.threads is not None:
+                set_num_threads(self.threads)
+            self._model = _native.Model.from_bytes(self._bytes)
+            self._pid = os.getpid()
+        return self._model
+
+    @property
+    def categories(self) -> list[str]:
+        return self.model.categories
+
+    def score_batch(self, data):
+        """`data` with the prediction columns added (see `score_batch`)."""
+        return _score_batch(self, data)
+
+    def meta(self, frame):
+        """An empty frame shaped like `score_batch`'s output, for dask's `meta=`."""
+        return _score_batch(self, frame.iloc[:0])
+
+
+def score_batch(
+    data,
+    column: str = "name",
+    k: int = 1,
+    model: str | os.PathLike[str] = "default",
+    backend: str = "auto",
+    max_length: int = 256,
+):
+    """Adds `language`, `probability`, `error` (and `top` when k > 1: a list of
+    [language, probability] pairs, best first) to a pandas DataFrame, a pyarrow Table or
+    RecordBatch (whose name column is `column`), or a pyarrow string array (then a Table
+    with `name` and the new columns comes back). Rows that cannot be scored keep their
+    place: `language` null, `error` one of empty, no_letters, too_long, null."""
+    if backend not in ("auto", "rust"):
+        raise ValueError("score_batch runs on the Rust backend; use backend='auto' or 'rust'")
+    return _score_batch(Scorer(model, column=column, k=k, max_length=max_length), data)
+
+
+def _columns_from_arrow(scorer: Scorer, array):
+    """(top, probability, error, null mask) from an Arrow string array's buffers."""
+    import numpy as np
+    import pyarrow as pa
+
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
+    if pa.types.is_string(array.type):
+        array = array.cast(pa.large_string())
+    elif not pa.types.is_large_string(array.type):
+        raise TypeError(f"the name column must hold strings, not {array.type}")
+    _, offsets_buf, data_buf = array.buffers()
+    n = len(array)
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64, count=n + 1, offset=array.offset * 8)
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    )
+    top, prob, error = scorer.model.score_utf8(offsets, data, scorer.k, scorer.max_length)
+    nulls = array.is_null().to_numpy(zero_copy_only=False) if array.null_count else None
+    return top, prob, error, nulls
+
+
+def _score_batch(scorer: Scorer, data):
+    import numpy as np
+
+    kind = type(data).__module__.split(".")[0]
+    if kind == "pandas":
+        series = data[scorer.column]
+        values = series.tolist()
+        nulls = np.array([not isinstance(v, str) for v in values], dtype=bool)
+        names = [v if isinstance(v, str) else "" for v in values]
+        top, prob, error = scorer.model.score_names(names, scorer.k, scorer.max_length)
+        return _to_pandas(scorer, data, top, prob, error, nulls if nulls.any() else None)
+    if kind == "pyarrow":
+        import pyarrow as pa
+
+        if isinstance(data, (pa.Array, pa.ChunkedArray)):
+            table = pa.table({"name": data})
+            column = "name"
+        else:
+            table, column = data, scorer.column
+        if column not in table.column_names:
+            raise ValueError(f"no column {column!r}; columns: {table.column_names}")
+        top, prob, error, nulls = _columns_from_arrow(scorer, table.column(column))
+        return _to_arrow(scorer, table, top, prob, error, nulls)
+    raise TypeError(
+        f"score_batch takes a pandas DataFrame or a pyarrow Table, RecordBatch or string "
+        f"array, not {type(data).__name__}"
+    )
+
+
+def _error_names(error, nulls):
+    import numpy as np
+
+    names = np.array([None, *ERRORS[1:]], dtype=object)[error]
+    if nulls is not None:
+        names[nulls] = NULL_ERROR
+    return names
+
+
+def _to_pandas(scorer, frame, top, prob, error, nulls):
+    import numpy as np
+    import pandas as pd
+
+    categories = scorer.categories
+    if nulls is not None:
+        top[nulls], prob[nulls] = -1, np.nan
+    out = frame.copy()
+    out["language"] = pd.Categorical.from_codes(top[:, 0], categories=categories)
+    out["probability"] = prob[:, 0]
+    if scorer.k > 1:
+        out["top"] = [
+            [(categories[c], float(p)) for c, p in zip(row_c, row_p, strict=True) if c >= 0]
+            for row_c, row_p in zip(top, prob, strict=True)
+        ]
+    out["error"] = _error_names(error, nulls)
+    return out
+
+
+def _to_arrow(scorer, table, top, prob, error, nulls):
+    import numpy as np
+    import pyarrow as pa
+
+    categories = pa.array(scorer.categories, pa.string())
+    missing = top[:, 0] < 0
+    if nulls is not None:
+        missing |= nulls
+    language = pa.DictionaryArray.from_arrays(
+        pa.array(np.where(missing, 0, top[:, 0]), pa.int32(), mask=missing), categories
+    )
+    probability = pa.array(prob[:, 0], pa.float32(), mask=missing)
+    columns = {"language": language, "probability": probability}
+    if scorer.k > 1:
+        k = top.shape[1]
+        valid = (top >= 0) & ~missing[:, None]
+        flat_lang = pa.DictionaryArray.from_arrays(
+            pa.array(np.where(valid, top, 0).ravel(), pa.int32(), mask=~valid.ravel()), categories
+        )
+        pairs = pa.StructArray.from_arrays(
+            [flat_lang, pa.array(prob.ravel(), pa.float32(), mask=~valid.ravel())],
+            names=["language", "probability"],
+        )
+        offsets = pa.array(np.arange(0, len(top) * k + 1, k, dtype=np.int32))
+        columns["top"] = pa.ListArray.from_arrays(offsets, pairs)
+    columns["error"] = pa.array(_error_names(error, nulls), pa.string())
+    for name, values in columns.items():
+        table = table.append_column(name, values)
+    return table
