@@ -247,3 +247,12 @@ def test_memory_stays_bounded_on_ten_million_rows(tmp_path, dataset_names):
             sum(1 for _ in f)
             == 10_000_000 // len(dataset_names) * len(dataset_names) + len(dataset_names) + 1
         )
+
+
+def test_output_gets_ordinary_permissions(tmp_path):
+    src = write_lines(tmp_path / "in.txt", ["Zhou"])
+    out = tmp_path / "out.csv"
+    score_file(src, out, progress=False)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -213,6 +213,13 @@ def read(path: str | os.PathLike[str]) -> tuple[ModelSpec, dict[str, np.ndarray]
     return spec, tensors
 
 
+def _default_permissions(path: str) -> None:
+    """mkstemp makes files private (0600); give them what open() would (0666 & ~umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def write(
     path: str | os.PathLike[str],
     spec: ModelSpec,
@@ -245,6 +252,7 @@ def write(
     os.close(fd)
     try:
         save_file(arrays, tmp, metadata=meta)
+        _default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -128,10 +128,17 @@ def _atomic_output(path: str | None) -> Iterator[BinaryIO]:
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
             yield f
+        _default_permissions(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _default_permissions(path: str) -> None:
+    from namelang.model_file import _default_permissions as apply
+
+    apply(path)
 
 
 class _NoBar:
