@@ -7,7 +7,9 @@ Importing namelang does not import torch.
 
 from __future__ import annotations
 
+from namelang.batch import Scorer, score_batch
 from namelang.classifier import Classifier, load
+from namelang.score import score_file
 from namelang.text import (
     ALPHABET,
     encode,
@@ -23,11 +25,14 @@ __version__ = "0.1.0"
 __all__ = [
     "ALPHABET",
     "Classifier",
+    "Scorer",
     "__version__",
     "encode",
     "get_num_threads",
     "load",
     "one_hot",
+    "score_batch",
+    "score_file",
     "set_num_threads",
     "to_ascii",
     "to_ascii_batch",
