@@ -219,7 +219,12 @@ impl PyModel {
         let texts = borrow_names(&items)?;
         let views: Vec<Option<&str>> = texts.iter().map(|t| Some(t.as_ref())).collect();
         let cols = py.detach(|| score::score_columns(&self.inner, &views, k, max_length))?;
-        Ok(columns_to_numpy(py, cols, texts.len(), k.clamp(1, self.inner.classes())))
+        Ok(columns_to_numpy(
+            py,
+            cols,
+            texts.len(),
+            k.clamp(1, self.inner.classes()),
+        ))
     }
 
     /// The same from an Arrow string array's buffers: `offsets` (B + 1, int64) into
@@ -248,7 +253,12 @@ impl PyModel {
             views.push(std::str::from_utf8(&data[start as usize..end as usize]).ok());
         }
         let cols = py.detach(|| score::score_columns(&self.inner, &views, k, max_length))?;
-        Ok(columns_to_numpy(py, cols, rows, k.clamp(1, self.inner.classes())))
+        Ok(columns_to_numpy(
+            py,
+            cols,
+            rows,
+            k.clamp(1, self.inner.classes()),
+        ))
     }
 
     #[getter]
@@ -290,12 +300,25 @@ fn score_chunk<'py>(
     ))
 }
 
-type ScoredColumns<'py> = (Bound<'py, PyArray2<i32>>, Bound<'py, PyArray2<f32>>, Bound<'py, PyArray1<u8>>);
+type ScoredColumns<'py> = (
+    Bound<'py, PyArray2<i32>>,
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyArray1<u8>>,
+);
 
-fn columns_to_numpy(py: Python<'_>, cols: score::Columns, rows: usize, k: usize) -> ScoredColumns<'_> {
+fn columns_to_numpy(
+    py: Python<'_>,
+    cols: score::Columns,
+    rows: usize,
+    k: usize,
+) -> ScoredColumns<'_> {
     let top = Array2::from_shape_vec((rows, k), cols.top).expect("(B, k)");
     let probability = Array2::from_shape_vec((rows, k), cols.probability).expect("(B, k)");
-    (top.into_pyarray(py), probability.into_pyarray(py), Array1::from(cols.error).into_pyarray(py))
+    (
+        top.into_pyarray(py),
+        probability.into_pyarray(py),
+        Array1::from(cols.error).into_pyarray(py),
+    )
 }
 
 /// The header line `score_chunk`'s rows go under ("" for JSONL).

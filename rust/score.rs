@@ -347,7 +347,12 @@ pub struct Columns {
 pub const ERROR_CODES: [&str; 5] = ["", "empty", "no_letters", "too_long", "invalid_utf8"];
 
 /// Scores names given as text (None: bytes that were not UTF-8) into columns.
-pub fn score_columns(model: &Model, texts: &[Option<&str>], k: usize, max_length: usize) -> Result<Columns> {
+pub fn score_columns(
+    model: &Model,
+    texts: &[Option<&str>],
+    k: usize,
+    max_length: usize,
+) -> Result<Columns> {
     let codes: Vec<u8> = threads::run(texts.len(), || {
         let code = |t: &Option<&str>| match t {
             None => 4,
@@ -364,7 +369,11 @@ pub fn score_columns(model: &Model, texts: &[Option<&str>], k: usize, max_length
             texts.iter().map(code).collect()
         }
     });
-    let scored: Vec<&str> = texts.iter().zip(&codes).map(|(t, &c)| if c == 0 { t.unwrap_or("") } else { "" }).collect();
+    let scored: Vec<&str> = texts
+        .iter()
+        .zip(&codes)
+        .map(|(t, &c)| if c == 0 { t.unwrap_or("") } else { "" })
+        .collect();
     let classes = model.classes();
     let scores = model.log_probs(&scored, Method::Auto)?;
     let k = k.clamp(1, classes);
@@ -379,5 +388,9 @@ pub fn score_columns(model: &Model, texts: &[Option<&str>], k: usize, max_length
             }
         }
     }
-    Ok(Columns { top, probability, error: codes })
+    Ok(Columns {
+        top,
+        probability,
+        error: codes,
+    })
 }
