@@ -298,43 +298,6 @@ fn json_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_keep_every_row() {
-        let all: Vec<&[u8]> = lines(b"a\r\n\nb\rc\nd").collect();
-        assert_eq!(all, vec![&b"a"[..], b"", b"b\rc", b"d"]);
-        assert_eq!(lines(b"").count(), 0);
-        assert_eq!(lines(b"\n").count(), 1);
-        assert_eq!(lines(b"x\n").count(), 1);
-    }
-
-    #[test]
-    fn fields_are_quoted_when_needed() {
-        let mut out = Vec::new();
-        delimited_field(&mut out, "a,\"b\"", b',');
-        assert_eq!(out, b"\"a,\"\"b\"\"\"");
-        let mut out = Vec::new();
-        json_string(&mut out, "q\"\\\n\u{1}é");
-        assert_eq!(String::from_utf8(out).unwrap(), "\"q\\\"\\\\\\n\\u0001é\"");
-    }
-
-    #[test]
-    fn header_names_k_columns() {
-        let opts = Options {
-            format: Format::Csv,
-            k: 2,
-            max_length: 10,
-        };
-        assert_eq!(
-            header(&opts),
-            "name,ascii,language,probability,language_2,probability_2,error\n"
-        );
-    }
-}
-
 /// Columnar results for batch APIs: row-major (B, k) category indices (-1: none) and
 /// probabilities, and an error code per row (0 = scored, else `ERROR_CODES[code]`).
 pub struct Columns {
@@ -393,4 +356,41 @@ pub fn score_columns(
         probability,
         error: codes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_keep_every_row() {
+        let all: Vec<&[u8]> = lines(b"a\r\n\nb\rc\nd").collect();
+        assert_eq!(all, vec![&b"a"[..], b"", b"b\rc", b"d"]);
+        assert_eq!(lines(b"").count(), 0);
+        assert_eq!(lines(b"\n").count(), 1);
+        assert_eq!(lines(b"x\n").count(), 1);
+    }
+
+    #[test]
+    fn fields_are_quoted_when_needed() {
+        let mut out = Vec::new();
+        delimited_field(&mut out, "a,\"b\"", b',');
+        assert_eq!(out, b"\"a,\"\"b\"\"\"");
+        let mut out = Vec::new();
+        json_string(&mut out, "q\"\\\n\u{1}é");
+        assert_eq!(String::from_utf8(out).unwrap(), "\"q\\\"\\\\\\n\\u0001é\"");
+    }
+
+    #[test]
+    fn header_names_k_columns() {
+        let opts = Options {
+            format: Format::Csv,
+            k: 2,
+            max_length: 10,
+        };
+        assert_eq!(
+            header(&opts),
+            "name,ascii,language,probability,language_2,probability_2,error\n"
+        );
+    }
 }
