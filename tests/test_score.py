@@ -256,3 +256,24 @@ def test_output_gets_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("backend", ["rust", "torch"])
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_giant_line_is_flagged_not_held(tmp_path, backend, fmt, monkeypatch):
+    import namelang.score as score_module
+
+    monkeypatch.setattr(score_module, "CHUNK_BYTES", 1 << 16)
+    giant = "Ab" * (score_module.MAX_LINE_BYTES + 12345)
+    src = write_lines(tmp_path / "in.txt", ["Zhou", giant, "Hinton"])
+    out = tmp_path / f"out.{fmt}"
+    summary = score_file(src, out, backend=backend, progress=False)
+    assert summary.rows == 3 and summary.flagged == 1
+    if fmt == "csv":
+        rows = read_csv(out)
+        assert [r["error"] for r in rows] == ["", "too_long", ""]
+        assert rows[1]["name"] == giant[:1000] and rows[2]["language"] == "English"
+    else:
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [r["error"] for r in rows] == [None, "too_long", None]
+        assert rows[1]["name"] == giant[:1000] and rows[1]["top"] == []

@@ -23,6 +23,10 @@ INPUT_FORMATS = ("text", "csv", "tsv", "jsonl")
 OUTPUT_FORMATS = ("csv", "tsv", "jsonl")
 CHUNK_BYTES = 4 << 20
 DEFAULT_MAX_LENGTH = 256
+# A line longer than this many bytes is flagged too_long without being held in memory;
+# its output row shows the first SHOWN_CHARS characters of the name.
+MAX_LINE_BYTES = 1 << 20
+SHOWN_CHARS = 1000
 
 
 @dataclass
@@ -169,7 +173,7 @@ def _score_text_native(classifier, source, sink, out_format, k, max_length, bar)
 
     model = classifier._impl.model
     sink.write(_native.score_header(out_format, k).encode())
-    summary, carry, first = ScoreSummary(), b"", True
+    summary, carry, first, skipping = ScoreSummary(), b"", True, False
     while True:
         block = source.read(CHUNK_BYTES)
         bar.update(len(block))
@@ -177,10 +181,21 @@ def _score_text_native(classifier, source, sink, out_format, k, max_length, bar)
             break
         data = _strip_bom(carry + block, first)
         first = False
+        if skipping:  # inside a line already flagged: drop it up to its newline
+            end = data.find(b"\n")
+            if end < 0:
+                carry = b""
+                continue
+            data, skipping = data[end + 1 :], False
         cut = data.rfind(b"\n") + 1
         carry, data = data[cut:], data[:cut]
         if data:
             _write_native(model, data, sink, out_format, k, max_length, summary)
+        if len(carry) > MAX_LINE_BYTES:
+            sink.write(_flagged_row(carry, out_format, k))
+            summary.rows += 1
+            summary.flagged += 1
+            carry, skipping = b"", True
     if carry:
         _write_native(model, carry, sink, out_format, k, max_length, summary)
     return summary
@@ -196,6 +211,39 @@ def _write_native(model, data, sink, out_format, k, max_length, summary) -> None
     summary.flagged += flagged
 
 
+def _flagged_row(line: bytes, out_format: str, k: int) -> bytes:
+    """The output row of a line too long to hold, as the native path writes rows."""
+    name = line[: SHOWN_CHARS * 4].decode("utf-8", "replace")[:SHOWN_CHARS]
+    if out_format == "jsonl":
+        record = {"name": name, "ascii": "", "language": None, "probability": None}
+        record.update(top=[], error="too_long")
+        return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    text = io.StringIO()
+    writer = csv.writer(text, delimiter="\t" if out_format == "tsv" else ",", lineterminator="\n")
+    writer.writerow([name, "", *[""] * (2 * k), "too_long"])
+    return text.getvalue().encode()
+
+
+def _text_lines(source: BinaryIO, bar) -> Iterator[tuple[bytes, bool]]:
+    """(line without its ending, too long) for each line; a line over MAX_LINE_BYTES
+    yields its first bytes only and the rest is skipped, never held whole."""
+    first = True
+    while True:
+        raw = source.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        bar.update(len(raw))
+        raw, first = _strip_bom(raw, first), False
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while (rest := source.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                bar.update(len(rest))
+            bar.update(len(rest))
+            yield raw, True
+            continue
+        line = raw[:-1] if raw.endswith(b"\n") else raw
+        yield (line[:-1] if line.endswith(b"\r") else line), False
+
+
 # The generic path: rows as (passthrough fields, name or None, error or None).
 Row = tuple[object, str | None, str | None]
 
@@ -209,13 +257,11 @@ def _decode_line(raw: bytes) -> tuple[str, str | None]:
 
 def _read_rows(source: BinaryIO, in_format: str, column: str, bar) -> Iterator[Row]:
     if in_format == "text":
-        first = True
-        for raw in source:
-            bar.update(len(raw))
-            raw = _strip_bom(raw, first)
-            first = False
-            line = raw[:-1] if raw.endswith(b"\n") else raw
-            line = line[:-1] if line.endswith(b"\r") else line
+        for line, too_long in _text_lines(source, bar):
+            if too_long:
+                name = line[: SHOWN_CHARS * 4].decode("utf-8", "replace")[:SHOWN_CHARS]
+                yield name, name, "too_long"
+                continue
             name, error = _decode_line(line)
             yield name, name, error
     elif in_format == "jsonl":
