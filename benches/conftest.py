@@ -39,3 +39,10 @@ def many_names(dataset_names) -> list[str]:
 def few_names(many_names) -> list[str]:
     """A sample small enough for the tutorial's one-name-at-a-time code."""
     return many_names[: sized(2000, 50)]
+
+
+def run(benchmark, fn, *args, slow: bool = False, **kwargs):
+    """benchmark(fn, ...); slow cases (seconds a call) run 3 rounds instead of 5+."""
+    if slow and not SMOKE:
+        return benchmark.pedantic(fn, args=args, kwargs=kwargs, rounds=3, iterations=1)
+    return benchmark(fn, *args, **kwargs)

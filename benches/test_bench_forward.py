@@ -10,6 +10,8 @@ from namelang import reference
 from namelang.classifier import model_path
 from namelang.model_file import load_module
 
+from .conftest import run
+
 
 @pytest.fixture(scope="module")
 def tutorial_module():
@@ -39,14 +41,20 @@ def test_tutorial_rust_few(benchmark, few_names):
 @pytest.mark.benchmark(group="forward")
 def test_forward_torch_cpu(benchmark, many_names, model):
     benchmark.group = f"forward {model}"
-    benchmark(namelang.load(model, backend="torch").log_probs, many_names)
+    run(
+        benchmark,
+        namelang.load(model, backend="torch").log_probs,
+        many_names,
+        slow=model == "default",
+    )
 
 
 @pytest.mark.parametrize("model", ["tutorial", "default"])
 @pytest.mark.benchmark(group="forward")
 def test_forward_rust_recurrence(benchmark, many_names, model):
     benchmark.group = f"forward {model}"
-    benchmark(namelang._native.Model(str(model_path(model))).log_probs, many_names, "recurrence")
+    rust = namelang._native.Model(str(model_path(model)))
+    run(benchmark, rust.log_probs, many_names, "recurrence", slow=model == "default")
 
 
 @pytest.mark.benchmark(group="forward tutorial")

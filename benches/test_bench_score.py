@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from namelang.score import score_file
 
+from .conftest import run
+
 
 @pytest.fixture(scope="module")
 def name_file(tmp_path_factory, many_names):
@@ -19,4 +21,14 @@ def name_file(tmp_path_factory, many_names):
 def test_score_file(benchmark, name_file, tmp_path, model, backend):
     benchmark.group = f"score file ({model})"
     out = tmp_path / "out.csv"
-    benchmark(score_file, name_file, out, model=model, backend=backend, progress=False)
+    slow = model == "default" or backend == "torch"
+    run(
+        benchmark,
+        score_file,
+        name_file,
+        out,
+        model=model,
+        backend=backend,
+        progress=False,
+        slow=slow,
+    )
