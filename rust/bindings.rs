@@ -339,6 +339,16 @@ fn fma_peak_gflops(py: Python<'_>, threads: usize) -> (f64, &'static str) {
     py.detach(|| peak::fma_peak_gflops(threads))
 }
 
+/// Test hook: panics inside a task of the thread pool, so the tests can check that a
+/// Rust panic reaches Python as an exception (PyO3's PanicException) and that the pool
+/// keeps working afterwards.
+#[pyfunction]
+fn _panic_in_pool(py: Python<'_>) {
+    py.detach(|| {
+        threads::pool().install(|| rayon::join(|| panic!("namelang test panic"), || ()));
+    });
+}
+
 /// The matrix kernel this CPU dispatched to: "avx512", "avx2+fma" or "portable".
 #[pyfunction]
 fn kernel_isa() -> &'static str {
@@ -364,6 +374,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(one_hot, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_isa, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_in_pool, m)?)?;
     m.add_function(wrap_pyfunction!(fma_peak_gflops, m)?)?;
     m.add_function(wrap_pyfunction!(score_chunk, m)?)?;
     m.add_function(wrap_pyfunction!(score_header, m)?)?;

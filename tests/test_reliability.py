@@ -152,3 +152,12 @@ def test_works_in_child_processes(method, dataset_names):
         results = pool.map(_score_in_child, [names, names])
     for r in results:
         np.testing.assert_array_equal(r, expected)
+
+
+def test_a_rust_panic_is_a_python_exception_and_the_pool_survives(dataset_names):
+    with pytest.raises(BaseException, match="namelang test panic") as caught:
+        namelang._native._panic_in_pool()
+    assert type(caught.value).__name__ == "PanicException"
+    names = dataset_names * 2  # large enough to run in the pool again
+    clf = namelang.load("tutorial", backend="rust")
+    np.testing.assert_array_equal(clf.log_probs(names)[:100], clf.log_probs(names[:100]))
