@@ -401,12 +401,24 @@ mod tests {
 
     #[test]
     fn probabilities_have_six_decimals() {
-        for p in [0.0, 1.0, 0.5, 0.123_456_7, 0.999_999_7, 1e-9, 0.000_000_5, 0.25] {
+        for p in [
+            0.0,
+            1.0,
+            0.5,
+            0.123_456_7,
+            0.999_999_7,
+            1e-9,
+            0.000_000_5,
+            0.25,
+        ] {
             let mut out = Vec::new();
             write_probability(&mut out, p);
             let ours = String::from_utf8(out).unwrap();
             assert_eq!(ours.len(), 8, "{ours}");
-            assert!((ours.parse::<f64>().unwrap() - p).abs() <= 5e-7 + 1e-12, "{p}: {ours}");
+            assert!(
+                (ours.parse::<f64>().unwrap() - p).abs() <= 5e-7 + 1e-12,
+                "{p}: {ours}"
+            );
         }
     }
 
