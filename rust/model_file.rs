@@ -155,7 +155,10 @@ pub fn expected_shapes(spec: &Spec) -> Vec<(String, Vec<usize>)> {
 
 /// Parses and validates a model file's bytes.
 pub fn parse(bytes: &[u8]) -> Result<ModelFile> {
-    if bytes.first() == Some(&0x80) || bytes.starts_with(b"PK") {
+    // A safetensors header is JSON from byte 8; only without that look for a pickle's
+    // opcode or a zip's signature (the length's first byte may well be 0x80).
+    let json_header = bytes.get(8) == Some(&b'{');
+    if !json_header && (bytes.first() == Some(&0x80) || bytes.starts_with(b"PK")) {
         return Err(invalid(
             "this is a pickle or torch.save checkpoint; namelang loads only safetensors model \
              files, since loading a pickle can run code. If you trust that checkpoint, load it \

@@ -161,3 +161,15 @@ def test_a_rust_panic_is_a_python_exception_and_the_pool_survives(dataset_names)
     names = dataset_names * 2  # large enough to run in the pool again
     clf = namelang.load("tutorial", backend="rust")
     np.testing.assert_array_equal(clf.log_probs(names)[:100], clf.log_probs(names[:100]))
+
+
+def test_a_header_length_starting_with_0x80_is_not_mistaken_for_a_pickle(tmp_path):
+    header, data = tutorial_header()
+    raw = json.dumps(header).encode()
+    raw += b" " * ((0x80 - len(raw)) % 256)  # JSON allows trailing spaces
+    blob = struct.pack("<Q", len(raw)) + raw + data
+    assert blob[0] == 0x80
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(blob)
+    assert model_file.read(path)[0].categories == namelang.load("tutorial").categories
+    assert namelang._native.Model.from_bytes(blob).log_probs(["Zhou"]).shape == (1, 18)

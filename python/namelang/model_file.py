@@ -133,6 +133,10 @@ def spec_from_metadata(meta: dict[str, str] | None) -> ModelSpec:
 
 
 def _refuse_other_formats(path: Path, head: bytes) -> None:
+    # A safetensors header is JSON from byte 8; only without that look for a pickle's
+    # opcode or a zip's signature (the length's first byte may well be 0x80).
+    if head[8:9] == b"{":
+        return
     if head[:1] == b"\x80" or head[:2] == b"PK":
         raise ValueError(
             f"{path} is a pickle or torch.save checkpoint; namelang loads only safetensors "
@@ -148,8 +152,10 @@ def read(path: str | os.PathLike[str]) -> tuple[ModelSpec, dict[str, np.ndarray]
     path = Path(path)
     size = path.stat().st_size
     with path.open("rb") as f:
-        head = f.read(8)
+        head = f.read(9)
         _refuse_other_formats(path, head)
+        head = head[:8]
+        f.seek(8)
         if len(head) < 8:
             raise ValueError(f"{path} is too short to be a safetensors file ({size} bytes)")
         (header_len,) = struct.unpack("<Q", head)
