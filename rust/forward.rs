@@ -148,8 +148,18 @@ impl Model {
 
     /// Log-probabilities, row-major (B, C); a name with no letters gets a row of NaN.
     pub fn log_probs<S: AsRef<str> + Sync>(&self, names: &[S], method: Method) -> Result<Vec<f32>> {
+        self.log_probs_with_lengths(names, &encode::lengths(names), method)
+    }
+
+    /// `log_probs` when the caller already has each name's normalised length.
+    pub fn log_probs_with_lengths<S: AsRef<str> + Sync>(
+        &self,
+        names: &[S],
+        lengths: &[usize],
+        method: Method,
+    ) -> Result<Vec<f32>> {
+        assert_eq!(names.len(), lengths.len());
         let c = self.classes;
-        let lengths = encode::lengths(names);
         let mut out = vec![0f32; names.len() * c];
         let collapsed =
             match (&self.net, method) {
@@ -234,6 +244,10 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
     }
     // k scans beat a sort for the few languages asked for (k is usually 1 to 3).
     let k = k.min(row.len());
+    if k == 1 {
+        let best = (1..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b });
+        return vec![best];
+    }
     let mut taken = Vec::with_capacity(k);
     for _ in 0..k {
         let mut best: Option<usize> = None;

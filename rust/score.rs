@@ -112,33 +112,32 @@ pub fn score_chunk(
     out: &mut Vec<u8>,
 ) -> Result<Counts> {
     let rows: Vec<&[u8]> = lines(chunk).collect();
-    fn classify(raw: &[u8], max_length: usize) -> (&str, Option<RowError>) {
+    // (text to score, its normalised length, error): rows with an error score "".
+    fn classify(raw: &[u8], max_length: usize) -> (&str, usize, Option<RowError>) {
         match std::str::from_utf8(raw) {
-            Err(_) => ("", Some(RowError::InvalidUtf8)),
-            Ok(t) if t.trim().is_empty() => ("", Some(RowError::Empty)),
-            Ok(t) => {
-                let n = normalized_len(t);
-                if n == 0 {
-                    ("", Some(RowError::NoLetters))
-                } else if n > max_length {
-                    ("", Some(RowError::TooLong))
-                } else {
-                    (t, None)
-                }
-            }
+            Err(_) => ("", 0, Some(RowError::InvalidUtf8)),
+            Ok(t) if t.trim().is_empty() => ("", 0, Some(RowError::Empty)),
+            Ok(t) => match normalized_len(t) {
+                0 => ("", 0, Some(RowError::NoLetters)),
+                n if n > max_length => ("", 0, Some(RowError::TooLong)),
+                n => (t, n, None),
+            },
         }
     }
-    let (texts, errors): (Vec<&str>, Vec<Option<RowError>>) = threads::run(rows.len(), || {
+    let classified: Vec<(&str, usize, Option<RowError>)> = threads::run(rows.len(), || {
         if rows.len() >= threads::PARALLEL_THRESHOLD {
             rows.par_iter()
                 .map(|r| classify(r, opts.max_length))
-                .unzip()
+                .collect()
         } else {
-            rows.iter().map(|r| classify(r, opts.max_length)).unzip()
+            rows.iter().map(|r| classify(r, opts.max_length)).collect()
         }
     });
+    let texts: Vec<&str> = classified.iter().map(|c| c.0).collect();
+    let lengths: Vec<usize> = classified.iter().map(|c| c.1).collect();
+    let errors: Vec<Option<RowError>> = classified.iter().map(|c| c.2).collect();
     let classes = model.classes();
-    let scores = model.log_probs(&texts, Method::Auto)?;
+    let scores = model.log_probs_with_lengths(&texts, &lengths, Method::Auto)?;
     let k = opts.k.min(classes);
     // Format blocks of rows in parallel, then append them in order.
     let format_block = |block: usize| -> Vec<u8> {

@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 INPUT_FORMATS = ("text", "csv", "tsv", "jsonl")
 OUTPUT_FORMATS = ("csv", "tsv", "jsonl")
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 1 << 20
 DEFAULT_MAX_LENGTH = 256
 # A line longer than this many bytes is flagged too_long without being held in memory;
 # its output row shows the first SHOWN_CHARS characters of the name.
