@@ -7,4 +7,4 @@ export NAMELANG_DATA="${NAMELANG_DATA:-$(cd .. && pwd)/shared/data/names}"
 out=python/namelang/models
 namelang train --recipe tutorial --seed 2022 --output "$out/tutorial.safetensors"
 namelang train --cell gru --input embedding --embedding-dim 64 --hidden-size 256 \
-    --weight-decay 1e-5 --epochs 8 --seed 2022 --output "$out/default.safetensors"
+    --weight-decay 1e-5 --epochs 8 --distinct --seed 2022 --output "$out/default.safetensors"

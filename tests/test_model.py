@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from namelang import model_file, reference
-from namelang.data import split_names
+from namelang.data import load_names, split_names
 from namelang.model import ModelConfig, build
 from namelang.train import TrainConfig, train
 
@@ -209,3 +209,23 @@ def test_merged_ensemble_averages_member_logits(cell, layers):
         mean = torch.stack([m.logits(idx, lens) for m in members]).mean(0)
         torch.testing.assert_close(merged.logits(idx, lens), mean, atol=1e-5, rtol=1e-5)
     assert merged.config.hidden_size == 24
+
+
+def test_distinct_trains_each_name_once(tiny_dataset, tmp_path):
+    # Repeat every line of one language: rows grow, distinct pairs do not.
+    alpha = tiny_dataset / "Alpha.txt"
+    alpha.write_text(alpha.read_text() * 3)
+    base = {
+        "data": str(tiny_dataset),
+        "hidden_size": 8,
+        "embedding_dim": 4,
+        "epochs": 1,
+        "progress": False,
+    }
+    _, lines, _ = train(TrainConfig(**base))
+    _, distinct, _ = train(TrainConfig(**base, distinct=True))
+    assert distinct["train_rows"] < lines["train_rows"]
+    split = split_names(
+        __import__("namelang.data", fromlist=["load_names"]).load_names(tiny_dataset)
+    )
+    assert distinct["train_rows"] == len(set(split.train))

@@ -169,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", type=float, help="gradient norm clip (0: none)")
     p.add_argument("--seed", type=int)
     p.add_argument("--split-seed", dest="split_seed", type=int)
+    p.add_argument(
+        "--distinct",
+        action="store_true",
+        default=None,
+        help="train on each distinct (name, language) pair once, not once per line",
+    )
     p.add_argument("--ensemble", type=int, help="members merged into one model (gru/lstm, one_hot)")
     p.add_argument("--steps", type=int, help="tutorial recipe: SGD steps")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])

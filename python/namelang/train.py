@@ -10,7 +10,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,7 @@ class TrainConfig:
     seed: int = 2022
     split_seed: int = 2022
     device: str = "auto"
+    distinct: bool = False  # train on each distinct (name, language) pair once, not per line
     ensemble: int = 1  # members trained with seeds seed, seed+1, ...; merged into one model
     steps: int = 60_000  # tutorial recipe only
     progress: bool = True
@@ -119,6 +120,8 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     split = split_names(load_names(config.data), seed=config.split_seed)
+    if config.distinct:
+        split = replace(split, train=sorted(set(split.train)))
     if config.recipe == "tutorial":
         model, history = _train_tutorial(config, split)
         model.to(device)
