@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from namelang import model_file, reference
-from namelang.data import load_names, split_names
+from namelang.data import split_names
 from namelang.model import ModelConfig, build
 from namelang.train import TrainConfig, train
 
