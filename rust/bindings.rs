@@ -206,7 +206,7 @@ impl PyModel {
     }
 
     /// Columnar scoring of a list of str: (top (B, k) int32, probability (B, k) float32,
-    /// error (B,) uint8); codes name `score.ERROR_CODES`.
+    /// error (B,) uint8): 0 for a scored row, else 1 + its position in `ERROR_CODES`.
     #[pyo3(signature = (names, k = 1, max_length = 256))]
     fn score_names<'py>(
         &self,
@@ -368,6 +368,8 @@ fn get_num_threads() -> usize {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ALPHABET", ALPHABET)?;
+    let codes: Vec<&str> = score::RowError::ALL.iter().map(|e| e.code()).collect();
+    m.add("ERROR_CODES", codes)?;
     m.add_function(wrap_pyfunction!(to_ascii, m)?)?;
     m.add_function(wrap_pyfunction!(to_ascii_batch, m)?)?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;

@@ -47,11 +47,24 @@ pub struct Options {
 pub enum RowError {
     Empty,
     NoLetters,
-    InvalidUtf8,
     TooLong,
+    InvalidUtf8,
 }
 
 impl RowError {
+    /// Every error, in the order of their column codes (code = position + 1).
+    pub const ALL: [RowError; 4] = [
+        RowError::Empty,
+        RowError::NoLetters,
+        RowError::TooLong,
+        RowError::InvalidUtf8,
+    ];
+
+    /// The code batch columns carry: 0 for a scored row, else 1 + position in `ALL`.
+    pub fn column_code(error: Option<RowError>) -> u8 {
+        error.map_or(0, |e| e as u8 + 1)
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             RowError::Empty => "empty",
@@ -104,6 +117,47 @@ pub fn header(opts: &Options) -> String {
     }
 }
 
+/// Rows checked and scored: each row's error, and row-major (B, C) log-probabilities
+/// (NaN rows where there is an error).
+struct Checked {
+    errors: Vec<Option<RowError>>,
+    scores: Vec<f32>,
+}
+
+/// The one row check of bulk and batch scoring (None: bytes that were not UTF-8),
+/// then the forward pass over the rows that pass it.
+fn check_and_score<'a>(
+    model: &Model,
+    rows: &[Option<&'a str>],
+    max_length: usize,
+) -> Result<Checked> {
+    let check = |row: &Option<&'a str>| -> (&'a str, usize, Option<RowError>) {
+        match *row {
+            None => ("", 0, Some(RowError::InvalidUtf8)),
+            Some(t) if t.trim().is_empty() => ("", 0, Some(RowError::Empty)),
+            Some(t) => match normalized_len(t) {
+                0 => ("", 0, Some(RowError::NoLetters)),
+                n if n > max_length => ("", 0, Some(RowError::TooLong)),
+                n => (t, n, None),
+            },
+        }
+    };
+    let checked: Vec<(&str, usize, Option<RowError>)> = threads::run(rows.len(), || {
+        if rows.len() >= threads::PARALLEL_THRESHOLD {
+            rows.par_iter().map(check).collect()
+        } else {
+            rows.iter().map(check).collect()
+        }
+    });
+    let texts: Vec<&str> = checked.iter().map(|c| c.0).collect();
+    let lengths: Vec<usize> = checked.iter().map(|c| c.1).collect();
+    let scores = model.log_probs_with_lengths(&texts, &lengths, Method::Auto)?;
+    Ok(Checked {
+        errors: checked.into_iter().map(|c| c.2).collect(),
+        scores,
+    })
+}
+
 /// Scores the lines of `chunk` and appends their rows to `out`.
 pub fn score_chunk(
     model: &Model,
@@ -112,32 +166,9 @@ pub fn score_chunk(
     out: &mut Vec<u8>,
 ) -> Result<Counts> {
     let rows: Vec<&[u8]> = lines(chunk).collect();
-    // (text to score, its normalised length, error): rows with an error score "".
-    fn classify(raw: &[u8], max_length: usize) -> (&str, usize, Option<RowError>) {
-        match std::str::from_utf8(raw) {
-            Err(_) => ("", 0, Some(RowError::InvalidUtf8)),
-            Ok(t) if t.trim().is_empty() => ("", 0, Some(RowError::Empty)),
-            Ok(t) => match normalized_len(t) {
-                0 => ("", 0, Some(RowError::NoLetters)),
-                n if n > max_length => ("", 0, Some(RowError::TooLong)),
-                n => (t, n, None),
-            },
-        }
-    }
-    let classified: Vec<(&str, usize, Option<RowError>)> = threads::run(rows.len(), || {
-        if rows.len() >= threads::PARALLEL_THRESHOLD {
-            rows.par_iter()
-                .map(|r| classify(r, opts.max_length))
-                .collect()
-        } else {
-            rows.iter().map(|r| classify(r, opts.max_length)).collect()
-        }
-    });
-    let texts: Vec<&str> = classified.iter().map(|c| c.0).collect();
-    let lengths: Vec<usize> = classified.iter().map(|c| c.1).collect();
-    let errors: Vec<Option<RowError>> = classified.iter().map(|c| c.2).collect();
+    let decoded: Vec<Option<&str>> = rows.iter().map(|r| std::str::from_utf8(r).ok()).collect();
+    let Checked { errors, scores } = check_and_score(model, &decoded, opts.max_length)?;
     let classes = model.classes();
-    let scores = model.log_probs_with_lengths(&texts, &lengths, Method::Auto)?;
     let k = opts.k.min(classes);
     // Format blocks of rows in parallel, then append them in order.
     let format_block = |block: usize| -> Vec<u8> {
@@ -316,15 +347,12 @@ fn json_string(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Columnar results for batch APIs: row-major (B, k) category indices (-1: none) and
-/// probabilities, and an error code per row (0 = scored, else `ERROR_CODES[code]`).
+/// probabilities, and an error code per row (`RowError::column_code`).
 pub struct Columns {
     pub top: Vec<i32>,
     pub probability: Vec<f32>,
     pub error: Vec<u8>,
 }
-
-/// The error names behind `Columns::error` codes.
-pub const ERROR_CODES: [&str; 5] = ["", "empty", "no_letters", "too_long", "invalid_utf8"];
 
 /// Scores names given as text (None: bytes that were not UTF-8) into columns.
 pub fn score_columns(
@@ -333,34 +361,13 @@ pub fn score_columns(
     k: usize,
     max_length: usize,
 ) -> Result<Columns> {
-    let codes: Vec<u8> = threads::run(texts.len(), || {
-        let code = |t: &Option<&str>| match t {
-            None => 4,
-            Some(t) if t.trim().is_empty() => 1,
-            Some(t) => match normalized_len(t) {
-                0 => 2,
-                n if n > max_length => 3,
-                _ => 0,
-            },
-        };
-        if texts.len() >= threads::PARALLEL_THRESHOLD {
-            texts.par_iter().map(code).collect()
-        } else {
-            texts.iter().map(code).collect()
-        }
-    });
-    let scored: Vec<&str> = texts
-        .iter()
-        .zip(&codes)
-        .map(|(t, &c)| if c == 0 { t.unwrap_or("") } else { "" })
-        .collect();
+    let Checked { errors, scores } = check_and_score(model, texts, max_length)?;
     let classes = model.classes();
-    let scores = model.log_probs(&scored, Method::Auto)?;
     let k = k.clamp(1, classes);
     let mut top = vec![-1i32; texts.len() * k];
     let mut probability = vec![f32::NAN; texts.len() * k];
-    for (i, &c) in codes.iter().enumerate() {
-        if c == 0 {
+    for (i, error) in errors.iter().enumerate() {
+        if error.is_none() {
             let row = &scores[i * classes..(i + 1) * classes];
             for (j, best) in top_k(row, k).into_iter().enumerate() {
                 top[i * k + j] = best as i32;
@@ -368,10 +375,11 @@ pub fn score_columns(
             }
         }
     }
+    let error = errors.into_iter().map(RowError::column_code).collect();
     Ok(Columns {
         top,
         probability,
-        error: codes,
+        error,
     })
 }
 
@@ -417,6 +425,19 @@ mod tests {
             assert!(
                 (ours.parse::<f64>().unwrap() - p).abs() <= 5e-7 + 1e-12,
                 "{p}: {ours}"
+            );
+        }
+    }
+
+    #[test]
+    fn column_codes_index_all_errors() {
+        assert_eq!(RowError::column_code(None), 0);
+        for (i, e) in RowError::ALL.iter().enumerate() {
+            assert_eq!(
+                RowError::column_code(Some(*e)) as usize,
+                i + 1,
+                "{}",
+                e.code()
             );
         }
     }

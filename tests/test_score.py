@@ -189,7 +189,7 @@ def test_interrupted_run_leaves_no_output(tmp_path, sig, dataset_names):
         "torch",
         "-q",
     ]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while time.time() < deadline and not any(
         p.name.endswith(".partial") for p in tmp_path.iterdir()

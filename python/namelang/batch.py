@@ -11,7 +11,6 @@ from typing import Any
 
 from namelang.classifier import model_path
 
-ERRORS = ("", "empty", "no_letters", "too_long", "invalid_utf8")
 NULL_ERROR = "null"
 
 
@@ -144,7 +143,9 @@ def _score_batch(scorer: Scorer, data):
 def _error_names(error, nulls):
     import numpy as np
 
-    names = np.array([None, *ERRORS[1:]], dtype=object)[error]
+    from namelang import _native
+
+    names = np.array([None, *_native.ERROR_CODES], dtype=object)[error]
     if nulls is not None:
         names[nulls] = NULL_ERROR
     return names
