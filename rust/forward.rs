@@ -151,12 +151,37 @@ impl Model {
         self.log_probs_with_lengths(names, &encode::lengths(names), method)
     }
 
-    /// `log_probs` when the caller already has each name's normalised length.
+    /// `log_probs` when the caller already has each name's normalised length; in the
+    /// thread pool when the batch is large enough.
     pub fn log_probs_with_lengths<S: AsRef<str> + Sync>(
         &self,
         names: &[S],
         lengths: &[usize],
         method: Method,
+    ) -> Result<Vec<f32>> {
+        let batch = names.len();
+        threads::run(batch, || {
+            self.forward(names, lengths, method, batch >= threads::PARALLEL_THRESHOLD)
+        })
+    }
+
+    /// The forward pass on this thread only, for callers that already split their work
+    /// across the pool (bulk scoring scores each block of lines in one task).
+    pub fn log_probs_sequential<S: AsRef<str> + Sync>(
+        &self,
+        names: &[S],
+        lengths: &[usize],
+        method: Method,
+    ) -> Result<Vec<f32>> {
+        self.forward(names, lengths, method, false)
+    }
+
+    fn forward<S: AsRef<str> + Sync>(
+        &self,
+        names: &[S],
+        lengths: &[usize],
+        method: Method,
+        par: bool,
     ) -> Result<Vec<f32>> {
         assert_eq!(names.len(), lengths.len());
         let c = self.classes;
@@ -174,65 +199,61 @@ impl Model {
         // Rows that need the recurrence, longest first (stable: ties keep input order).
         let mut order: Vec<usize> = (0..names.len()).filter(|&i| !direct(lengths[i])).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
-        let batch = names.len();
-        threads::run(batch, || {
-            let par = batch >= threads::PARALLEL_THRESHOLD;
-            // Empty and collapsed rows, one name at a time.
-            let per_row = |(i, row): (usize, &mut [f32])| {
-                let len = lengths[i];
-                if len == 0 {
-                    row.fill(f32::NAN);
-                } else if direct(len) {
-                    if let Net::Elman(e) = &self.net {
-                        e.collapsed(names[i].as_ref(), len, c, row);
-                    }
-                }
-            };
-            if par {
-                out.par_chunks_mut(c).enumerate().for_each(per_row);
-            } else {
-                out.chunks_mut(c).enumerate().for_each(per_row);
-            }
-            // Recurrent rows, in length-sorted chunks.
-            let run_chunk = |rows: &[usize]| -> Vec<f32> {
-                let lens: Vec<usize> = rows.iter().map(|&i| lengths[i]).collect();
-                SCRATCH.with(|cell| {
-                    let scratch = &mut *cell.borrow_mut();
-                    let mut x = std::mem::take(&mut scratch.x);
-                    letters_time_major(names, rows, &lens, &mut x);
-                    let logits = match &self.net {
-                        Net::Elman(e) => e.recurrence(&x, &lens, c, scratch),
-                        Net::Gated(g) => g.recurrence(&x, &lens, c, scratch),
-                    };
-                    scratch.x = x;
-                    logits
-                })
-            };
-            let results: Vec<Vec<f32>> = if par {
-                order.par_chunks(CHUNK).map(run_chunk).collect()
-            } else {
-                order.chunks(CHUNK).map(run_chunk).collect()
-            };
-            let cp = match &self.net {
-                Net::Elman(e) => e.oh.padded_cols,
-                Net::Gated(g) => g.out.padded_cols,
-            };
-            for (rows, logits) in order.chunks(CHUNK).zip(results) {
-                for (k, &i) in rows.iter().enumerate() {
-                    out[i * c..(i + 1) * c].copy_from_slice(&logits[k * cp..k * cp + c]);
+        // Empty and collapsed rows, one name at a time.
+        let per_row = |(i, row): (usize, &mut [f32])| {
+            let len = lengths[i];
+            if len == 0 {
+                row.fill(f32::NAN);
+            } else if direct(len) {
+                if let Net::Elman(e) = &self.net {
+                    e.collapsed(names[i].as_ref(), len, c, row);
                 }
             }
-            let finish = |row: &mut [f32]| {
-                if !row[0].is_nan() {
-                    log_softmax(row)
-                }
-            };
-            if par {
-                out.par_chunks_mut(c).for_each(finish);
-            } else {
-                out.chunks_mut(c).for_each(finish);
+        };
+        if par {
+            out.par_chunks_mut(c).enumerate().for_each(per_row);
+        } else {
+            out.chunks_mut(c).enumerate().for_each(per_row);
+        }
+        // Recurrent rows, in length-sorted chunks.
+        let run_chunk = |rows: &[usize]| -> Vec<f32> {
+            let lens: Vec<usize> = rows.iter().map(|&i| lengths[i]).collect();
+            SCRATCH.with(|cell| {
+                let scratch = &mut *cell.borrow_mut();
+                let mut x = std::mem::take(&mut scratch.x);
+                letters_time_major(names, rows, &lens, &mut x);
+                let logits = match &self.net {
+                    Net::Elman(e) => e.recurrence(&x, &lens, c, scratch),
+                    Net::Gated(g) => g.recurrence(&x, &lens, c, scratch),
+                };
+                scratch.x = x;
+                logits
+            })
+        };
+        let results: Vec<Vec<f32>> = if par {
+            order.par_chunks(CHUNK).map(run_chunk).collect()
+        } else {
+            order.chunks(CHUNK).map(run_chunk).collect()
+        };
+        let cp = match &self.net {
+            Net::Elman(e) => e.oh.padded_cols,
+            Net::Gated(g) => g.out.padded_cols,
+        };
+        for (rows, logits) in order.chunks(CHUNK).zip(results) {
+            for (k, &i) in rows.iter().enumerate() {
+                out[i * c..(i + 1) * c].copy_from_slice(&logits[k * cp..k * cp + c]);
             }
-        });
+        }
+        let finish = |row: &mut [f32]| {
+            if !row[0].is_nan() {
+                log_softmax(row)
+            }
+        };
+        if par {
+            out.par_chunks_mut(c).for_each(finish);
+        } else {
+            out.chunks_mut(c).for_each(finish);
+        }
         Ok(out)
     }
 }
@@ -381,7 +402,8 @@ impl Elman {
     }
 }
 
-/// Collapsed tables of the linear cell, computed in f64.
+/// Collapsed tables of the linear cell, computed in f64. With M_d = Oh Wh^d:
+/// table[d][l] = M_d Wx[:, l] and bias[T] = Σ_{d < T-1} M_d b.
 fn collapsed_tables(
     i2h: &[f32],
     i2h_b: &[f32],
@@ -390,41 +412,61 @@ fn collapsed_tables(
     c: usize,
 ) -> (Vec<f32>, Vec<f32>) {
     let width = N_LETTERS + h;
-    let wh = |j: usize, k: usize| i2h[j * width + N_LETTERS + k] as f64;
-    let wx = |j: usize, l: usize| i2h[j * width + l] as f64;
-    // m = Oh Wh^d, starting at d = 0.
-    let mut m: Vec<f64> = (0..c * h)
-        .map(|i| i2o[(i / h) * width + N_LETTERS + i % h] as f64)
+    let f64s = |row: &[f32]| row.iter().map(|&v| v as f64).collect::<Vec<f64>>();
+    // Contiguous f64 operands: Wh by rows, Wx by letter, so the inner loops run on
+    // unit strides (building the tables is part of loading a model).
+    let wh: Vec<Vec<f64>> = (0..h)
+        .map(|j| f64s(&i2h[j * width + N_LETTERS..(j + 1) * width]))
+        .collect();
+    let wx_t: Vec<Vec<f64>> = (0..N_LETTERS)
+        .map(|l| (0..h).map(|j| i2h[j * width + l] as f64).collect())
+        .collect();
+    let b = f64s(i2h_b);
+    let mut m: Vec<Vec<f64>> = (0..c)
+        .map(|k| f64s(&i2o[k * width + N_LETTERS..(k + 1) * width]))
         .collect();
     let mut table = vec![0f32; (COLLAPSED_MAX_LEN - 1) * N_LETTERS * c];
     let mut bias = vec![0f32; (COLLAPSED_MAX_LEN + 1) * c];
     let mut running = vec![0f64; c];
+    let mut next = vec![vec![0f64; h]; c];
     for d in 0..COLLAPSED_MAX_LEN - 1 {
-        for l in 0..N_LETTERS {
-            for k in 0..c {
-                let v: f64 = (0..h).map(|j| m[k * h + j] * wx(j, l)).sum();
-                table[(d * N_LETTERS + l) * c + k] = v as f32;
+        for (l, wx) in wx_t.iter().enumerate() {
+            for (k, mk) in m.iter().enumerate() {
+                table[(d * N_LETTERS + l) * c + k] = dot(mk, wx) as f32;
             }
         }
         // bias[T] for T = d + 2 sums M_0 .. M_d times b.
-        for k in 0..c {
-            running[k] += (0..h).map(|j| m[k * h + j] * i2h_b[j] as f64).sum::<f64>();
+        for (k, mk) in m.iter().enumerate() {
+            running[k] += dot(mk, &b);
             bias[(d + 2) * c + k] = running[k] as f32;
         }
-        let mut next = vec![0f64; c * h];
-        for k in 0..c {
-            for j in 0..h {
-                let mj = m[k * h + j];
-                if mj != 0.0 {
-                    for q in 0..h {
-                        next[k * h + q] += mj * wh(j, q);
-                    }
-                }
+        for (mk, nk) in m.iter().zip(next.iter_mut()) {
+            nk.fill(0.0);
+            for (&mj, wj) in mk.iter().zip(&wh) {
+                nk.iter_mut().zip(wj).for_each(|(n, w)| *n += mj * w);
             }
         }
-        m = next;
+        std::mem::swap(&mut m, &mut next);
     }
     (table, bias)
+}
+
+/// An f64 dot product in four running sums (vectorisable, unlike one running sum).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0f64; 4];
+    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = a4
+        .remainder()
+        .iter()
+        .zip(b4.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a4.zip(b4) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 impl Gated {

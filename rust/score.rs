@@ -10,8 +10,8 @@ use crate::threads;
 use rayon::prelude::*;
 use std::io::Write;
 
-/// Rows formatted per parallel task.
-const FORMAT_BLOCK: usize = 4096;
+/// Bytes of input lines one thread scores in one task (about 8,000 names).
+const BLOCK_BYTES: usize = 64 << 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -125,11 +125,12 @@ struct Checked {
 }
 
 /// The one row check of bulk and batch scoring (None: bytes that were not UTF-8),
-/// then the forward pass over the rows that pass it.
+/// then the forward pass over the rows that pass it; across the pool when `par`.
 fn check_and_score<'a>(
     model: &Model,
     rows: &[Option<&'a str>],
     max_length: usize,
+    par: bool,
 ) -> Result<Checked> {
     let check = |row: &Option<&'a str>| -> (&'a str, usize, Option<RowError>) {
         match *row {
@@ -142,77 +143,120 @@ fn check_and_score<'a>(
             },
         }
     };
-    let checked: Vec<(&str, usize, Option<RowError>)> = threads::run(rows.len(), || {
-        if rows.len() >= threads::PARALLEL_THRESHOLD {
-            rows.par_iter().map(check).collect()
-        } else {
-            rows.iter().map(check).collect()
-        }
-    });
+    let checked: Vec<(&str, usize, Option<RowError>)> = if par {
+        threads::run(rows.len(), || {
+            if rows.len() >= threads::PARALLEL_THRESHOLD {
+                rows.par_iter().map(check).collect()
+            } else {
+                rows.iter().map(check).collect()
+            }
+        })
+    } else {
+        rows.iter().map(check).collect()
+    };
     let texts: Vec<&str> = checked.iter().map(|c| c.0).collect();
     let lengths: Vec<usize> = checked.iter().map(|c| c.1).collect();
-    let scores = model.log_probs_with_lengths(&texts, &lengths, Method::Auto)?;
+    let scores = if par {
+        model.log_probs_with_lengths(&texts, &lengths, Method::Auto)?
+    } else {
+        model.log_probs_sequential(&texts, &lengths, Method::Auto)?
+    };
     Ok(Checked {
         errors: checked.into_iter().map(|c| c.2).collect(),
         scores,
     })
 }
 
-/// Scores the lines of `chunk` and appends their rows to `out`.
+/// Scores the lines of `chunk` and appends their rows to `out`. The chunk is cut at
+/// line ends into blocks that threads take whole (check, forward, top-k, format), so a
+/// block's rows stay in cache from its bytes to its output and no stage waits on another.
 pub fn score_chunk(
     model: &Model,
     chunk: &[u8],
     opts: &Options,
     out: &mut Vec<u8>,
 ) -> Result<Counts> {
-    let rows: Vec<&[u8]> = lines(chunk).collect();
-    let decoded: Vec<Option<&str>> = rows.iter().map(|r| std::str::from_utf8(r).ok()).collect();
-    let Checked { errors, scores } = check_and_score(model, &decoded, opts.max_length)?;
-    let classes = model.classes();
-    let k = opts.k.min(classes);
-    // Format blocks of rows in parallel, then append them in order.
-    let format_block = |block: usize| -> Vec<u8> {
-        let mut buf = Vec::with_capacity(FORMAT_BLOCK * 48);
-        let mut top: Vec<(&str, f64)> = Vec::with_capacity(k);
-        let mut ascii = String::new();
-        let end = ((block + 1) * FORMAT_BLOCK).min(rows.len());
-        for i in block * FORMAT_BLOCK..end {
-            let shown = String::from_utf8_lossy(rows[i]);
-            let error = errors[i];
-            ascii.clear();
-            if matches!(error, None | Some(RowError::TooLong)) {
-                push_ascii(&shown, &mut ascii);
-            }
-            top.clear();
-            if error.is_none() {
-                let row = &scores[i * classes..(i + 1) * classes];
-                let best = top_k(row, k);
-                top.extend(
-                    best.iter()
-                        .map(|&c| (model.spec.categories[c].as_str(), (row[c] as f64).exp())),
-                );
-            }
-            write_row(&mut buf, opts, &shown, &ascii, &top, error);
-        }
-        buf
-    };
-    let blocks = rows.len().div_ceil(FORMAT_BLOCK);
-    let parts: Vec<Vec<u8>> = threads::run(rows.len(), || {
-        if rows.len() >= threads::PARALLEL_THRESHOLD {
-            (0..blocks).into_par_iter().map(format_block).collect()
+    let blocks = line_blocks(chunk, BLOCK_BYTES);
+    let scored: Vec<Result<(Vec<u8>, Counts)>> = threads::run(chunk.len(), || {
+        if blocks.len() > 1 && chunk.len() >= threads::PARALLEL_THRESHOLD {
+            blocks
+                .par_iter()
+                .map(|b| score_block(model, b, opts))
+                .collect()
         } else {
-            (0..blocks).map(format_block).collect()
+            blocks.iter().map(|b| score_block(model, b, opts)).collect()
         }
     });
-    for part in parts {
-        out.extend_from_slice(&part);
+    let mut counts = Counts::default();
+    for part in scored {
+        let (rows, n) = part?;
+        out.extend_from_slice(&rows);
+        counts.rows += n.rows;
+        counts.scored += n.scored;
+        counts.flagged += n.flagged;
+    }
+    Ok(counts)
+}
+
+/// `chunk` cut just after a newline every `size` bytes or so (the last block may lack
+/// its newline); lines(block) over the blocks yields lines(chunk).
+fn line_blocks(chunk: &[u8], size: usize) -> Vec<&[u8]> {
+    let mut blocks = Vec::with_capacity(chunk.len() / size.max(1) + 1);
+    let mut rest = chunk;
+    while rest.len() > size {
+        match rest[size..].iter().position(|&b| b == b'\n') {
+            Some(at) => {
+                let (block, tail) = rest.split_at(size + at + 1);
+                blocks.push(block);
+                rest = tail;
+            }
+            None => break,
+        }
+    }
+    if !rest.is_empty() {
+        blocks.push(rest);
+    }
+    blocks
+}
+
+/// The output rows of one block of complete lines, on this thread.
+fn score_block(model: &Model, block: &[u8], opts: &Options) -> Result<(Vec<u8>, Counts)> {
+    let rows: Vec<&[u8]> = lines(block).collect();
+    let decoded: Vec<Option<&str>> = rows.iter().map(|r| std::str::from_utf8(r).ok()).collect();
+    let Checked { errors, scores } = check_and_score(model, &decoded, opts.max_length, false)?;
+    let classes = model.classes();
+    let k = opts.k.min(classes);
+    let mut buf = Vec::with_capacity(block.len() * 2 + rows.len() * 24 * opts.k);
+    let mut top: Vec<(&str, f64)> = Vec::with_capacity(k);
+    let mut ascii = String::new();
+    for (i, (raw, text)) in rows.iter().zip(&decoded).enumerate() {
+        let shown = match text {
+            Some(t) => std::borrow::Cow::Borrowed(*t),
+            None => String::from_utf8_lossy(raw),
+        };
+        let error = errors[i];
+        ascii.clear();
+        if matches!(error, None | Some(RowError::TooLong)) {
+            push_ascii(&shown, &mut ascii);
+        }
+        top.clear();
+        if error.is_none() {
+            let row = &scores[i * classes..(i + 1) * classes];
+            let best = top_k(row, k);
+            top.extend(
+                best.iter()
+                    .map(|&c| (model.spec.categories[c].as_str(), (row[c] as f64).exp())),
+            );
+        }
+        write_row(&mut buf, opts, &shown, &ascii, &top, error);
     }
     let flagged = errors.iter().filter(|e| e.is_some()).count();
-    Ok(Counts {
+    let counts = Counts {
         rows: rows.len(),
         scored: rows.len() - flagged,
         flagged,
-    })
+    };
+    Ok((buf, counts))
 }
 
 /// A probability in [0, 1] with six decimals, as `format!("{p:.6}")` writes it (up to
@@ -361,7 +405,7 @@ pub fn score_columns(
     k: usize,
     max_length: usize,
 ) -> Result<Columns> {
-    let Checked { errors, scores } = check_and_score(model, texts, max_length)?;
+    let Checked { errors, scores } = check_and_score(model, texts, max_length, true)?;
     let classes = model.classes();
     let k = k.clamp(1, classes);
     let mut top = vec![-1i32; texts.len() * k];
@@ -394,6 +438,19 @@ mod tests {
         assert_eq!(lines(b"").count(), 0);
         assert_eq!(lines(b"\n").count(), 1);
         assert_eq!(lines(b"x\n").count(), 1);
+    }
+
+    #[test]
+    fn blocks_cut_at_line_ends_keep_every_line() {
+        let chunk = b"ab\n\ncde\r\nf\n\n\ngh";
+        let whole: Vec<&[u8]> = lines(chunk).collect();
+        for size in 0..chunk.len() + 2 {
+            let blocks = line_blocks(chunk, size);
+            assert_eq!(blocks.concat(), chunk.to_vec(), "size {size}");
+            let joined: Vec<&[u8]> = blocks.iter().flat_map(|b| lines(b)).collect();
+            assert_eq!(joined, whole, "size {size}");
+        }
+        assert!(line_blocks(b"", 4).is_empty());
     }
 
     #[test]

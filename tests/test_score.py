@@ -84,6 +84,23 @@ def test_backends_agree_row_by_row(tmp_path, dataset_names):
             assert abs(float(x["probability"]) - float(y["probability"])) < 1e-4
 
 
+def test_chunking_and_a_loaded_classifier_change_no_row(tmp_path, dataset_names, monkeypatch):
+    """Many small chunks in flight (and many blocks in one chunk) give the same rows, in
+    the same order, as one pass; a Classifier can be passed instead of a model name."""
+    import namelang
+    import namelang.score
+
+    lines = dataset_names + HOSTILE * 50
+    src = write_lines(tmp_path / "in.txt", lines)
+    classifier = namelang.load("tutorial", backend="rust")
+    score_file(src, tmp_path / "whole.csv", model=classifier, k=2, progress=False)
+    monkeypatch.setattr(namelang.score, "CHUNK_BYTES", 777)
+    score_file(src, tmp_path / "small.csv", model=classifier, k=2, progress=False)
+    whole, small = read_csv(tmp_path / "whole.csv"), read_csv(tmp_path / "small.csv")
+    assert whole == small
+    assert [row["name"] for row in whole] == lines
+
+
 @pytest.mark.parametrize("backend", ["rust", "torch"])
 def test_jsonl_output_fields(tmp_path, backend):
     src = write_lines(tmp_path / "in.txt", ["Zhou", "", "Tanaka"])

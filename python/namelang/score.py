@@ -15,9 +15,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from namelang.classifier import Classifier
 
 INPUT_FORMATS = ("text", "csv", "tsv", "jsonl")
 OUTPUT_FORMATS = ("csv", "tsv", "jsonl")
@@ -64,7 +68,7 @@ def score_file(
     input_format: str | None = None,
     column: str | None = None,
     k: int = 1,
-    model: str | os.PathLike[str] = "default",
+    model: str | os.PathLike[str] | Classifier = "default",
     backend: str = "auto",
     batch_size: int = 65_536,
     threads: int | None = None,
@@ -76,8 +80,9 @@ def score_file(
     Input: one name a line, or CSV/TSV/JSONL whose name field is `column` (default
     "name"); other fields pass through. A row that cannot be scored keeps its place with
     `error` set: empty, no_letters, invalid_utf8, too_long (over `max_length` letters),
-    missing_column, invalid_json. A file output appears only when complete."""
-    from namelang.classifier import load
+    missing_column, invalid_json. A file output appears only when complete. `model` may
+    be a loaded Classifier (then `backend` is its own), to score many files with one."""
+    from namelang.classifier import Classifier, load
     from namelang.text import set_num_threads
 
     input, output = str(input), None if output in (None, "-") else str(output)
@@ -93,7 +98,7 @@ def score_file(
         raise ValueError("k, batch size and max length must be at least 1")
     if threads is not None:
         set_num_threads(threads)
-    classifier = load(model, backend=backend)
+    classifier = model if isinstance(model, Classifier) else load(model, backend=backend)
     start = time.perf_counter()
     with _open_input(input) as source, _atomic_output(output) as sink:
         bar = _progress_bar(source, input, progress)
@@ -169,11 +174,48 @@ def _strip_bom(chunk: bytes, first: bool) -> bytes:
 
 
 def _score_text_native(classifier, source, sink, out_format, k, max_length, bar) -> ScoreSummary:
+    """Chunks of complete lines go to the native scorer on a worker thread (which releases
+    the GIL), so reading the next chunk and writing the last one's rows overlap with
+    scoring; at most two chunks are in flight, in input order."""
     from namelang import _native
 
     model = classifier._impl.model
     sink.write(_native.score_header(out_format, k).encode())
-    summary, carry, first, skipping = ScoreSummary(), b"", True, False
+    summary = ScoreSummary()
+
+    def score(data: bytes) -> tuple[bytes, int, int, int]:
+        return _native.score_chunk(model, data, out_format, k, max_length)
+
+    def write(result: tuple[bytes, int, int, int]) -> None:
+        rows, n, scored, flagged = result
+        sink.write(rows)
+        summary.rows += n
+        summary.scored += scored
+        summary.flagged += flagged
+
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="namelang-score")
+    pending: Future | None = None
+    try:
+        for data, is_lines in _native_pieces(source, bar, out_format, k):
+            if is_lines:
+                future = worker.submit(score, data)
+            else:
+                future = Future()
+                future.set_result((data, 1, 0, 1))
+            if pending is not None:
+                write(pending.result())
+            pending = future
+        if pending is not None:
+            write(pending.result())
+    finally:
+        worker.shutdown(wait=True, cancel_futures=True)
+    return summary
+
+
+def _native_pieces(source: BinaryIO, bar, out_format: str, k: int) -> Iterator[tuple[bytes, bool]]:
+    """The input cut for the native scorer: (complete lines, True), or (the finished
+    row of a line over MAX_LINE_BYTES, False), in input order."""
+    carry, first, skipping = b"", True, False
     while True:
         block = source.read(CHUNK_BYTES)
         bar.update(len(block))
@@ -190,25 +232,12 @@ def _score_text_native(classifier, source, sink, out_format, k, max_length, bar)
         cut = data.rfind(b"\n") + 1
         carry, data = data[cut:], data[:cut]
         if data:
-            _write_native(model, data, sink, out_format, k, max_length, summary)
+            yield data, True
         if len(carry) > MAX_LINE_BYTES:
-            sink.write(_flagged_row(carry, out_format, k))
-            summary.rows += 1
-            summary.flagged += 1
+            yield _flagged_row(carry, out_format, k), False
             carry, skipping = b"", True
     if carry:
-        _write_native(model, carry, sink, out_format, k, max_length, summary)
-    return summary
-
-
-def _write_native(model, data, sink, out_format, k, max_length, summary) -> None:
-    from namelang import _native
-
-    rows, n, scored, flagged = _native.score_chunk(model, data, out_format, k, max_length)
-    sink.write(rows)
-    summary.rows += n
-    summary.scored += scored
-    summary.flagged += flagged
+        yield carry, True
 
 
 def _flagged_row(line: bytes, out_format: str, k: int) -> bytes:
