@@ -4,8 +4,9 @@
 
 use crate::alphabet::N_LETTERS;
 use crate::error::{Error, Result};
+use crate::gates;
 use crate::gemm::{matmul_acc, Packed};
-use crate::math::{log_softmax, sigmoid_with, tanh_with};
+use crate::math::log_softmax;
 use crate::model_file::{parse, Cell, Spec};
 use crate::normalize::for_each_index;
 use crate::{encode, threads};
@@ -39,6 +40,8 @@ fn zeroed<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
 
 /// Rows per parallel chunk: big enough to amortise the weights, small enough for L2.
 const CHUNK: usize = 384;
+/// Rows of a chunk whose gates are computed together, right after their products.
+const GATE_ROWS: usize = 12;
 /// Longest name the collapsed tables cover; longer ones run the recurrence.
 pub const COLLAPSED_MAX_LEN: usize = 64;
 
@@ -540,53 +543,70 @@ impl Gated {
                 zeroed(&mut cs[k], n * h);
             }
         }
-        let gi = zeroed(gi, n * gp);
-        let gh = zeroed(gh, n * gp);
+        // Gate pre-activations for one block of rows only: the block's products are
+        // still in L1/L2 when its gates read them (whole-chunk buffers were not).
+        let gi = zeroed(gi, GATE_ROWS * gp);
+        let gh = zeroed(gh, GATE_ROWS * gp);
         let mut logits = vec![0f32; n * cp];
         let width = lens.first().copied().unwrap_or(0);
         for s in 0..width {
             let active = count_longer(lens, s);
             let xs = &x[s * n..(s + 1) * n];
             for (k, layer) in self.layers.iter().enumerate() {
-                // Input projection: a lookup for the first layer, a product above it.
-                if let Some(wih) = &layer.wih {
-                    for r in 0..active {
-                        gi[r * gp..r * gp + g].copy_from_slice(&layer.bih);
+                let (below, rest) = hs.split_at_mut(k);
+                let state = &mut rest[0];
+                for r0 in (0..active).step_by(GATE_ROWS) {
+                    let rows = GATE_ROWS.min(active - r0);
+                    // Input projection: a lookup for the first layer, a product above.
+                    if let Some(wih) = &layer.wih {
+                        for r in 0..rows {
+                            gi[r * gp..r * gp + g].copy_from_slice(&layer.bih);
+                        }
+                        matmul_acc(rows, &below[k - 1][r0 * h..], h, wih, gi, gp);
+                    } else if self.lstm {
+                        for r in 0..rows {
+                            let l = xs[r0 + r] as usize;
+                            gi[r * gp..r * gp + g]
+                                .copy_from_slice(&self.table0[l * g..(l + 1) * g]);
+                        }
                     }
-                    matmul_acc(active, &hs[k - 1], h, wih, gi, gp);
-                } else {
-                    for r in 0..active {
-                        let l = xs[r] as usize;
-                        gi[r * gp..r * gp + g].copy_from_slice(&self.table0[l * g..(l + 1) * g]);
-                    }
-                }
-                let state = &mut hs[k];
-                // h_0 = 0: at the first step the recurrent product is zero, so skip it.
-                if self.lstm {
-                    if s > 0 {
-                        matmul_acc(active, state, h, &layer.whh, gi, gp);
-                    }
-                    let cell = &mut cs[k];
-                    for r in 0..active {
-                        lstm_update(
-                            &gi[r * gp..r * gp + g],
-                            &mut cell[r * h..(r + 1) * h],
-                            &mut state[r * h..(r + 1) * h],
-                        );
-                    }
-                } else {
-                    for r in 0..active {
-                        gh[r * gp..r * gp + g].copy_from_slice(&layer.bhh);
-                    }
-                    if s > 0 {
-                        matmul_acc(active, state, h, &layer.whh, gh, gp);
-                    }
-                    for r in 0..active {
-                        gru_update(
-                            &gi[r * gp..r * gp + g],
-                            &gh[r * gp..r * gp + g],
-                            &mut state[r * h..(r + 1) * h],
-                        );
+                    let input = |r: usize| -> &[f32] {
+                        if layer.wih.is_some() || self.lstm {
+                            &gi[r * gp..r * gp + g]
+                        } else {
+                            let l = xs[r0 + r] as usize;
+                            &self.table0[l * g..(l + 1) * g]
+                        }
+                    };
+                    // h_0 = 0: at the first step the recurrent product is zero, so skip it.
+                    if self.lstm {
+                        if s > 0 {
+                            matmul_acc(rows, &state[r0 * h..], h, &layer.whh, gi, gp);
+                        }
+                        let cell = &mut cs[k];
+                        for r in 0..rows {
+                            let at = (r0 + r) * h;
+                            gates::lstm(
+                                &gi[r * gp..r * gp + g],
+                                &mut cell[at..at + h],
+                                &mut state[at..at + h],
+                            );
+                        }
+                    } else {
+                        for r in 0..rows {
+                            gh[r * gp..r * gp + g].copy_from_slice(&layer.bhh);
+                        }
+                        if s > 0 {
+                            matmul_acc(rows, &state[r0 * h..], h, &layer.whh, gh, gp);
+                        }
+                        for r in 0..rows {
+                            let at = (r0 + r) * h;
+                            gates::gru(
+                                input(r),
+                                &mut gh[r * gp..r * gp + g],
+                                &mut state[at..at + h],
+                            );
+                        }
                     }
                 }
             }
@@ -608,69 +628,6 @@ impl Gated {
             }
         }
         logits
-    }
-}
-
-/// The gate updates, compiled for AVX2+FMA where the CPU has it (they are plain
-/// loops that the compiler vectorises; the attribute widens the vectors).
-fn gru_update(gi: &[f32], gh: &[f32], h: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::gemm::isa() != crate::gemm::Isa::Portable {
-        // SAFETY: `isa` checked that the CPU has AVX2 and FMA.
-        return unsafe { gru_update_avx2(gi, gh, h) };
-    }
-    gru_update_body::<false>(gi, gh, h)
-}
-
-fn lstm_update(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::gemm::isa() != crate::gemm::Isa::Portable {
-        // SAFETY: as above.
-        return unsafe { lstm_update_avx2(gates, c, h) };
-    }
-    lstm_update_body::<false>(gates, c, h)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gru_update_avx2(gi: &[f32], gh: &[f32], h: &mut [f32]) {
-    gru_update_body::<true>(gi, gh, h)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn lstm_update_avx2(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
-    lstm_update_body::<true>(gates, c, h)
-}
-
-/// PyTorch's GRU: r, z, n gates; h' = (1 - z) n + z h.
-#[inline(always)]
-fn gru_update_body<const FMA: bool>(gi: &[f32], gh: &[f32], h: &mut [f32]) {
-    let hidden = h.len();
-    let (ir, rest) = gi.split_at(hidden);
-    let (iz, inn) = rest.split_at(hidden);
-    let (hr, rest) = gh.split_at(hidden);
-    let (hz, hn) = rest.split_at(hidden);
-    for j in 0..hidden {
-        let r = sigmoid_with::<FMA>(ir[j] + hr[j]);
-        let z = sigmoid_with::<FMA>(iz[j] + hz[j]);
-        let n = tanh_with::<FMA>(inn[j] + r * hn[j]);
-        h[j] = n + z * (h[j] - n);
-    }
-}
-
-/// PyTorch's LSTM: i, f, g, o gates (biases already summed into `gates`).
-#[inline(always)]
-fn lstm_update_body<const FMA: bool>(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
-    let hidden = h.len();
-    let (gi, rest) = gates.split_at(hidden);
-    let (gf, rest) = rest.split_at(hidden);
-    let (gg, go) = rest.split_at(hidden);
-    for j in 0..hidden {
-        let cell = sigmoid_with::<FMA>(gf[j]) * c[j]
-            + sigmoid_with::<FMA>(gi[j]) * tanh_with::<FMA>(gg[j]);
-        c[j] = cell;
-        h[j] = sigmoid_with::<FMA>(go[j]) * tanh_with::<FMA>(cell);
     }
 }
 

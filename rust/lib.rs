@@ -6,6 +6,7 @@ pub mod alphabet;
 pub mod encode;
 pub mod error;
 pub mod forward;
+pub mod gates;
 pub mod gemm;
 pub mod math;
 pub mod model_file;
