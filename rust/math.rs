@@ -1,25 +1,10 @@
 //! Elementwise functions for the gates and the softmax, written branch-free so the
 //! compiler vectorises loops over slices.
 
-/// a * b + c: one fused instruction where the caller is compiled with FMA
-/// (`FMA = true`), a plain product and sum elsewhere (`mul_add` would be a libm call).
-#[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
-}
-
-/// exp(x) for f32 with relative error under 3e-7 on [-87, 88]; clamped outside.
+/// exp(x) for f32 with relative error under 3e-7 on [-87, 88]; clamped outside. The
+/// same algorithm runs on 8 lanes in `gates`.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    exp_with::<false>(x)
-}
-
-#[inline(always)]
-pub fn exp_with<const FMA: bool>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
@@ -31,38 +16,33 @@ pub fn exp_with<const FMA: bool>(x: f32) -> f32 {
     // The rounded integer sits in the low mantissa bits of `shifted`: reading it from
     // the bits avoids a saturating float-to-int cast, which does not vectorise.
     let n_int = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
-    let r = madd::<FMA>(-n, LN2_LO, madd::<FMA>(-n, LN2_HI, x));
+    // Plain products and sums: `mul_add` is a libm call where FMA is absent.
+    let r = x - n * LN2_HI - n * LN2_LO;
     // Taylor/minimax polynomial for e^r on |r| <= ln2/2 (Cephes expf).
     let mut p = 1.987_569_1e-4_f32;
-    p = madd::<FMA>(p, r, 1.398_199_9e-3);
-    p = madd::<FMA>(p, r, 8.333_452e-3);
-    p = madd::<FMA>(p, r, 4.166_579_6e-2);
-    p = madd::<FMA>(p, r, 1.666_666_5e-1);
-    p = madd::<FMA>(p, r, 5e-1);
-    let e = madd::<FMA>(p, r * r, r) + 1.0;
+    for k in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        5e-1,
+    ] {
+        p = p * r + k;
+    }
+    let e = p * (r * r) + r + 1.0;
     let scale = f32::from_bits(((n_int + 127) as u32) << 23);
     e * scale
 }
 
 #[inline(always)]
 pub fn sigmoid(x: f32) -> f32 {
-    sigmoid_with::<false>(x)
-}
-
-#[inline(always)]
-pub fn sigmoid_with<const FMA: bool>(x: f32) -> f32 {
-    1.0 / (1.0 + exp_with::<FMA>(-x))
+    1.0 / (1.0 + exp(-x))
 }
 
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
-    tanh_with::<false>(x)
-}
-
-#[inline(always)]
-pub fn tanh_with<const FMA: bool>(x: f32) -> f32 {
     // tanh(x) = 1 - 2 / (e^{2x} + 1): exact limits, absolute error ~1e-7.
-    1.0 - 2.0 / (exp_with::<FMA>(2.0 * x) + 1.0)
+    1.0 - 2.0 / (exp(2.0 * x) + 1.0)
 }
 
 /// In place: row := row - logsumexp(row). Sums in f64 (terms to 3e-7 relative).
