@@ -40,6 +40,9 @@ fn zeroed<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
 
 /// Rows per parallel chunk: big enough to amortise the weights, small enough for L2.
 const CHUNK: usize = 384;
+/// Rows per rayon task in the per-row passes (lookups, log-softmax): finer tasks cost
+/// more in splitting than the work they hold.
+const ROWS_PER_TASK: usize = 1024;
 /// Rows of a chunk whose gates are computed together, right after their products.
 const GATE_ROWS: usize = 12;
 /// Longest name the collapsed tables cover; longer ones run the recurrence.
@@ -214,7 +217,10 @@ impl Model {
             }
         };
         if par {
-            out.par_chunks_mut(c).enumerate().for_each(per_row);
+            out.par_chunks_mut(c)
+                .enumerate()
+                .with_min_len(ROWS_PER_TASK)
+                .for_each(per_row);
         } else {
             out.chunks_mut(c).enumerate().for_each(per_row);
         }
@@ -253,7 +259,9 @@ impl Model {
             }
         };
         if par {
-            out.par_chunks_mut(c).for_each(finish);
+            out.par_chunks_mut(c)
+                .with_min_len(ROWS_PER_TASK)
+                .for_each(finish);
         } else {
             out.chunks_mut(c).for_each(finish);
         }
