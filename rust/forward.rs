@@ -44,7 +44,7 @@ const CHUNK: usize = 384;
 /// more in splitting than the work they hold.
 const ROWS_PER_TASK: usize = 1024;
 /// Rows of a chunk whose gates are computed together, right after their products.
-const GATE_ROWS: usize = 12;
+const GATE_ROWS: usize = 24;
 /// Longest name the collapsed tables cover; longer ones run the recurrence.
 pub const COLLAPSED_MAX_LEN: usize = 64;
 
