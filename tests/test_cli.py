@@ -66,6 +66,15 @@ def test_evaluate_refuses_unknown_languages(tmp_path, capsys):
     assert "Klingon" in capsys.readouterr().err
 
 
+def test_evaluate_distinct_counts_each_pair_once(tmp_path, capsys):
+    tsv = tmp_path / "eval.tsv"
+    tsv.write_text("Zhou\tChinese\n" * 3 + "Hinton\tEnglish\nZhou\tKorean\n", encoding="utf-8")
+    assert main(["evaluate", "--model", "tutorial", "--tsv", str(tsv)]) == 0
+    assert "rows 5" in capsys.readouterr().out.splitlines()[-1]
+    assert main(["evaluate", "--model", "tutorial", "--tsv", str(tsv), "--distinct"]) == 0
+    assert "rows 3" in capsys.readouterr().out.splitlines()[-1]
+
+
 def test_evaluate_bundled_tutorial_on_the_test_split(capsys):
     assert main(["evaluate", "--model", "tutorial"]) == 0
     last = capsys.readouterr().out.splitlines()[-1]

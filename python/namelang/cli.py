@@ -45,6 +45,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     classifier = load(args.model, backend=args.backend, device=args.device)
     rows = _evaluation_rows(args, classifier)
+    if args.distinct:  # each (name, language) pair once: repeated lines weigh no more
+        rows = list(dict.fromkeys(rows))
     index = {c: i for i, c in enumerate(classifier.categories)}
     unknown = sorted({lang for _, lang in rows if lang not in index})
     if unknown:
@@ -187,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--folder", help="evaluate on every name of this <Language>.txt folder")
     p.add_argument("--tsv", help="evaluate on a TSV of name<TAB>language")
+    p.add_argument(
+        "--distinct",
+        action="store_true",
+        help="count each distinct (name, language) pair once, not once per line",
+    )
     p.add_argument("--plot", metavar="DIR", help="write confusion.png and loss.png here")
     p.set_defaults(run=_evaluate)
 
