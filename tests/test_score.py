@@ -36,8 +36,12 @@ def write_lines(path, lines, ending=b"\n", bom=False, extra=b""):
 
 
 def read_csv(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    limit = csv.field_size_limit(1 << 22)  # rows may pass long fields through
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    finally:
+        csv.field_size_limit(limit)
 
 
 @pytest.mark.parametrize("backend", ["rust", "torch"])
@@ -294,3 +298,41 @@ def test_a_giant_line_is_flagged_not_held(tmp_path, backend, fmt, monkeypatch):
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         assert [r["error"] for r in rows] == [None, "too_long", None]
         assert rows[1]["name"] == giant[:1000] and rows[1]["top"] == []
+
+
+@pytest.mark.parametrize("backend", ["rust", "torch"])
+def test_giant_csv_and_jsonl_records_are_flagged_not_held(tmp_path, backend, monkeypatch):
+    """A CSV field over the csv module's default limit (131,072 characters) is a row like
+    any other; a CSV or JSONL line over MAX_LINE_BYTES is flagged too_long without being
+    held; a quoted field that outgrows the limit is flagged invalid_csv; the rows after
+    each keep their places."""
+    import namelang.score as score_module
+
+    monkeypatch.setattr(score_module, "MAX_LINE_BYTES", 1 << 18)
+    csv_src = tmp_path / "in.csv"
+    csv_src.write_text(
+        f"id,name\n1,Zhou\n2,{'y' * 150_000}\n3,{'x' * 300_000}\n4,Hinton\n", encoding="utf-8"
+    )
+    summary = score_file(csv_src, tmp_path / "a.csv", backend=backend, progress=False)
+    rows = read_csv(tmp_path / "a.csv")
+    assert summary.rows == 4 and [r["id"] for r in rows] == ["1", "2", "3", "4"]
+    assert [r["error"] for r in rows] == ["", "too_long", "too_long", ""]
+    assert rows[1]["name"] == "y" * 150_000  # under the line limit: passed through whole
+    assert len(rows[2]["name"]) == 1000 and rows[3]["language"]  # cut, then shown short
+
+    runaway = tmp_path / "runaway.csv"
+    runaway.write_text('id,name\n1,Zhou\n2,"' + ("z" * 200_000 + "\n") * 5, encoding="utf-8")
+    summary = score_file(runaway, tmp_path / "c.csv", backend=backend, progress=False)
+    rows = read_csv(tmp_path / "c.csv")
+    # The quote never closes: the record is refused once over the field limit, and the
+    # lines after it are read as records of their own (one row each, none dropped).
+    assert rows[0]["error"] == "" and rows[1]["error"] == "invalid_csv"
+    assert summary.rows == len(rows) >= 2
+
+    jsonl_src = tmp_path / "in.jsonl"
+    lines = [{"name": "Zhou"}, {"name": "Ab" * 200_000}, {"name": "Hinton"}]
+    jsonl_src.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    score_file(jsonl_src, tmp_path / "d.jsonl", backend=backend, progress=False)
+    out = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
+    assert [r["error"] for r in out] == [None, "too_long", None]
+    assert out[2]["language"] and len(out[1]["line"]) == 1000

@@ -80,7 +80,7 @@ def score_file(
     Input: one name a line, or CSV/TSV/JSONL whose name field is `column` (default
     "name"); other fields pass through. A row that cannot be scored keeps its place with
     `error` set: empty, no_letters, invalid_utf8, too_long (over `max_length` letters),
-    missing_column, invalid_json. A file output appears only when complete. `model` may
+    missing_column, invalid_json, invalid_csv. A file output appears only when complete. `model` may
     be a loaded Classifier (then `backend` is its own), to score many files with one."""
     from namelang.classifier import Classifier, load
     from namelang.text import set_num_threads
@@ -253,8 +253,8 @@ def _flagged_row(line: bytes, out_format: str, k: int) -> bytes:
     return text.getvalue().encode()
 
 
-def _text_lines(source: BinaryIO, bar) -> Iterator[tuple[bytes, bool]]:
-    """(line without its ending, too long) for each line; a line over MAX_LINE_BYTES
+def _physical_lines(source: BinaryIO, bar) -> Iterator[tuple[bytes, bool]]:
+    """(line with its ending, too long) for each line; a line over MAX_LINE_BYTES
     yields its first bytes only and the rest is skipped, never held whole."""
     first = True
     while True:
@@ -269,8 +269,22 @@ def _text_lines(source: BinaryIO, bar) -> Iterator[tuple[bytes, bool]]:
             bar.update(len(rest))
             yield raw, True
             continue
+        yield raw, False
+
+
+def _text_lines(source: BinaryIO, bar) -> Iterator[tuple[bytes, bool]]:
+    """(line without its ending, too long) for each line, as `_physical_lines`."""
+    for raw, too_long in _physical_lines(source, bar):
+        if too_long:
+            yield raw, True
+            continue
         line = raw[:-1] if raw.endswith(b"\n") else raw
         yield (line[:-1] if line.endswith(b"\r") else line), False
+
+
+def _shown(line: bytes) -> str:
+    """The start of a line too long to hold, as its output row shows it."""
+    return line[: SHOWN_CHARS * 4].decode("utf-8", "replace")[:SHOWN_CHARS]
 
 
 # The generic path: rows as (passthrough fields, name or None, error or None).
@@ -288,17 +302,17 @@ def _read_rows(source: BinaryIO, in_format: str, column: str, bar) -> Iterator[R
     if in_format == "text":
         for line, too_long in _text_lines(source, bar):
             if too_long:
-                name = line[: SHOWN_CHARS * 4].decode("utf-8", "replace")[:SHOWN_CHARS]
+                name = _shown(line)
                 yield name, name, "too_long"
                 continue
             name, error = _decode_line(line)
             yield name, name, error
     elif in_format == "jsonl":
-        first = True
-        for raw in source:
-            bar.update(len(raw))
-            raw, first = _strip_bom(raw, first), False
-            text, error = _decode_line(raw.rstrip(b"\r\n"))
+        for raw, too_long in _text_lines(source, bar):
+            if too_long:
+                yield {"line": _shown(raw)}, None, "too_long"
+                continue
+            text, error = _decode_line(raw)
             try:
                 record = json.loads(text) if error is None else None
             except json.JSONDecodeError:
@@ -312,8 +326,26 @@ def _read_rows(source: BinaryIO, in_format: str, column: str, bar) -> Iterator[R
             else:
                 yield record, record[column], None
     else:
-        text = io.TextIOWrapper(source, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        reader = csv.reader(text, delimiter="\t" if in_format == "tsv" else ",")
+        yield from _csv_rows(source, in_format, column, bar)
+
+
+def _csv_rows(source: BinaryIO, in_format: str, column: str, bar) -> Iterator[Row]:
+    """CSV/TSV records, read line by line so that no line over MAX_LINE_BYTES is held:
+    such a line is cut, and its record flagged too_long; a record the csv module
+    refuses (a quoted field that never closes, over the field limit) is flagged
+    invalid_csv, and reading goes on with the next line."""
+    cut: list[bool] = []  # a line of the record being read was cut
+
+    def lines() -> Iterator[str]:
+        for raw, too_long in _physical_lines(source, bar):
+            if too_long:
+                cut.append(True)
+            yield raw.decode("utf-8", "surrogateescape")
+
+    limit = csv.field_size_limit()
+    csv.field_size_limit(2 * MAX_LINE_BYTES)
+    try:
+        reader = csv.reader(lines(), delimiter="\t" if in_format == "tsv" else ",")
         header = next(reader, None)
         if header is None:
             return
@@ -322,13 +354,25 @@ def _read_rows(source: BinaryIO, in_format: str, column: str, bar) -> Iterator[R
             raise ValueError(f"the input has no column {column!r}; columns: {header}")
         at = header.index(column)
         yield header, None, "header"
-        for raw_fields in reader:
+        while True:
+            cut.clear()
+            try:
+                raw_fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error:
+                yield [], None, "too_long" if cut else "invalid_csv"
+                continue
             repaired = [_repair(f) for f in raw_fields]
-            fields = [f for f, _ in repaired]
-            if at >= len(fields):
+            fields = [f[:SHOWN_CHARS] if cut else f for f, _ in repaired]
+            if cut:
+                yield fields, None, "too_long"
+            elif at >= len(fields):
                 yield fields, None, "missing_column"
             else:
                 yield fields, fields[at], "invalid_utf8" if repaired[at][1] else None
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _repair(field: str) -> tuple[str, bool]:
@@ -403,6 +447,9 @@ def _score_rows(classifier, rows, sink, out_format, k, max_length, batch_size, i
                 text.write(json.dumps(record, ensure_ascii=False) + "\n")
             else:
                 cells = fields if isinstance(fields, list) else [name]
+                if isinstance(fields, list) and len(fields) < len(header_row):
+                    # A short record (or none): pad so the added columns stay aligned.
+                    cells = [*fields, *[""] * (len(header_row) - len(fields))]
                 flat: list[object] = []
                 for j in range(k):
                     flat += [best[j][0], f"{best[j][1]:.6f}"] if j < len(best) else ["", ""]
