@@ -106,10 +106,16 @@ struct Gated {
     lstm: bool,
     hidden: usize,
     gates: usize,
+    forward: Direction,
+    reverse: Option<Direction>, // bidirectional: the same layers reading names backwards
+    out: Packed,                // (D * H, C): [forward final state, reverse final state]
+    out_b: Vec<f32>,            // (C): bias plus logit adjustment
+}
+
+/// One direction's layers.
+struct Direction {
     table0: Vec<f32>, // (57, G): W_ih0 · input(letter) + b_ih0 (+ b_hh0 for an LSTM)
     layers: Vec<Layer>,
-    out: Packed,     // (H, C)
-    out_b: Vec<f32>, // (C): bias plus logit adjustment
 }
 
 /// Columns col0..col0+ncols of a row-major (rows, cols) matrix, transposed to a
@@ -486,62 +492,81 @@ impl Gated {
         let h = spec.hidden_size;
         let c = spec.categories.len();
         let g = if lstm { 4 * h } else { 3 * h };
-        let input = if spec.embedding_dim > 0 {
-            spec.embedding_dim
-        } else {
-            N_LETTERS
+        let direction = |suffix: &str| Direction {
+            table0: input_table(spec, t, suffix, g),
+            layers: (0..spec.num_layers)
+                .map(|k| {
+                    let name = |w: &str| format!("rnn.{w}_l{k}{suffix}");
+                    let mut bih = t[&name("bias_ih")].clone();
+                    let bhh = t[&name("bias_hh")].clone();
+                    if lstm {
+                        bih.iter_mut().zip(&bhh).for_each(|(a, b)| *a += b);
+                    }
+                    Layer {
+                        wih: (k > 0).then(|| packed_t(&t[&name("weight_ih")], g, h, 0, h)),
+                        whh: packed_t(&t[&name("weight_hh")], g, h, 0, h),
+                        bih,
+                        bhh,
+                    }
+                })
+                .collect(),
         };
-        let w0 = &t["rnn.weight_ih_l0"];
-        let mut table0 = vec![0f32; N_LETTERS * g];
-        for l in 0..N_LETTERS {
-            for q in 0..g {
-                let v: f64 = if spec.embedding_dim > 0 {
-                    let emb = &t["embedding.weight"][l * input..(l + 1) * input];
-                    (0..input)
-                        .map(|e| w0[q * input + e] as f64 * emb[e] as f64)
-                        .sum()
-                } else {
-                    w0[q * input + l] as f64
-                };
-                let mut bias = t["rnn.bias_ih_l0"][q] as f64;
-                if lstm {
-                    bias += t["rnn.bias_hh_l0"][q] as f64;
-                }
-                table0[l * g + q] = (v + bias) as f32;
-            }
-        }
-        let layers = (0..spec.num_layers)
-            .map(|k| {
-                let mut bih = t[&format!("rnn.bias_ih_l{k}")].clone();
-                let bhh = t[&format!("rnn.bias_hh_l{k}")].clone();
-                if lstm {
-                    bih.iter_mut().zip(&bhh).for_each(|(a, b)| *a += b);
-                }
-                Layer {
-                    wih: (k > 0).then(|| packed_t(&t[&format!("rnn.weight_ih_l{k}")], g, h, 0, h)),
-                    whh: packed_t(&t[&format!("rnn.weight_hh_l{k}")], g, h, 0, h),
-                    bih,
-                    bhh,
-                }
-            })
-            .collect();
+        let directions = if spec.bidirectional { 2 } else { 1 };
         let adj = &t["logit_adjustment"];
         Gated {
             lstm,
             hidden: h,
             gates: g,
-            table0,
-            layers,
-            out: packed_t(&t["out.weight"], c, h, 0, h),
+            forward: direction(""),
+            reverse: spec.bidirectional.then(|| direction("_reverse")),
+            out: packed_t(&t["out.weight"], c, directions * h, 0, directions * h),
             out_b: t["out.bias"].iter().zip(adj).map(|(a, b)| a + b).collect(),
         }
     }
 
     /// Logits (rows, out.padded_cols) for length-descending rows, all of length >= 1.
     fn recurrence(&self, x: &[u8], lens: &[usize], c: usize, scratch: &mut Scratch) -> Vec<f32> {
+        let (n, h) = (lens.len(), self.hidden);
+        let cp = self.out.padded_cols;
+        let width = if self.reverse.is_some() { 2 * h } else { h };
+        // Each row's final top-layer state, per direction, side by side.
+        let mut finals = vec![0f32; n * width];
+        self.run(&self.forward, x, lens, &mut finals, 0, width, scratch);
+        if let Some(reverse) = &self.reverse {
+            // Letters of each row last to first, still time-major and left-aligned.
+            let steps = lens.first().copied().unwrap_or(0);
+            let mut backwards = vec![0u8; steps * n];
+            for (r, &len) in lens.iter().enumerate() {
+                for s in 0..len {
+                    backwards[s * n + r] = x[(len - 1 - s) * n + r];
+                }
+            }
+            self.run(reverse, &backwards, lens, &mut finals, h, width, scratch);
+        }
+        let mut logits = vec![0f32; n * cp];
+        for r in 0..n {
+            logits[r * cp..r * cp + c].copy_from_slice(&self.out_b);
+        }
+        matmul_acc(n, &finals, width, &self.out, &mut logits, cp);
+        logits
+    }
+
+    /// Runs one direction over time-major letters `x`; row r's final top-layer state goes
+    /// to finals[r * ldf + col..][..h].
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        dir: &Direction,
+        x: &[u8],
+        lens: &[usize],
+        finals: &mut [f32],
+        col: usize,
+        ldf: usize,
+        scratch: &mut Scratch,
+    ) {
         let (n, h, g) = (lens.len(), self.hidden, self.gates);
-        let (gp, cp) = (self.layers[0].whh.padded_cols, self.out.padded_cols);
-        let layers = self.layers.len();
+        let gp = dir.layers[0].whh.padded_cols;
+        let layers = dir.layers.len();
         let Scratch { gi, gh, hs, cs, .. } = scratch;
         hs.resize_with(layers, Vec::new);
         cs.resize_with(layers, Vec::new);
@@ -555,12 +580,11 @@ impl Gated {
         // still in L1/L2 when its gates read them (whole-chunk buffers were not).
         let gi = zeroed(gi, GATE_ROWS * gp);
         let gh = zeroed(gh, GATE_ROWS * gp);
-        let mut logits = vec![0f32; n * cp];
         let width = lens.first().copied().unwrap_or(0);
         for s in 0..width {
             let active = count_longer(lens, s);
             let xs = &x[s * n..(s + 1) * n];
-            for (k, layer) in self.layers.iter().enumerate() {
+            for (k, layer) in dir.layers.iter().enumerate() {
                 let (below, rest) = hs.split_at_mut(k);
                 let state = &mut rest[0];
                 for r0 in (0..active).step_by(GATE_ROWS) {
@@ -574,8 +598,7 @@ impl Gated {
                     } else if self.lstm {
                         for r in 0..rows {
                             let l = xs[r0 + r] as usize;
-                            gi[r * gp..r * gp + g]
-                                .copy_from_slice(&self.table0[l * g..(l + 1) * g]);
+                            gi[r * gp..r * gp + g].copy_from_slice(&dir.table0[l * g..(l + 1) * g]);
                         }
                     }
                     let input = |r: usize| -> &[f32] {
@@ -583,7 +606,7 @@ impl Gated {
                             &gi[r * gp..r * gp + g]
                         } else {
                             let l = xs[r0 + r] as usize;
-                            &self.table0[l * g..(l + 1) * g]
+                            &dir.table0[l * g..(l + 1) * g]
                         }
                     };
                     // h_0 = 0: at the first step the recurrent product is zero, so skip it.
@@ -618,25 +641,49 @@ impl Gated {
                     }
                 }
             }
-            // Rows whose last letter was s are done: logits from the top layer.
+            // Rows whose last letter was s are done: keep their top-layer state.
             let going = count_longer(lens, s + 1);
-            if going < active {
-                for r in going..active {
-                    logits[r * cp..r * cp + c].copy_from_slice(&self.out_b);
-                }
-                let top = &hs[layers - 1];
-                matmul_acc(
-                    active - going,
-                    &top[going * h..],
-                    h,
-                    &self.out,
-                    &mut logits[going * cp..],
-                    cp,
-                );
+            let top = &hs[layers - 1];
+            for r in going..active {
+                finals[r * ldf + col..r * ldf + col + h].copy_from_slice(&top[r * h..(r + 1) * h]);
             }
         }
-        logits
     }
+}
+
+/// The first layer's input projection per letter: W_ih0 · input(letter) + b_ih0
+/// (+ b_hh0 for an LSTM), computed in f64, for the direction with this tensor suffix.
+fn input_table(spec: &Spec, t: &HashMap<String, Vec<f32>>, suffix: &str, g: usize) -> Vec<f32> {
+    let lstm = spec.cell == Cell::Lstm;
+    let input = if spec.embedding_dim > 0 {
+        spec.embedding_dim
+    } else {
+        N_LETTERS
+    };
+    let w0 = &t[&format!("rnn.weight_ih_l0{suffix}")];
+    let (bih, bhh) = (
+        &t[&format!("rnn.bias_ih_l0{suffix}")],
+        &t[&format!("rnn.bias_hh_l0{suffix}")],
+    );
+    let mut table = vec![0f32; N_LETTERS * g];
+    for l in 0..N_LETTERS {
+        for q in 0..g {
+            let v: f64 = if spec.embedding_dim > 0 {
+                let emb = &t["embedding.weight"][l * input..(l + 1) * input];
+                (0..input)
+                    .map(|e| w0[q * input + e] as f64 * emb[e] as f64)
+                    .sum()
+            } else {
+                w0[q * input + l] as f64
+            };
+            let mut bias = bih[q] as f64;
+            if lstm {
+                bias += bhh[q] as f64;
+            }
+            table[l * g + q] = (v + bias) as f32;
+        }
+    }
+    table
 }
 
 #[cfg(test)]

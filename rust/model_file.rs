@@ -24,6 +24,8 @@ pub struct Spec {
     pub hidden_size: usize,
     pub num_layers: usize,
     pub embedding_dim: usize,
+    /// One-layer GRU/LSTM reading each name both ways (absent in older files: false).
+    pub bidirectional: bool,
     pub categories: Vec<String>,
     pub metadata: HashMap<String, String>,
 }
@@ -103,9 +105,21 @@ pub fn spec_from_metadata(meta: &HashMap<String, String>) -> Result<Spec> {
         hidden_size: int(meta, "hidden_size", 1, 8192)?,
         num_layers: int(meta, "num_layers", 1, 16)?,
         embedding_dim: int(meta, "embedding_dim", 0, 8192)?,
+        bidirectional: match get("bidirectional") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "metadata \"bidirectional\" is {other:?}, expected 'true' or 'false'"
+                )))
+            }
+        },
         categories,
         metadata: meta.clone(),
     };
+    if spec.bidirectional && (cell == Cell::Elman || spec.num_layers != 1) {
+        return Err(invalid("bidirectional goes with a one-layer gru or lstm"));
+    }
     if one_hot != (spec.embedding_dim == 0) {
         return Err(invalid(
             "embedding_dim > 0 goes with input 'embedding', and only with it",
@@ -137,16 +151,23 @@ pub fn expected_shapes(spec: &Spec) -> Vec<(String, Vec<usize>)> {
             );
             width = spec.embedding_dim;
         }
+        let suffixes: &[&str] = if spec.bidirectional {
+            &["", "_reverse"]
+        } else {
+            &[""]
+        };
         for k in 0..spec.num_layers {
-            add(
-                format!("rnn.weight_ih_l{k}"),
-                vec![g, if k == 0 { width } else { h }],
-            );
-            add(format!("rnn.weight_hh_l{k}"), vec![g, h]);
-            add(format!("rnn.bias_ih_l{k}"), vec![g]);
-            add(format!("rnn.bias_hh_l{k}"), vec![g]);
+            for d in suffixes {
+                add(
+                    format!("rnn.weight_ih_l{k}{d}"),
+                    vec![g, if k == 0 { width } else { h }],
+                );
+                add(format!("rnn.weight_hh_l{k}{d}"), vec![g, h]);
+                add(format!("rnn.bias_ih_l{k}{d}"), vec![g]);
+                add(format!("rnn.bias_hh_l{k}{d}"), vec![g]);
+            }
         }
-        add("out.weight".into(), vec![c, h]);
+        add("out.weight".into(), vec![c, suffixes.len() * h]);
         add("out.bias".into(), vec![c]);
     }
     add("logit_adjustment".into(), vec![c]);

@@ -131,6 +131,8 @@ def _write_and_corrupt(tmp_path, mutate):
         (lambda m, t: t.update({"i2h.bias": np.zeros(5, np.float32)}), "shape"),
         (lambda m, t: t.update({"i2h.bias": np.zeros(4, np.float64)}), "F32"),
         (lambda m, t: t["i2o.bias"].__setitem__(0, np.nan), "NaN"),
+        (lambda m, t: m.update(bidirectional="yes"), "bidirectional"),
+        (lambda m, t: m.update(bidirectional="true"), "bidirectional"),  # not for elman
     ],
 )
 def test_refused_files_name_the_problem(tmp_path, mutate, message):
@@ -139,6 +141,23 @@ def test_refused_files_name_the_problem(tmp_path, mutate, message):
         model_file.read(bad)
     with pytest.raises(ValueError, match=message):
         namelang._native.Model(str(bad))
+
+
+def test_bidirectional_file_without_its_reverse_tensors_is_refused(tmp_path):
+    from safetensors.numpy import save_file
+
+    config = ModelConfig(cell="gru", hidden_size=4, n_categories=3, bidirectional=True)
+    path = model_file.save(tmp_path / "bi.safetensors", build(config), CATS3)
+    spec, tensors = model_file.read(path)
+    assert spec.bidirectional and tensors["out.weight"].shape == (3, 8)
+    tensors.pop("rnn.weight_hh_l0_reverse")
+    bad = tmp_path / "bad.safetensors"
+    save_file(tensors, str(bad), metadata={**spec.metadata})
+    for loader in (model_file.read, namelang._native.Model):
+        with pytest.raises(ValueError, match="weight_hh_l0_reverse"):
+            loader(str(bad))
+    with pytest.raises(ValueError, match="one-layer"):
+        ModelConfig(cell="gru", num_layers=2, bidirectional=True)
 
 
 def test_pickles_are_refused_with_advice(tmp_path):

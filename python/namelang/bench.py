@@ -133,7 +133,9 @@ def ceilings(threads: int, quick: bool) -> dict:
     }
 
 
-def forward_flops(cell: str, hidden: int, layers: int, classes: int, lengths: np.ndarray) -> float:
+def forward_flops(
+    cell: str, hidden: int, layers: int, classes: int, lengths: np.ndarray, directions: int = 1
+) -> float:
     """Multiply-adds (x2) a forward pass needs: h_0 = 0 makes the first step a lookup."""
     lengths = lengths[lengths > 0]
     if cell == "elman":
@@ -144,7 +146,8 @@ def forward_flops(cell: str, hidden: int, layers: int, classes: int, lengths: np
     per_step = 2 * hidden * gates * hidden
     above = (layers - 1) * 2 * per_step  # input and recurrent products of upper layers
     return float(
-        ((lengths - 1) * per_step + lengths * above).sum() + len(lengths) * 2 * hidden * classes
+        directions * ((lengths - 1) * per_step + lengths * above).sum()
+        + len(lengths) * 2 * directions * hidden * classes
     )
 
 
@@ -249,8 +252,9 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
     ]
     for label, path in models:
         spec, module = load_module(path)
+        directions = 2 if spec.bidirectional else 1
         flops = forward_flops(
-            spec.cell, spec.hidden_size, spec.num_layers, spec.n_categories, lengths
+            spec.cell, spec.hidden_size, spec.num_layers, spec.n_categories, lengths, directions
         ) / len(big)
         task = f"forward {label} ({spec.cell})"
         _say(task)

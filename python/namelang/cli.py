@@ -158,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-layers", dest="num_layers", type=int)
     p.add_argument("--input", choices=["one_hot", "embedding"])
     p.add_argument("--embedding-dim", dest="embedding_dim", type=int)
+    p.add_argument(
+        "--bidirectional",
+        action="store_true",
+        default=None,
+        help="one-layer gru/lstm reading each name forwards and backwards",
+    )
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--optimizer", choices=["adam", "sgd"])
     p.add_argument("--lr", type=float)

@@ -11,7 +11,11 @@ RecurrentClassifier (cell "gru" or "lstm"), for each layer k = 0 .. num_layers -
     embedding.weight (L, E)                      only with input "embedding"
     rnn.weight_ih_l{k} (G, I if k == 0 else H)   rnn.weight_hh_l{k} (G, H)
     rnn.bias_ih_l{k} (G)                         rnn.bias_hh_l{k} (G)
-    out.weight (C, H)   out.bias (C)
+    out.weight (C, D * H)   out.bias (C)
+    With bidirectional (one layer only; D = 2, else D = 1), the reverse direction adds
+    rnn.weight_ih_l0_reverse, rnn.weight_hh_l0_reverse, rnn.bias_ih_l0_reverse and
+    rnn.bias_hh_l0_reverse, shaped as their forward twins, and out.weight's columns are
+    [forward final state, reverse final state (after reading the first letter)].
 Both, optionally:
     logit_adjustment (C)   added to the logits before the softmax (tuned on validation)
 """
@@ -36,6 +40,7 @@ class ModelConfig:
     input: str = "one_hot"
     embedding_dim: int = 0
     n_categories: int = 18
+    bidirectional: bool = False
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -48,6 +53,12 @@ class ModelConfig:
             raise ValueError("the elman cell has one layer and one-hot input")
         if (self.input == "embedding") != (self.embedding_dim > 0):
             raise ValueError("embedding_dim > 0 goes with input 'embedding', and only with it")
+        if self.bidirectional and (self.cell == "elman" or self.num_layers != 1):
+            raise ValueError("bidirectional goes with a one-layer gru or lstm")
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -152,10 +163,11 @@ class RecurrentClassifier(nn.Module):
             num_layers=config.num_layers,
             batch_first=True,
             dropout=dropout if config.num_layers > 1 else 0.0,
+            bidirectional=config.bidirectional,
         )
         # Dropout on the final state regularises training; it is the identity at inference.
         self.drop = nn.Dropout(dropout)
-        self.out = nn.Linear(config.hidden_size, config.n_categories)
+        self.out = nn.Linear(config.directions * config.hidden_size, config.n_categories)
         self.register_buffer("logit_adjustment", torch.zeros(config.n_categories))
 
     def _inputs(self, indices: torch.Tensor) -> torch.Tensor:
@@ -180,7 +192,9 @@ class RecurrentClassifier(nn.Module):
         )
         _, state = self.rnn(packed)
         h = state[0] if self.config.cell == "lstm" else state
-        out[nonempty] = self.out(self.drop(h[-1])) + self.logit_adjustment
+        # The top layer's final states; both directions' (forward, reverse) when bidirectional.
+        final = torch.cat(list(h[-self.config.directions :]), dim=1)
+        out[nonempty] = self.out(self.drop(final)) + self.logit_adjustment
         return out
 
     def log_probs(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

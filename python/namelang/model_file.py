@@ -38,6 +38,7 @@ class ModelSpec:
     embedding_dim: int
     categories: list[str]
     metadata: dict[str, str] = field(default_factory=dict)
+    bidirectional: bool = False
 
     @property
     def n_categories(self) -> int:
@@ -61,12 +62,14 @@ def expected_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     if spec.input == "embedding":
         shapes["embedding.weight"] = (N_LETTERS, spec.embedding_dim)
         width = spec.embedding_dim
+    suffixes = ["", "_reverse"] if spec.bidirectional else [""]
     for k in range(spec.num_layers):
-        shapes[f"rnn.weight_ih_l{k}"] = (gates, width if k == 0 else H)
-        shapes[f"rnn.weight_hh_l{k}"] = (gates, H)
-        shapes[f"rnn.bias_ih_l{k}"] = (gates,)
-        shapes[f"rnn.bias_hh_l{k}"] = (gates,)
-    shapes["out.weight"] = (C, H)
+        for d in suffixes:
+            shapes[f"rnn.weight_ih_l{k}{d}"] = (gates, width if k == 0 else H)
+            shapes[f"rnn.weight_hh_l{k}{d}"] = (gates, H)
+            shapes[f"rnn.bias_ih_l{k}{d}"] = (gates,)
+            shapes[f"rnn.bias_hh_l{k}{d}"] = (gates,)
+    shapes["out.weight"] = (C, len(suffixes) * H)
     shapes["out.bias"] = (C,)
     shapes["logit_adjustment"] = (C,)
     return shapes
@@ -83,6 +86,14 @@ def _int(meta: dict[str, str], key: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ValueError(f"model file metadata {key!r} = {value} is outside [{low}, {high}]")
     return value
+
+
+def _bool(meta: dict[str, str], key: str) -> bool:
+    """An optional flag: absent (files from before it existed) is false."""
+    raw = meta.get(key, "false")
+    if raw not in ("true", "false"):
+        raise ValueError(f"model file metadata {key!r} is {raw!r}, expected 'true' or 'false'")
+    return raw == "true"
 
 
 def spec_from_metadata(meta: dict[str, str] | None) -> ModelSpec:
@@ -122,7 +133,10 @@ def spec_from_metadata(meta: dict[str, str] | None) -> ModelSpec:
         embedding_dim=_int(meta, "embedding_dim", 0, 8192),
         categories=categories,
         metadata=dict(meta),
+        bidirectional=_bool(meta, "bidirectional"),
     )
+    if spec.bidirectional and (spec.cell == "elman" or spec.num_layers != 1):
+        raise ValueError("model file: bidirectional goes with a one-layer gru or lstm")
     if (spec.input == "embedding") != (spec.embedding_dim > 0):
         raise ValueError(
             "model file: embedding_dim > 0 goes with input 'embedding', and only with it"
@@ -244,6 +258,7 @@ def write(
         "num_layers": str(spec.num_layers),
         "input": spec.input,
         "embedding_dim": str(spec.embedding_dim),
+        "bidirectional": "true" if spec.bidirectional else "false",
         "alphabet": ALPHABET,
         "categories": json.dumps(spec.categories),
         **(metadata or {}),
@@ -275,7 +290,13 @@ def save(
     """Writes a namelang.model module with its categories and training metadata."""
     c = model.config
     spec = ModelSpec(
-        c.cell, c.hidden_size, c.num_layers, c.input, c.embedding_dim, list(categories)
+        c.cell,
+        c.hidden_size,
+        c.num_layers,
+        c.input,
+        c.embedding_dim,
+        list(categories),
+        bidirectional=c.bidirectional,
     )
     state = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
     return write(path, spec, state, metadata)
@@ -295,6 +316,7 @@ def load_module(path: str | os.PathLike[str], device: str = "cpu"):
         input=spec.input,
         embedding_dim=spec.embedding_dim,
         n_categories=spec.n_categories,
+        bidirectional=spec.bidirectional,
     )
     module = build(config)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()})

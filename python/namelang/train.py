@@ -32,6 +32,7 @@ class TrainConfig:
     cell: str = "gru"
     hidden_size: int = 128
     num_layers: int = 1
+    bidirectional: bool = False  # one-layer gru/lstm reading each name both ways
     input: str = "embedding"
     embedding_dim: int = 64
     batch_size: int = 64
@@ -166,6 +167,7 @@ def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.M
         if config.cell != "elman"
         else 0,
         n_categories=n,
+        bidirectional=config.bidirectional,
     )
     model = build(model_config, dropout=config.dropout).to(device)
     train_rows, valid = _encode_rows(split.train, device), _encode_rows(split.valid, device)
@@ -256,8 +258,8 @@ def _finish(
 def _train_ensemble(config: TrainConfig, split: Split, device: str) -> tuple[nn.Module, dict]:
     """Trains `ensemble` members (seeds seed, seed+1, ...) and merges them into one wider
     model whose logits are the members' mean: one file, one forward pass, any backend."""
-    if config.cell == "elman" or config.input != "one_hot":
-        raise ValueError("an ensemble needs gru or lstm cells with one_hot input")
+    if config.cell == "elman" or config.input != "one_hot" or config.bidirectional:
+        raise ValueError("an ensemble needs unidirectional gru or lstm cells with one_hot input")
     start = time.perf_counter()
     members, histories = [], []
     for i in range(config.ensemble):
