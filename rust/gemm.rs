@@ -58,10 +58,12 @@ pub fn available() -> Vec<Isa> {
 fn detect() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f") {
+        // Every wider kernel also runs the AVX2+FMA gate code, so it requires both.
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        if avx2 && is_x86_feature_detected!("avx512f") {
             return Isa::Avx512;
         }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        if avx2 {
             return Isa::Avx2;
         }
     }
