@@ -248,3 +248,20 @@ def test_distinct_trains_each_name_once(tiny_dataset, tmp_path):
         __import__("namelang.data", fromlist=["load_names"]).load_names(tiny_dataset)
     )
     assert distinct["train_rows"] == len(set(split.train))
+
+
+def test_label_smoothing_changes_the_loss_and_is_checked(tiny_dataset):
+    base = {
+        "data": str(tiny_dataset),
+        "hidden_size": 8,
+        "embedding_dim": 4,
+        "epochs": 2,
+        "progress": False,
+        "logit_adjust": False,
+    }
+    _, plain, _ = train(TrainConfig(**base))
+    _, smooth, _ = train(TrainConfig(**base, label_smoothing=0.3))
+    # A smoothed target cannot be fitted to zero loss: its loss stays higher.
+    assert smooth["loss"][-1] > plain["loss"][-1]
+    with pytest.raises(ValueError, match="label smoothing"):
+        train(TrainConfig(**base, label_smoothing=1.0))

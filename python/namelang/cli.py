@@ -159,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", choices=["one_hot", "embedding"])
     p.add_argument("--embedding-dim", dest="embedding_dim", type=int)
     p.add_argument(
+        "--label-smoothing",
+        dest="label_smoothing",
+        type=float,
+        help="mix this weight of a uniform target into each label (0 to 1)",
+    )
+    p.add_argument(
         "--bidirectional",
         action="store_true",
         default=None,

@@ -46,6 +46,7 @@ class TrainConfig:
     class_weight_power: float = 0.5  # loss weight (1/freq)**power; 0 is unweighted
     logit_adjust: bool = True  # tune a -tau*log(prior) logit shift on validation
     clip: float = 1.0
+    label_smoothing: float = 0.0  # weight of the uniform target mixed into each label
     seed: int = 2022
     split_seed: int = 2022
     device: str = "auto"
@@ -116,6 +117,8 @@ def tune_logit_adjustment(
 def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module, dict, dict]:
     """Trains, selects on validation, scores the test split; writes the model file and
     its history (`<out>.history.json`) when `out` is given. Returns (model, history, metrics)."""
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise ValueError(f"label smoothing must be in [0, 1), got {config.label_smoothing}")
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -206,7 +209,12 @@ def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.M
         for i in range(0, rows, config.batch_size):
             batch = order[i : i + config.batch_size]
             logits = model.logits(train_rows.indices[batch], train_rows.lengths[batch])
-            loss = F.cross_entropy(logits, train_rows.labels[batch], weight=weight)
+            loss = F.cross_entropy(
+                logits,
+                train_rows.labels[batch],
+                weight=weight,
+                label_smoothing=config.label_smoothing,
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip > 0:
