@@ -210,7 +210,7 @@ mod x86 {
                 *x = _mm256_loadu_ps(out.add(r * ldo + v * 8));
             }
         }
-        for k in 0..depth {
+        let step = |acc: &mut [[__m256; V]; R], k: usize| {
             let mut wv = [_mm256_setzero_ps(); V];
             for (v, x) in wv.iter_mut().enumerate() {
                 *x = _mm256_loadu_ps(w.add((k * V + v) * 8));
@@ -221,6 +221,20 @@ mod x86 {
                     *x = _mm256_fmadd_ps(av, *wx, *x);
                 }
             }
+        };
+        // Four steps per iteration: the rows' addresses are computed once for four
+        // broadcasts each (one step per iteration spent a chain of adds on them).
+        let mut k = 0;
+        while k + 4 <= depth {
+            step(&mut acc, k);
+            step(&mut acc, k + 1);
+            step(&mut acc, k + 2);
+            step(&mut acc, k + 3);
+            k += 4;
+        }
+        while k < depth {
+            step(&mut acc, k);
+            k += 1;
         }
         for (r, row) in acc.iter().enumerate() {
             for (v, x) in row.iter().enumerate() {
