@@ -114,27 +114,24 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn gru(gi: &[f32], gh: &mut [f32], h: &mut [f32]) {
         let n = h.len();
-        let (gi, ghp, hp) = (gi.as_ptr(), gh.as_mut_ptr(), h.as_mut_ptr());
-        // Reset and update gates first: independent lanes, so their exps overlap.
+        let (gip, ghp, hp) = (gi.as_ptr(), gh.as_mut_ptr(), h.as_mut_ptr());
+        // Reset and update gates first: independent lanes, so their evaluations overlap.
+        // Only the raw pointers touch gh and h until the scalar tails below.
         let rz = 2 * n - (2 * n) % 8;
         for j in (0..rz).step_by(8) {
-            let g = _mm256_add_ps(_mm256_loadu_ps(ghp.add(j)), _mm256_loadu_ps(gi.add(j)));
+            let g = _mm256_add_ps(_mm256_loadu_ps(ghp.add(j)), _mm256_loadu_ps(gip.add(j)));
             _mm256_storeu_ps(ghp.add(j), sigmoid8(g));
         }
-        let main = n - n % 8;
-        if rz < 2 * n {
-            // The r/z tail must be done before the candidate reads r and z.
-            let gi_all = std::slice::from_raw_parts(gi, 3 * n);
-            let gh_all = std::slice::from_raw_parts_mut(ghp, 3 * n);
-            for j in rz..2 * n {
-                gh_all[j] = super::sigmoid(gh_all[j] + gi_all[j]);
-            }
+        // The r/z tail must be done before the candidate reads r and z.
+        for j in rz..2 * n {
+            *ghp.add(j) = super::sigmoid(*ghp.add(j) + *gip.add(j));
         }
+        let main = n - n % 8;
         for j in (0..main).step_by(8) {
             let r = _mm256_loadu_ps(ghp.add(j));
             let z = _mm256_loadu_ps(ghp.add(n + j));
             let hn = _mm256_loadu_ps(ghp.add(2 * n + j));
-            let i = _mm256_loadu_ps(gi.add(2 * n + j));
+            let i = _mm256_loadu_ps(gip.add(2 * n + j));
             let cand = tanh8(_mm256_fmadd_ps(r, hn, i));
             let old = _mm256_loadu_ps(hp.add(j));
             _mm256_storeu_ps(
@@ -143,8 +140,7 @@ mod x86 {
             );
         }
         if main < n {
-            let gi_all = std::slice::from_raw_parts(gi, 3 * n);
-            super::gru_tail(gi_all, gh, h, 2 * n, main);
+            super::gru_tail(gi, gh, h, 2 * n, main);
         }
     }
 

@@ -177,8 +177,9 @@ pub fn score_chunk(
     out: &mut Vec<u8>,
 ) -> Result<Counts> {
     let blocks = line_blocks(chunk, BLOCK_BYTES);
+    // Several blocks mean at least 64 KiB, well past the pool's threshold.
     let scored: Vec<Result<(Vec<u8>, Counts)>> = threads::run(chunk.len(), || {
-        if blocks.len() > 1 && chunk.len() >= threads::PARALLEL_THRESHOLD {
+        if blocks.len() > 1 {
             blocks
                 .par_iter()
                 .map(|b| score_block(model, b, opts))

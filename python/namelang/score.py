@@ -80,8 +80,9 @@ def score_file(
     Input: one name a line, or CSV/TSV/JSONL whose name field is `column` (default
     "name"); other fields pass through. A row that cannot be scored keeps its place with
     `error` set: empty, no_letters, invalid_utf8, too_long (over `max_length` letters),
-    missing_column, invalid_json, invalid_csv. A file output appears only when complete. `model` may
-    be a loaded Classifier (then `backend` is its own), to score many files with one."""
+    missing_column, invalid_json, invalid_csv. A file output appears only when complete.
+    `model` may be a loaded Classifier (then `backend` is its own), to score many files
+    with one load."""
     from namelang.classifier import Classifier, load
     from namelang.text import set_num_threads
 
