@@ -163,18 +163,20 @@ impl PyModel {
     }
 
     /// float32 (B, C) log-probabilities; NaN rows for names with no letters.
-    #[pyo3(signature = (names, method = "auto"))]
+    /// `share_prefixes=False` runs every row's recurrence on its own (same results).
+    #[pyo3(signature = (names, method = "auto", share_prefixes = true))]
     fn log_probs<'py>(
         &self,
         py: Python<'py>,
         names: &Bound<'py, PyAny>,
         method: &str,
+        share_prefixes: bool,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let method: forward::Method = method.parse()?;
         let items = collect_items(names)?;
         let texts = borrow_names(&items)?;
         let classes = self.inner.classes();
-        let out = py.detach(|| self.inner.log_probs(&texts, method))?;
+        let out = py.detach(|| self.inner.log_probs(&texts, method, share_prefixes))?;
         let out =
             Array2::from_shape_vec((texts.len(), classes), out).expect("buffer sized as (B, C)");
         Ok(out.into_pyarray(py))
@@ -191,7 +193,7 @@ impl PyModel {
         let items = collect_items(names)?;
         let texts = borrow_names(&items)?;
         let classes = self.inner.classes();
-        let scores = py.detach(|| self.inner.log_probs(&texts, forward::Method::Auto))?;
+        let scores = py.detach(|| self.inner.log_probs(&texts, forward::Method::Auto, true))?;
         let categories = &self.inner.spec.categories;
         Ok(scores
             .chunks(classes.max(1))

@@ -1,6 +1,7 @@
 //! The CPU forward pass: names -> log-probabilities (B, C) for the tutorial's Elman
 //! cell (recurrence or collapsed tables), GRU and LSTM. Names are sorted by length and
-//! cut into chunks run in parallel; each step computes only the rows still reading.
+//! cut into chunks run in parallel; each step computes only the rows still reading, and
+//! rows whose names start alike share their state until they part (`prefixes`).
 
 use crate::alphabet::N_LETTERS;
 use crate::error::{Error, Result};
@@ -9,6 +10,7 @@ use crate::gemm::{matmul_acc, Packed};
 use crate::math::log_softmax;
 use crate::model_file::{parse, Cell, Spec};
 use crate::normalize::for_each_index;
+use crate::prefixes::Prefixes;
 use crate::{encode, threads};
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -25,6 +27,7 @@ struct Scratch {
     hs: Vec<Vec<f32>>,
     cs: Vec<Vec<f32>>,
     x: Vec<u8>,
+    prefixes: Prefixes,
 }
 
 thread_local! {
@@ -159,8 +162,16 @@ impl Model {
     }
 
     /// Log-probabilities, row-major (B, C); a name with no letters gets a row of NaN.
-    pub fn log_probs<S: AsRef<str> + Sync>(&self, names: &[S], method: Method) -> Result<Vec<f32>> {
-        self.log_probs_with_lengths(names, &encode::lengths(names), method)
+    /// With `share_prefixes`, rows whose names start alike share their recurrent state
+    /// while their letters agree (same results to the bit, less work on real lists);
+    /// without, every row runs its own recurrence.
+    pub fn log_probs<S: AsRef<str> + Sync>(
+        &self,
+        names: &[S],
+        method: Method,
+        share_prefixes: bool,
+    ) -> Result<Vec<f32>> {
+        self.log_probs_with_lengths(names, &encode::lengths(names), method, share_prefixes)
     }
 
     /// `log_probs` when the caller already has each name's normalised length; in the
@@ -170,10 +181,12 @@ impl Model {
         names: &[S],
         lengths: &[usize],
         method: Method,
+        share_prefixes: bool,
     ) -> Result<Vec<f32>> {
         let batch = names.len();
         threads::run(batch, || {
-            self.forward(names, lengths, method, batch >= threads::PARALLEL_THRESHOLD)
+            let par = batch >= threads::PARALLEL_THRESHOLD;
+            self.forward(names, lengths, method, share_prefixes, par)
         })
     }
 
@@ -184,8 +197,9 @@ impl Model {
         names: &[S],
         lengths: &[usize],
         method: Method,
+        share_prefixes: bool,
     ) -> Result<Vec<f32>> {
-        self.forward(names, lengths, method, false)
+        self.forward(names, lengths, method, share_prefixes, false)
     }
 
     fn forward<S: AsRef<str> + Sync>(
@@ -193,6 +207,7 @@ impl Model {
         names: &[S],
         lengths: &[usize],
         method: Method,
+        share_prefixes: bool,
         par: bool,
     ) -> Result<Vec<f32>> {
         assert_eq!(names.len(), lengths.len());
@@ -208,9 +223,26 @@ impl Model {
                 _ => false,
             };
         let direct = |len: usize| len == 0 || (collapsed && len <= COLLAPSED_MAX_LEN);
-        // Rows that need the recurrence, longest first (stable: ties keep input order).
+        // Rows that need the recurrence, longest first; to share prefixes, rows of one
+        // length are sorted by their letters, which makes equal prefixes neighbours.
         let mut order: Vec<usize> = (0..names.len()).filter(|&i| !direct(lengths[i])).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+        if share_prefixes {
+            let key = |i: usize| (i, sort_key(names[i].as_ref(), lengths[i]));
+            let mut keyed: Vec<(usize, u128)> = if par {
+                order.par_iter().map(|&i| key(i)).collect()
+            } else {
+                order.iter().map(|&i| key(i)).collect()
+            };
+            if par {
+                keyed.par_sort_unstable_by_key(|&(_, k)| k);
+            } else {
+                keyed.sort_unstable_by_key(|&(_, k)| k);
+            }
+            order = keyed.into_iter().map(|(i, _)| i).collect();
+        } else {
+            // Stable: ties keep input order.
+            order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+        }
         // Empty and collapsed rows, one name at a time.
         let per_row = |(i, row): (usize, &mut [f32])| {
             let len = lengths[i];
@@ -238,8 +270,8 @@ impl Model {
                 let mut x = std::mem::take(&mut scratch.x);
                 letters_time_major(names, rows, &lens, &mut x);
                 let logits = match &self.net {
-                    Net::Elman(e) => e.recurrence(&x, &lens, c, scratch),
-                    Net::Gated(g) => g.recurrence(&x, &lens, c, scratch),
+                    Net::Elman(e) => e.recurrence(&x, &lens, c, share_prefixes, scratch),
+                    Net::Gated(g) => g.recurrence(&x, &lens, c, share_prefixes, scratch),
                 };
                 scratch.x = x;
                 logits
@@ -313,6 +345,22 @@ fn letters_time_major<S: AsRef<str>>(names: &[S], rows: &[usize], lens: &[usize]
     }
 }
 
+/// Sorts longest first, then by the first 16 letters (6 bits each): rows with the
+/// same prefix end up side by side. Lengths past 2^32 - 1 share the top key.
+fn sort_key(name: &str, len: usize) -> u128 {
+    const LETTERS: usize = 16; // 96 bits under the length
+    let mut key = 0u128;
+    let mut k = 0;
+    for_each_index(name, |letter| {
+        if k < LETTERS {
+            key |= (letter as u128) << (6 * (LETTERS - 1 - k));
+            k += 1;
+        }
+    });
+    let longest_first = u32::MAX - len.min(u32::MAX as usize) as u32;
+    ((longest_first as u128) << 96) | key
+}
+
 /// Rows [0, count) of a length-descending list with len > bound.
 fn count_longer(lens: &[usize], bound: usize) -> usize {
     lens.partition_point(|&l| l > bound)
@@ -369,36 +417,54 @@ impl Elman {
     }
 
     /// Logits (rows, oh.padded_cols) for length-descending rows, all of length >= 1.
-    fn recurrence(&self, x: &[u8], lens: &[usize], c: usize, scratch: &mut Scratch) -> Vec<f32> {
+    fn recurrence(
+        &self,
+        x: &[u8],
+        lens: &[usize],
+        c: usize,
+        share: bool,
+        scratch: &mut Scratch,
+    ) -> Vec<f32> {
         let (n, h) = (lens.len(), self.hidden);
         let (hp, cp) = (self.wh.padded_cols, self.oh.padded_cols);
         let mut logits = vec![0f32; n * cp];
-        let (mut a, mut b) = (&mut scratch.a, &mut scratch.b);
+        let Scratch {
+            a, b, gi, prefixes, ..
+        } = scratch;
+        let (mut a, mut b) = (a, b);
         zeroed(a, n * hp);
         zeroed(b, n * hp);
+        // States of the rows that read their last letter, side by side for the product.
+        let done = zeroed(gi, n * hp);
         let lookup = |dst: &mut [f32], table: &[f32], width: usize, l: u8| {
             let l = l as usize;
             dst[..width].copy_from_slice(&table[l * width..(l + 1) * width]);
         };
-        // h_0 = 0, so h_1 is a lookup.
+        // h_0 = 0, so h_1 is a lookup; `a` holds each node's state, a node being a
+        // distinct prefix among the rows still reading.
+        prefixes.reset(n, share);
         let mut active = count_longer(lens, 1);
-        for r in 0..active {
-            lookup(&mut a[r * hp..], &self.xb, h, x[r]);
+        prefixes.next(x, active);
+        for node in 0..prefixes.count() {
+            lookup(&mut a[node * hp..], &self.xb, h, prefixes.letter(node));
         }
         for r in active..n {
             lookup(&mut logits[r * cp..], &self.xo, c, x[r]);
         }
-        let mut s = 1; // `a` holds h_s for rows [0, active)
+        let mut s = 1; // `a` holds h_s for the nodes of rows [0, active)
         while active > 0 {
             let going = count_longer(lens, s + 1);
             let xs = &x[s * n..(s + 1) * n];
             // Rows of length s + 1 read their last letter: output from h_s.
             for r in going..active {
                 lookup(&mut logits[r * cp..], &self.xo, c, xs[r]);
+                let node = prefixes.of_row(r);
+                done[(r - going) * hp..(r - going) * hp + h]
+                    .copy_from_slice(&a[node * hp..node * hp + h]);
             }
             matmul_acc(
                 active - going,
-                &a[going * hp..],
+                done,
                 hp,
                 &self.oh,
                 &mut logits[going * cp..],
@@ -407,10 +473,13 @@ impl Elman {
             if going == 0 {
                 break;
             }
-            for r in 0..going {
-                lookup(&mut b[r * hp..], &self.xb, h, xs[r]);
+            prefixes.next(xs, going);
+            prefixes.gather(a, hp);
+            let nodes = prefixes.count();
+            for node in 0..nodes {
+                lookup(&mut b[node * hp..], &self.xb, h, prefixes.letter(node));
             }
-            matmul_acc(going, a, hp, &self.wh, b, hp);
+            matmul_acc(nodes, a, hp, &self.wh, b, hp);
             std::mem::swap(&mut a, &mut b);
             active = going;
             s += 1;
@@ -525,13 +594,29 @@ impl Gated {
     }
 
     /// Logits (rows, out.padded_cols) for length-descending rows, all of length >= 1.
-    fn recurrence(&self, x: &[u8], lens: &[usize], c: usize, scratch: &mut Scratch) -> Vec<f32> {
+    fn recurrence(
+        &self,
+        x: &[u8],
+        lens: &[usize],
+        c: usize,
+        share: bool,
+        scratch: &mut Scratch,
+    ) -> Vec<f32> {
         let (n, h) = (lens.len(), self.hidden);
         let cp = self.out.padded_cols;
         let width = if self.reverse.is_some() { 2 * h } else { h };
         // Each row's final top-layer state, per direction, side by side.
         let mut finals = vec![0f32; n * width];
-        self.run(&self.forward, x, lens, &mut finals, 0, width, scratch);
+        self.run(
+            &self.forward,
+            x,
+            lens,
+            &mut finals,
+            0,
+            width,
+            share,
+            scratch,
+        );
         if let Some(reverse) = &self.reverse {
             // Letters of each row last to first, still time-major and left-aligned.
             let steps = lens.first().copied().unwrap_or(0);
@@ -541,7 +626,16 @@ impl Gated {
                     backwards[s * n + r] = x[(len - 1 - s) * n + r];
                 }
             }
-            self.run(reverse, &backwards, lens, &mut finals, h, width, scratch);
+            self.run(
+                reverse,
+                &backwards,
+                lens,
+                &mut finals,
+                h,
+                width,
+                share,
+                scratch,
+            );
         }
         let mut logits = vec![0f32; n * cp];
         for r in 0..n {
@@ -562,12 +656,21 @@ impl Gated {
         finals: &mut [f32],
         col: usize,
         ldf: usize,
+        share: bool,
         scratch: &mut Scratch,
     ) {
         let (n, h, g) = (lens.len(), self.hidden, self.gates);
         let gp = dir.layers[0].whh.padded_cols;
         let layers = dir.layers.len();
-        let Scratch { gi, gh, hs, cs, .. } = scratch;
+        let Scratch {
+            gi,
+            gh,
+            hs,
+            cs,
+            prefixes,
+            ..
+        } = scratch;
+        prefixes.reset(n, share);
         hs.resize_with(layers, Vec::new);
         cs.resize_with(layers, Vec::new);
         for k in 0..layers {
@@ -582,13 +685,21 @@ impl Gated {
         let gh = zeroed(gh, GATE_ROWS * gp);
         let width = lens.first().copied().unwrap_or(0);
         for s in 0..width {
+            // States are per node: a distinct prefix among the rows still reading.
             let active = count_longer(lens, s);
-            let xs = &x[s * n..(s + 1) * n];
+            prefixes.next(&x[s * n..(s + 1) * n], active);
+            let nodes = prefixes.count();
             for (k, layer) in dir.layers.iter().enumerate() {
                 let (below, rest) = hs.split_at_mut(k);
                 let state = &mut rest[0];
-                for r0 in (0..active).step_by(GATE_ROWS) {
-                    let rows = GATE_ROWS.min(active - r0);
+                if s > 0 {
+                    prefixes.gather(state, h);
+                    if self.lstm {
+                        prefixes.gather(&mut cs[k], h);
+                    }
+                }
+                for r0 in (0..nodes).step_by(GATE_ROWS) {
+                    let rows = GATE_ROWS.min(nodes - r0);
                     // Input projection: a lookup for the first layer, a product above.
                     if let Some(wih) = &layer.wih {
                         for r in 0..rows {
@@ -597,7 +708,7 @@ impl Gated {
                         matmul_acc(rows, &below[k - 1][r0 * h..], h, wih, gi, gp);
                     } else if self.lstm {
                         for r in 0..rows {
-                            let l = xs[r0 + r] as usize;
+                            let l = prefixes.letter(r0 + r) as usize;
                             gi[r * gp..r * gp + g].copy_from_slice(&dir.table0[l * g..(l + 1) * g]);
                         }
                     }
@@ -605,7 +716,7 @@ impl Gated {
                         if layer.wih.is_some() || self.lstm {
                             &gi[r * gp..r * gp + g]
                         } else {
-                            let l = xs[r0 + r] as usize;
+                            let l = prefixes.letter(r0 + r) as usize;
                             &dir.table0[l * g..(l + 1) * g]
                         }
                     };
@@ -645,7 +756,9 @@ impl Gated {
             let going = count_longer(lens, s + 1);
             let top = &hs[layers - 1];
             for r in going..active {
-                finals[r * ldf + col..r * ldf + col + h].copy_from_slice(&top[r * h..(r + 1) * h]);
+                let node = prefixes.of_row(r);
+                finals[r * ldf + col..r * ldf + col + h]
+                    .copy_from_slice(&top[node * h..(node + 1) * h]);
             }
         }
     }

@@ -12,6 +12,7 @@ pub mod math;
 pub mod model_file;
 pub mod normalize;
 pub mod peak;
+pub mod prefixes;
 pub mod score;
 pub mod threads;
 

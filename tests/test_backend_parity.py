@@ -89,7 +89,51 @@ def test_random_models_match_torch(
     expected = torch_log_probs(module, names)
     methods = ["recurrence", "auto", "collapsed"] if cell == "elman" else ["recurrence", "auto"]
     for method in methods:
-        check_parity(rust.log_probs(names, method), expected)
+        shared = rust.log_probs(names, method)
+        check_parity(shared, expected)
+        # Sharing prefixes changes which rows are computed, never a result's bits.
+        np.testing.assert_array_equal(shared, rust.log_probs(names, method, share_prefixes=False))
+
+
+def names_that_share_prefixes(dataset_names: list[str]) -> list[str]:
+    """Duplicates, names that extend each other, long names that part only after the
+    16 letters the sort key holds, and the data set's names, shuffled together."""
+    rng = np.random.default_rng(11)
+    long_stem = "Abcdefghijklmnopqrstu"
+    made = [
+        *dataset_names[:3000] * 3,
+        *(long_stem + tail for tail in ["", "a", "b", "ab", "ba", "a", "b"]),
+        *(long_stem[:n] for n in range(1, len(long_stem) + 1)),
+        *("Mac" + n for n in dataset_names[:2000:7]),
+        "", "Ab", "Ab", "Ab ", "A b", "ab",
+    ]  # fmt: skip
+    return [made[i] for i in rng.permutation(len(made))]
+
+
+@pytest.mark.parametrize(
+    ("cell", "hidden", "layers", "embedding", "bidirectional"),
+    [
+        ("elman", 64, 1, 0, False),
+        ("gru", 48, 2, 16, False),
+        ("lstm", 40, 2, 0, False),
+        ("gru", 32, 1, 8, True),
+        ("lstm", 24, 1, 0, True),
+    ],
+)
+def test_shared_prefixes_give_the_same_bits(
+    tmp_path, dataset_names, cell, hidden, layers, embedding, bidirectional
+):
+    path, module = make_model(
+        tmp_path, cell, hidden, layers, embedding, seed=2, bidirectional=bidirectional
+    )
+    rust = namelang._native.Model(str(path))
+    names = names_that_share_prefixes(dataset_names)
+    shared = rust.log_probs(names, "recurrence")
+    np.testing.assert_array_equal(shared, rust.log_probs(names, "recurrence", share_prefixes=False))
+    check_parity(shared, torch_log_probs(module, names))
+    # Alone or among others, a name gets the same row.
+    for i in range(0, len(names), 997):
+        np.testing.assert_array_equal(rust.log_probs([names[i]], "recurrence")[0], shared[i])
 
 
 @pytest.mark.parametrize(("cell", "hidden", "embedding"), [("gru", 64, 16), ("lstm", 40, 0)])
