@@ -36,6 +36,18 @@ def many_names(dataset_names) -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def distinct_names(dataset_names) -> list[str]:
+    """Each normalised name once (17,422), shuffled: no row repeats another."""
+    import random
+
+    import namelang
+
+    names = list({namelang.to_ascii(n): n for n in dataset_names}.values())
+    random.Random(0).shuffle(names)
+    return names[: sized(len(names), 300)]
+
+
+@pytest.fixture(scope="session")
 def few_names(many_names) -> list[str]:
     """A sample small enough for the tutorial's one-name-at-a-time code."""
     return many_names[: sized(2000, 50)]

@@ -1,5 +1,6 @@
 """Forward passes per bundled model: the tutorial's evaluate(), PyTorch batched
-(length-sorted, active rows only; nn.GRU/LSTM packed), Rust recurrence and collapsed."""
+(length-sorted, active rows only; nn.GRU/LSTM packed), Rust recurrence (each row on its
+own) and collapsed; and on distinct names, the Rust recurrence with shared prefixes."""
 
 from __future__ import annotations
 
@@ -53,8 +54,25 @@ def test_forward_torch_cpu(benchmark, many_names, model):
 @pytest.mark.benchmark(group="forward")
 def test_forward_rust_recurrence(benchmark, many_names, model):
     benchmark.group = f"forward {model}"
-    rust = namelang._native.Model(str(model_path(model)))
+    rust = namelang._native.Model(str(model_path(model)), share_prefixes=False)
     run(benchmark, rust.log_probs, many_names, "recurrence", slow=model == "default")
+
+
+@pytest.mark.parametrize("backend", ["torch", "rust per row", "rust shared prefixes"])
+@pytest.mark.benchmark(group="forward default (distinct names)")
+def test_forward_default_distinct(benchmark, distinct_names, backend):
+    if backend == "torch":
+        fn, args = namelang.load("default", backend="torch").log_probs, ()
+    else:
+        share = backend == "rust shared prefixes"
+        fn, args = (
+            namelang._native.Model(str(model_path("default"))).log_probs,
+            (
+                "recurrence",
+                share,
+            ),
+        )
+    run(benchmark, fn, distinct_names, *args, slow=True)
 
 
 @pytest.mark.benchmark(group="forward tutorial")

@@ -149,29 +149,42 @@ struct PyModel {
 
 #[pymethods]
 impl PyModel {
+    /// `share_prefixes=False` runs every row's recurrence on its own (same results,
+    /// more work): the default for this model's scoring and predictions.
     #[new]
-    fn new(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
+    #[pyo3(signature = (path, share_prefixes = true))]
+    fn new(py: Python<'_>, path: std::path::PathBuf, share_prefixes: bool) -> PyResult<Self> {
         let path = path.to_string_lossy().into_owned();
-        let inner = py.detach(|| forward::Model::from_path(&path))?;
+        let mut inner = py.detach(|| forward::Model::from_path(&path))?;
+        inner.share_prefixes = share_prefixes;
         Ok(PyModel { inner })
     }
 
     #[staticmethod]
-    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
-        let inner = py.detach(|| forward::Model::from_bytes(data))?;
+    #[pyo3(signature = (data, share_prefixes = true))]
+    fn from_bytes(py: Python<'_>, data: &[u8], share_prefixes: bool) -> PyResult<Self> {
+        let mut inner = py.detach(|| forward::Model::from_bytes(data))?;
+        inner.share_prefixes = share_prefixes;
         Ok(PyModel { inner })
     }
 
+    #[getter]
+    fn share_prefixes(&self) -> bool {
+        self.inner.share_prefixes
+    }
+
     /// float32 (B, C) log-probabilities; NaN rows for names with no letters.
-    /// `share_prefixes=False` runs every row's recurrence on its own (same results).
-    #[pyo3(signature = (names, method = "auto", share_prefixes = true))]
+    /// `share_prefixes` (default: the model's) chooses whether rows whose names start
+    /// alike share their recurrent state; the results are the same either way.
+    #[pyo3(signature = (names, method = "auto", share_prefixes = None))]
     fn log_probs<'py>(
         &self,
         py: Python<'py>,
         names: &Bound<'py, PyAny>,
         method: &str,
-        share_prefixes: bool,
+        share_prefixes: Option<bool>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let share_prefixes = share_prefixes.unwrap_or(self.inner.share_prefixes);
         let method: forward::Method = method.parse()?;
         let items = collect_items(names)?;
         let texts = borrow_names(&items)?;
@@ -193,7 +206,10 @@ impl PyModel {
         let items = collect_items(names)?;
         let texts = borrow_names(&items)?;
         let classes = self.inner.classes();
-        let scores = py.detach(|| self.inner.log_probs(&texts, forward::Method::Auto, true))?;
+        let scores = py.detach(|| {
+            self.inner
+                .log_probs(&texts, forward::Method::Auto, self.inner.share_prefixes)
+        })?;
         let categories = &self.inner.spec.categories;
         Ok(scores
             .chunks(classes.max(1))

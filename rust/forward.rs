@@ -77,6 +77,8 @@ impl std::str::FromStr for Method {
 
 pub struct Model {
     pub spec: Spec,
+    /// What bulk scoring and `predict` use; `log_probs` callers choose per call.
+    pub share_prefixes: bool,
     classes: usize,
     net: Net,
 }
@@ -148,7 +150,12 @@ impl Model {
             Cell::Elman => Net::Elman(Elman::new(&spec, &t)),
             Cell::Gru | Cell::Lstm => Net::Gated(Gated::new(&spec, &t)),
         };
-        Ok(Model { spec, classes, net })
+        Ok(Model {
+            spec,
+            share_prefixes: true,
+            classes,
+            net,
+        })
     }
 
     pub fn from_path(path: &str) -> Result<Model> {

@@ -157,9 +157,9 @@ fn check_and_score<'a>(
     let texts: Vec<&str> = checked.iter().map(|c| c.0).collect();
     let lengths: Vec<usize> = checked.iter().map(|c| c.1).collect();
     let scores = if par {
-        model.log_probs_with_lengths(&texts, &lengths, Method::Auto, true)?
+        model.log_probs_with_lengths(&texts, &lengths, Method::Auto, model.share_prefixes)?
     } else {
-        model.log_probs_sequential(&texts, &lengths, Method::Auto, true)?
+        model.log_probs_sequential(&texts, &lengths, Method::Auto, model.share_prefixes)?
     };
     Ok(Checked {
         errors: checked.into_iter().map(|c| c.2).collect(),

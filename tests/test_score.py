@@ -105,6 +105,26 @@ def test_chunking_and_a_loaded_classifier_change_no_row(tmp_path, dataset_names,
     assert [row["name"] for row in whole] == lines
 
 
+@pytest.mark.parametrize("suffix", ["txt", "csv"])
+def test_shared_prefixes_change_no_row(tmp_path, dataset_names, suffix):
+    """Bulk scoring shares the state of names that start alike (duplicates included);
+    each row is what the per-row recurrence writes."""
+    import namelang
+
+    lines = (dataset_names[::4] + HOSTILE) * 2
+    if suffix == "csv":
+        src = tmp_path / "in.csv"
+        with open(src, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([["name"], *([n] for n in lines)])
+    else:
+        src = write_lines(tmp_path / "in.txt", lines)
+    for share in (True, False):
+        classifier = namelang.load("default", backend="rust", share_prefixes=share)
+        score_file(src, tmp_path / f"{share}.csv", model=classifier, k=3, progress=False)
+    shared, plain = read_csv(tmp_path / "True.csv"), read_csv(tmp_path / "False.csv")
+    assert shared == plain and len(shared) == len(lines)
+
+
 @pytest.mark.parametrize("backend", ["rust", "torch"])
 def test_jsonl_output_fields(tmp_path, backend):
     src = write_lines(tmp_path / "in.txt", ["Zhou", "", "Tanaka"])

@@ -179,6 +179,10 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
     # Shuffled once (seed 0): any prefix has the data set's mix of lengths and languages.
     random.Random(0).shuffle(big)
     small = big[: 1000 if quick else 4000]
+    # Each normalised name once (17,422 of them), shuffled: no row repeats another, so
+    # sharing prefixes (below) is timed on what names share, not on duplicates.
+    distinct = list({namelang.to_ascii(n): n for n in names_all}.values())
+    random.Random(0).shuffle(distinct)
     budget = 0.3 if quick else 1.0  # seconds one timed run of a forward pass aims at
     _say(f"ceilings (FMA loop, matmul), {threads} threads")
     ceiling = ceilings(threads, quick)
@@ -192,7 +196,7 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
             row.gflops = rate * flops_per_name / 1e9
             row.peak_fraction = row.gflops / peak
         report.rows.append(row)
-        _say(f"{task:<18} {backend:<26} {rate:>14,.0f} names/s")
+        _say(f"{task:<18} {backend:<32} {rate:>14,.0f} names/s")
 
     # Text pipeline.
     _say("to_ascii")
@@ -241,6 +245,7 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
 
     # Forward passes: one model per cell.
     lengths = namelang.encode(big)[1]
+    distinct_lengths = namelang.encode(distinct)[1]
     import tempfile
 
     scratch = tempfile.TemporaryDirectory()
@@ -256,15 +261,21 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
         flops = forward_flops(
             spec.cell, spec.hidden_size, spec.num_layers, spec.n_categories, lengths, directions
         ) / len(big)
+        distinct_flops = forward_flops(
+            spec.cell, spec.hidden_size, spec.num_layers, spec.n_categories,
+            distinct_lengths, directions,
+        ) / len(distinct)  # fmt: skip
         task = f"forward {label} ({spec.cell})"
         _say(task)
-        rust = _native.Model(str(path))
+        # The kernel alone: every row runs its own recurrence (no shared prefixes).
+        rust = _native.Model(str(path), share_prefixes=False)
         torch_clf = namelang.load(path, backend="torch")
         sample = big[:: max(1, len(big) // 20000)]
         want = torch_clf.log_probs(sample)
         methods = ["recurrence", "collapsed"] if spec.cell == "elman" else ["recurrence"]
         for method in methods:
             _check(f"rust {method}", rust.log_probs(sample, method), want)
+        _check("rust shared prefixes", rust.log_probs(sample, "recurrence", True), want)
         if spec.cell == "elman":
             tutorial_names = small[:2000] if quick else small[:10000]
             lines = [
@@ -291,6 +302,19 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
             )
             # The collapsed path does no products: GFLOP/s would not mean anything there.
             add(task, f"rust {method}", n, n, secs, flops if method == "recurrence" else None)
+        # Rows whose names start alike share their state: on distinct names, against
+        # PyTorch on the same names. Its GFLOP/s would count work it skips: not given.
+        dtask = f"{task}, distinct"
+        _say(dtask)
+        n, secs = _sized(torch_clf.log_probs, distinct, budget, repeats)
+        add(dtask, "torch cpu batched", 4096, n, secs, distinct_flops)
+        for share in (False, True):
+            n, secs = _sized(
+                lambda names, r=rust, s=share: r.log_probs(names, "recurrence", s),
+                distinct, budget, repeats,
+            )  # fmt: skip
+            label_ = "rust recurrence, shared prefixes" if share else "rust recurrence"
+            add(dtask, label_, n, n, secs, None if share else distinct_flops)
 
     # Single-name latency.
     _say("latency")
@@ -347,15 +371,16 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
         for model in ("tutorial", "default"):
             task = f"score file ({model})"
             _say(task)
-            for backend in ("torch", "rust"):
+            for backend, share in (("torch", True), ("rust", True), ("rust", False)):
                 out = os.path.join(tmp, f"out-{backend}.csv")
                 # Loaded once, as forward-only timings load it once: scoring time only.
-                loaded = namelang.load(model, backend=backend)
+                loaded = namelang.load(model, backend=backend, share_prefixes=share)
                 secs = _time(
                     lambda c=loaded, o=out: score_file(src, o, model=c, progress=False),
                     max(1, repeats // 2),
                 )
-                add(task, backend, n_file, n_file, secs)
+                label_ = backend if share else f"{backend}, no shared prefixes"
+                add(task, label_, n_file, n_file, secs)
 
     # One training epoch on the CPU (and CUDA when present).
     from namelang.train import TrainConfig, train
@@ -412,7 +437,7 @@ def format_table(report: Report) -> str:
         f"matmul 4096x128x128: numpy {c['numpy_matmul_gflops']:.0f}, "
         f"torch {c['torch_matmul_gflops']:.0f} GFLOP/s",
         "",
-        f"{'task':<32}{'backend':<28}{'batch':>7}{'names/s':>14}{'spread':>22}"
+        f"{'task':<42}{'backend':<34}{'batch':>7}{'names/s':>14}{'spread':>22}"
         f"{'x tutorial':>11}{'x torch':>9}{'GFLOP/s':>9}{'of peak':>8}",
     ]
 
@@ -421,7 +446,7 @@ def format_table(report: Report) -> str:
 
     for r in report.rows:
         lines.append(
-            f"{r.task:<32}{r.backend:<28}{r.batch:>7}{r.names_per_s:>14,.0f}"
+            f"{r.task:<42}{r.backend:<34}{r.batch:>7}{r.names_per_s:>14,.0f}"
             f"{f'{r.spread[0]:,.0f}-{r.spread[1]:,.0f}':>22}"
             f"{fmt(r.vs_tutorial, '>11.1f'):>11}{fmt(r.vs_torch, '>9.2f'):>9}"
             f"{fmt(r.gflops, '>9.1f'):>9}{fmt(r.peak_fraction, '>8.0%'):>8}"

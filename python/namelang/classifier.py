@@ -64,10 +64,10 @@ class _TorchBackend:
 class _RustBackend:
     name = "rust"
 
-    def __init__(self, path: Path, method: str = "auto"):
+    def __init__(self, path: Path, method: str = "auto", share_prefixes: bool = True):
         from namelang import _native
 
-        self.model = _native.Model(str(path))
+        self.model = _native.Model(str(path), share_prefixes=share_prefixes)
         self.method = method
         self.spec = model_file.spec_from_metadata(self.model.metadata())
 
@@ -87,7 +87,9 @@ def _rust_available() -> bool:
 class Classifier:
     """Scores names with one model file on one backend. Safe to share across threads."""
 
-    def __init__(self, path: Path, backend: str = "auto", device: str = "cpu"):
+    def __init__(
+        self, path: Path, backend: str = "auto", device: str = "cpu", share_prefixes: bool = True
+    ):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "auto":
@@ -95,7 +97,11 @@ class Classifier:
         if backend == "rust" and device != "cpu":
             raise ValueError("the rust backend runs on the CPU; use backend='torch' for CUDA")
         self.path = path
-        self._impl = _RustBackend(path) if backend == "rust" else _TorchBackend(path, device)
+        self._impl = (
+            _RustBackend(path, share_prefixes=share_prefixes)
+            if backend == "rust"
+            else _TorchBackend(path, device)
+        )
         self.spec = self._impl.spec
         self.categories: list[str] = list(self.spec.categories)
         self.backend: str = backend
@@ -133,7 +139,16 @@ class Classifier:
 
 
 def load(
-    model: str | os.PathLike[str] = "default", backend: str = "auto", device: str = "cpu"
+    model: str | os.PathLike[str] = "default",
+    backend: str = "auto",
+    device: str = "cpu",
+    share_prefixes: bool = True,
 ) -> Classifier:
-    """A Classifier for a bundled model ("default", "tutorial") or a model file path."""
-    return Classifier(model_path(model), backend=backend, device=device)
+    """A Classifier for a bundled model ("default", "tutorial") or a model file path.
+
+    On the rust backend, names that start alike share their recurrent state until their
+    letters part (identical results, less work on real lists); `share_prefixes=False`
+    runs each name on its own, for timing the kernel alone."""
+    return Classifier(
+        model_path(model), backend=backend, device=device, share_prefixes=share_prefixes
+    )
