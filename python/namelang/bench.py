@@ -114,8 +114,10 @@ def ceilings(threads: int, quick: bool) -> dict:
 
     from namelang import _native
 
-    peak1, isa = _native.fma_peak_gflops(1)
-    peak_n, _ = _native.fma_peak_gflops(threads)
+    # A ceiling is the best the machine gives: on a shared VM one try can catch a
+    # thread descheduled, so the best of three is kept.
+    peak1, isa = max(_native.fma_peak_gflops(1) for _ in range(3))
+    peak_n, _ = max(_native.fma_peak_gflops(threads) for _ in range(3))
     time.sleep(0.3)
     a, b = np.random.rand(4096, 128).astype(np.float32), np.random.rand(128, 128).astype(np.float32)
     flops = 2 * 4096 * 128 * 128
