@@ -1,7 +1,8 @@
 //! The CPU forward pass: names -> log-probabilities (B, C) for the tutorial's Elman
 //! cell (recurrence or collapsed tables), GRU and LSTM. Names are sorted by length and
-//! cut into chunks run in parallel; each step computes only the rows still reading, and
-//! rows whose names start alike share their state until they part (`prefixes`).
+//! cut into chunks run in parallel; each step computes only the rows still reading. To
+//! share prefixes, rows are sorted by their letters instead, and rows whose names start
+//! alike share their state until they part (`prefixes`).
 
 use crate::alphabet::N_LETTERS;
 use crate::error::{Error, Result};
@@ -28,6 +29,10 @@ struct Scratch {
     cs: Vec<Vec<f32>>,
     x: Vec<u8>,
     prefixes: Prefixes,
+    // Gathered states when prefixes part (states move to their children's slots).
+    spare_h: Vec<Vec<f32>>,
+    spare_c: Vec<Vec<f32>>,
+    out: Vec<f32>,
 }
 
 thread_local! {
@@ -230,8 +235,8 @@ impl Model {
                 _ => false,
             };
         let direct = |len: usize| len == 0 || (collapsed && len <= COLLAPSED_MAX_LEN);
-        // Rows that need the recurrence, longest first; to share prefixes, rows of one
-        // length are sorted by their letters, which makes equal prefixes neighbours.
+        // Rows that need the recurrence, longest first; to share prefixes, sorted by
+        // their letters instead, which makes equal prefixes neighbours.
         let mut order: Vec<usize> = (0..names.len()).filter(|&i| !direct(lengths[i])).collect();
         if share_prefixes {
             let key = |i: usize| (i, sort_key(names[i].as_ref(), lengths[i]));
@@ -341,7 +346,7 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
 /// Letter indices of the chosen rows, time-major: x[t * rows + r]; padding is 0.
 fn letters_time_major<S: AsRef<str>>(names: &[S], rows: &[usize], lens: &[usize], x: &mut Vec<u8>) {
     let n = rows.len();
-    let width = lens.first().copied().unwrap_or(0);
+    let width = lens.iter().copied().max().unwrap_or(0);
     let x = zeroed(x, width * n);
     for (r, &i) in rows.iter().enumerate() {
         let mut t = 0;
@@ -352,8 +357,8 @@ fn letters_time_major<S: AsRef<str>>(names: &[S], rows: &[usize], lens: &[usize]
     }
 }
 
-/// Sorts longest first, then by the first 16 letters (6 bits each): rows with the
-/// same prefix end up side by side. Lengths past 2^32 - 1 share the top key.
+/// Sorts by the first 16 letters (6 bits each), then by length: rows with the same
+/// prefix end up side by side. Lengths past 2^32 - 1 share the last key.
 fn sort_key(name: &str, len: usize) -> u128 {
     const LETTERS: usize = 16; // 96 bits under the length
     let mut key = 0u128;
@@ -364,13 +369,7 @@ fn sort_key(name: &str, len: usize) -> u128 {
             k += 1;
         }
     });
-    let longest_first = u32::MAX - len.min(u32::MAX as usize) as u32;
-    ((longest_first as u128) << 96) | key
-}
-
-/// Rows [0, count) of a length-descending list with len > bound.
-fn count_longer(lens: &[usize], bound: usize) -> usize {
-    lens.partition_point(|&l| l > bound)
+    (key << 32) | len.min(u32::MAX as usize) as u128
 }
 
 impl Elman {
@@ -423,7 +422,8 @@ impl Elman {
         });
     }
 
-    /// Logits (rows, oh.padded_cols) for length-descending rows, all of length >= 1.
+    /// Logits (rows, oh.padded_cols) for rows of length >= 1: sorted longest first,
+    /// or (with `share`) by their letters.
     fn recurrence(
         &self,
         x: &[u8],
@@ -436,13 +436,21 @@ impl Elman {
         let (hp, cp) = (self.wh.padded_cols, self.oh.padded_cols);
         let mut logits = vec![0f32; n * cp];
         let Scratch {
-            a, b, gi, prefixes, ..
+            a,
+            b,
+            gi,
+            gh,
+            out,
+            prefixes,
+            ..
         } = scratch;
         let (mut a, mut b) = (a, b);
         zeroed(a, n * hp);
         zeroed(b, n * hp);
+        let parents = zeroed(gh, n * hp);
         // States of the rows that read their last letter, side by side for the product.
         let done = zeroed(gi, n * hp);
+        let done_logits = zeroed(out, n * cp);
         let lookup = |dst: &mut [f32], table: &[f32], width: usize, l: u8| {
             let l = l as usize;
             dst[..width].copy_from_slice(&table[l * width..(l + 1) * width]);
@@ -450,45 +458,56 @@ impl Elman {
         // h_0 = 0, so h_1 is a lookup; `a` holds each node's state, a node being a
         // distinct prefix among the rows still reading.
         prefixes.reset(n, share);
-        let mut active = count_longer(lens, 1);
-        prefixes.next(x, active);
+        prefixes.next(x);
         for node in 0..prefixes.count() {
             lookup(&mut a[node * hp..], &self.xb, h, prefixes.letter(node));
         }
-        for r in active..n {
-            lookup(&mut logits[r * cp..], &self.xo, c, x[r]);
+        for r in 0..n {
+            if lens[r] == 1 {
+                lookup(&mut logits[r * cp..], &self.xo, c, x[r]);
+            }
         }
-        let mut s = 1; // `a` holds h_s for the nodes of rows [0, active)
-        while active > 0 {
-            let going = count_longer(lens, s + 1);
+        prefixes.keep_longer(lens, 1);
+        let mut s = 1; // `a` holds h_s for the nodes of the rows still reading
+        while !prefixes.active().is_empty() {
             let xs = &x[s * n..(s + 1) * n];
             // Rows of length s + 1 read their last letter: output from h_s.
-            for r in going..active {
-                lookup(&mut logits[r * cp..], &self.xo, c, xs[r]);
-                let node = prefixes.of_row(r);
-                done[(r - going) * hp..(r - going) * hp + h]
-                    .copy_from_slice(&a[node * hp..node * hp + h]);
+            let mut k = 0;
+            for &r in prefixes.active() {
+                let r = r as usize;
+                if lens[r] == s + 1 {
+                    lookup(&mut done_logits[k * cp..], &self.xo, c, xs[r]);
+                    let node = prefixes.of_row(r);
+                    done[k * hp..k * hp + h].copy_from_slice(&a[node * hp..node * hp + h]);
+                    k += 1;
+                }
             }
-            matmul_acc(
-                active - going,
-                done,
-                hp,
-                &self.oh,
-                &mut logits[going * cp..],
-                cp,
-            );
-            if going == 0 {
+            matmul_acc(k, done, hp, &self.oh, done_logits, cp);
+            let mut k = 0;
+            for &r in prefixes.active() {
+                let r = r as usize;
+                if lens[r] == s + 1 {
+                    logits[r * cp..(r + 1) * cp].copy_from_slice(&done_logits[k * cp..][..cp]);
+                    k += 1;
+                }
+            }
+            prefixes.keep_longer(lens, s + 1);
+            if prefixes.active().is_empty() {
                 break;
             }
-            prefixes.next(xs, going);
-            prefixes.gather(a, hp);
+            prefixes.next(xs);
             let nodes = prefixes.count();
+            let from: &[f32] = if prefixes.in_place() {
+                a
+            } else {
+                prefixes.gather(a, parents, hp);
+                parents
+            };
             for node in 0..nodes {
                 lookup(&mut b[node * hp..], &self.xb, h, prefixes.letter(node));
             }
-            matmul_acc(nodes, a, hp, &self.wh, b, hp);
+            matmul_acc(nodes, from, hp, &self.wh, b, hp);
             std::mem::swap(&mut a, &mut b);
-            active = going;
             s += 1;
         }
         logits
@@ -626,7 +645,7 @@ impl Gated {
         );
         if let Some(reverse) = &self.reverse {
             // Letters of each row last to first, still time-major and left-aligned.
-            let steps = lens.first().copied().unwrap_or(0);
+            let steps = lens.iter().copied().max().unwrap_or(0);
             let mut backwards = vec![0u8; steps * n];
             for (r, &len) in lens.iter().enumerate() {
                 for s in 0..len {
@@ -674,37 +693,45 @@ impl Gated {
             gh,
             hs,
             cs,
+            spare_h,
+            spare_c,
             prefixes,
             ..
         } = scratch;
         prefixes.reset(n, share);
-        hs.resize_with(layers, Vec::new);
-        cs.resize_with(layers, Vec::new);
+        for v in [&mut *hs, &mut *cs, &mut *spare_h, &mut *spare_c] {
+            v.resize_with(layers, Vec::new);
+        }
         for k in 0..layers {
             zeroed(&mut hs[k], n * h);
+            zeroed(&mut spare_h[k], n * h);
             if self.lstm {
                 zeroed(&mut cs[k], n * h);
+                zeroed(&mut spare_c[k], n * h);
             }
         }
         // Gate pre-activations for one block of rows only: the block's products are
         // still in L1/L2 when its gates read them (whole-chunk buffers were not).
         let gi = zeroed(gi, GATE_ROWS * gp);
         let gh = zeroed(gh, GATE_ROWS * gp);
-        let width = lens.first().copied().unwrap_or(0);
+        let width = lens.iter().copied().max().unwrap_or(0);
         for s in 0..width {
             // States are per node: a distinct prefix among the rows still reading.
-            let active = count_longer(lens, s);
-            prefixes.next(&x[s * n..(s + 1) * n], active);
+            prefixes.keep_longer(lens, s);
+            prefixes.next(&x[s * n..(s + 1) * n]);
             let nodes = prefixes.count();
             for (k, layer) in dir.layers.iter().enumerate() {
-                let (below, rest) = hs.split_at_mut(k);
-                let state = &mut rest[0];
-                if s > 0 {
-                    prefixes.gather(state, h);
+                // Where prefixes parted, states move to their children's slots.
+                if s > 0 && !prefixes.in_place() {
+                    prefixes.gather(&hs[k], &mut spare_h[k], h);
+                    std::mem::swap(&mut hs[k], &mut spare_h[k]);
                     if self.lstm {
-                        prefixes.gather(&mut cs[k], h);
+                        prefixes.gather(&cs[k], &mut spare_c[k], h);
+                        std::mem::swap(&mut cs[k], &mut spare_c[k]);
                     }
                 }
+                let (below, rest) = hs.split_at_mut(k);
+                let state = &mut rest[0];
                 for r0 in (0..nodes).step_by(GATE_ROWS) {
                     let rows = GATE_ROWS.min(nodes - r0);
                     // Input projection: a lookup for the first layer, a product above.
@@ -760,12 +787,14 @@ impl Gated {
                 }
             }
             // Rows whose last letter was s are done: keep their top-layer state.
-            let going = count_longer(lens, s + 1);
             let top = &hs[layers - 1];
-            for r in going..active {
-                let node = prefixes.of_row(r);
-                finals[r * ldf + col..r * ldf + col + h]
-                    .copy_from_slice(&top[node * h..(node + 1) * h]);
+            for &r in prefixes.active() {
+                let r = r as usize;
+                if lens[r] == s + 1 {
+                    let node = prefixes.of_row(r);
+                    finals[r * ldf + col..r * ldf + col + h]
+                        .copy_from_slice(&top[node * h..(node + 1) * h]);
+                }
             }
         }
     }

@@ -1,47 +1,65 @@
 //! Shared prefixes: a recurrent state depends only on the letters read so far, so rows
-//! whose names start alike can share one state until they part. The forward pass sorts
-//! rows by length (longest first), then by letters, which puts rows with the same first
-//! s letters next to each other; at each step this module numbers the distinct prefixes
+//! whose names start alike can share one state until they part. To share, the forward
+//! pass sorts a batch's rows by their letters, which puts rows with the same first s
+//! letters next to each other; at each step this module numbers the distinct prefixes
 //! ("nodes") among the rows still reading, and says which node each came from.
 
-/// Node bookkeeping for one chunk of length-sorted rows.
+/// Node bookkeeping for one chunk of rows.
 #[derive(Default)]
 pub struct Prefixes {
     share: bool,
-    /// The node of each row at the current step.
+    /// Rows still reading, in row order.
+    active: Vec<u32>,
+    /// The node of each row at the current step (a finished row keeps its last one).
     of_row: Vec<u32>,
     /// Each node's node at the step before (its prefix one letter shorter).
     parent: Vec<u32>,
     /// Each node's last letter.
     letter: Vec<u8>,
+    /// Node i came from node i for every i: states can stay where they are.
+    in_place: bool,
 }
 
 impl Prefixes {
-    /// Starts `rows` rows at the empty prefix. Without `share` every row is its own node
-    /// (node r is row r), which is the plain per-row recurrence.
+    /// Starts `rows` rows, all reading, at the empty prefix. Without `share` every row
+    /// is its own node (node r is row r at the first step), the plain recurrence.
     pub fn reset(&mut self, rows: usize, share: bool) {
         self.share = share;
+        self.active.clear();
+        self.active.extend(0..rows as u32);
         self.of_row.clear();
         self.of_row.resize(rows, 0);
         self.parent.clear();
         self.letter.clear();
+        self.in_place = false;
     }
 
-    /// Extends the prefixes of rows [0, rows) by one letter each (`xs[r]`); rows past
-    /// `rows` have finished and keep their last node.
-    pub fn next(&mut self, xs: &[u8], rows: usize) {
+    /// Keeps reading only the rows longer than `letters` (the others have read theirs).
+    pub fn keep_longer(&mut self, lens: &[usize], letters: usize) {
+        self.active.retain(|&r| lens[r as usize] > letters);
+    }
+
+    /// Rows still reading.
+    pub fn active(&self) -> &[u32] {
+        &self.active
+    }
+
+    /// Extends the prefix of every row still reading by its letter `xs[row]`.
+    pub fn next(&mut self, xs: &[u8]) {
         self.parent.clear();
         self.letter.clear();
+        self.in_place = true;
         let (mut last_parent, mut last_letter) = (u32::MAX, 0u8);
-        for (r, (node, &l)) in self.of_row[..rows].iter_mut().zip(xs).enumerate() {
-            let p = *node;
+        for (i, &r) in self.active.iter().enumerate() {
+            let (p, l) = (self.of_row[r as usize], xs[r as usize]);
             // Neighbours with the same parent and letter have the same prefix.
-            if !self.share || r == 0 || p != last_parent || l != last_letter {
+            if !self.share || i == 0 || p != last_parent || l != last_letter {
+                self.in_place &= p as usize == self.parent.len();
                 self.parent.push(p);
                 self.letter.push(l);
             }
             (last_parent, last_letter) = (p, l);
-            *node = (self.parent.len() - 1) as u32;
+            self.of_row[r as usize] = (self.parent.len() - 1) as u32;
         }
     }
 
@@ -58,18 +76,18 @@ impl Prefixes {
         self.letter[node]
     }
 
-    /// Moves each node's parent state (rows of `width` floats, indexed by the previous
-    /// step's nodes) into the node's own slot. A parent's index is never above its
-    /// child's (the rows still reading are a prefix of those that were, so every
-    /// boundary between nodes before is one now), so going down from the last node
-    /// never reads a slot already overwritten.
-    pub fn gather(&self, state: &mut [f32], width: usize) {
-        for i in (0..self.count()).rev() {
-            let p = self.parent[i] as usize;
-            debug_assert!(p <= i);
-            if p != i {
-                state.copy_within(p * width..(p + 1) * width, i * width);
-            }
+    /// Whether every node sits where its parent's state is (no gather needed): always
+    /// so without sharing on length-sorted rows.
+    pub fn in_place(&self) -> bool {
+        self.in_place
+    }
+
+    /// Copies each node's parent state (rows of `width` floats in `from`, indexed by the
+    /// previous step's nodes) to the node's slot in `to`.
+    pub fn gather(&self, from: &[f32], to: &mut [f32], width: usize) {
+        for (i, &p) in self.parent.iter().enumerate() {
+            let p = p as usize;
+            to[i * width..(i + 1) * width].copy_from_slice(&from[p * width..(p + 1) * width]);
         }
     }
 }
@@ -78,9 +96,9 @@ impl Prefixes {
 mod tests {
     use super::*;
 
-    /// Letters of length-sorted names, time-major, as the forward pass lays them out.
+    /// Letters time-major, as the forward pass lays them out (0 past a name's end).
     fn time_major(names: &[&[u8]]) -> Vec<Vec<u8>> {
-        let width = names[0].len();
+        let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
         (0..width)
             .map(|s| {
                 names
@@ -91,48 +109,74 @@ mod tests {
             .collect()
     }
 
+    /// Each row's node at each step, for rows in the given order.
+    fn nodes(names: &[&[u8]], share: bool) -> Vec<Vec<usize>> {
+        let lens: Vec<usize> = names.iter().map(|n| n.len()).collect();
+        let mut p = Prefixes::default();
+        p.reset(names.len(), share);
+        let mut seen = Vec::new();
+        for (s, xs) in time_major(names).iter().enumerate() {
+            p.keep_longer(&lens, s);
+            p.next(xs);
+            seen.push(p.active().iter().map(|&r| p.of_row(r as usize)).collect());
+        }
+        seen
+    }
+
     #[test]
     fn rows_with_the_same_prefix_share_a_node_until_they_part() {
-        let names: [&[u8]; 4] = [b"abcd", b"abce", b"abd", b"xbd"];
-        let x = time_major(&names);
-        let mut p = Prefixes::default();
-        p.reset(names.len(), true);
-        let mut seen = Vec::new();
-        for (s, xs) in x.iter().enumerate() {
-            let rows = names.iter().filter(|n| n.len() > s).count();
-            p.next(xs, rows);
-            seen.push((0..rows).map(|r| p.of_row(r)).collect::<Vec<_>>());
-        }
-        assert_eq!(seen[0], [0, 0, 0, 1]);
-        assert_eq!(seen[1], [0, 0, 0, 1]);
-        assert_eq!(seen[2], [0, 0, 1, 2]);
-        assert_eq!(seen[3], [0, 1]);
+        let seen = nodes(&[b"abcd", b"abce", b"abd", b"xbd"], true);
+        assert_eq!(
+            seen,
+            [
+                vec![0, 0, 0, 1],
+                vec![0, 0, 0, 1],
+                vec![0, 0, 1, 2],
+                vec![0, 1]
+            ]
+        );
+    }
+
+    #[test]
+    fn rows_sorted_by_letters_share_across_lengths() {
+        // "ab" ends at step 1 while "abc" and "abd" go on from its node.
+        let seen = nodes(&[b"ab", b"abc", b"abd", b"b"], true);
+        assert_eq!(seen, [vec![0, 0, 0, 1], vec![0, 0, 0], vec![0, 1]]);
     }
 
     #[test]
     fn without_sharing_each_row_is_its_own_node() {
-        let names: [&[u8]; 3] = [b"ab", b"ab", b"ab"];
-        let x = time_major(&names);
-        let mut p = Prefixes::default();
-        p.reset(3, false);
-        for xs in &x {
-            p.next(xs, 3);
-            assert_eq!(p.count(), 3);
-            assert_eq!((0..3).map(|r| p.of_row(r)).collect::<Vec<_>>(), [0, 1, 2]);
-        }
+        let seen = nodes(&[b"ab", b"ab", b"ab"], false);
+        assert_eq!(seen, [vec![0, 1, 2], vec![0, 1, 2]]);
     }
 
     #[test]
-    fn gather_moves_parent_states_to_their_children_in_place() {
-        // Step 1: "aa", "ab", "b" -> nodes a, b; step 2: aa, ab (both from node a).
-        let x = [b"aab".to_vec(), b"ab\0".to_vec()];
+    fn gather_moves_parent_states_to_their_children() {
+        // Step 0: "ab", "b", "ba" -> nodes a, b; step 1: ab (from a), ba (from b), the
+        // row "b" having ended.
+        let names: [&[u8]; 3] = [b"ab", b"b", b"ba"];
+        let lens = [2, 1, 2];
+        let x = time_major(&names);
         let mut p = Prefixes::default();
         p.reset(3, true);
-        p.next(&x[0], 3);
+        p.next(&x[0]);
         assert_eq!(p.count(), 2);
-        let mut state = vec![1.0, 1.0, 2.0, 2.0, 9.0, 9.0];
-        p.next(&x[1], 2);
-        p.gather(&mut state, 2);
-        assert_eq!(&state[..4], &[1.0, 1.0, 1.0, 1.0]);
+        p.keep_longer(&lens, 1);
+        p.next(&x[1]);
+        assert!(p.in_place());
+        let mut to = vec![0.0; 4];
+        p.gather(&[1.0, 1.0, 2.0, 2.0], &mut to, 2);
+        assert_eq!(to, [1.0, 1.0, 2.0, 2.0]);
+        // Node 0 ("a") has no row left reading: its child moves down a slot.
+        let names: [&[u8]; 2] = [b"a", b"bc"];
+        let x = time_major(&names);
+        p.reset(2, true);
+        p.next(&x[0]);
+        p.keep_longer(&[1, 2], 1);
+        p.next(&x[1]);
+        assert!(!p.in_place());
+        let mut to = vec![0.0; 2];
+        p.gather(&[1.0, 1.0, 2.0, 2.0], &mut to, 2);
+        assert_eq!(to, [2.0, 2.0]);
     }
 }
