@@ -27,7 +27,7 @@ struct Scratch {
     gh: Vec<f32>,
     hs: Vec<Vec<f32>>,
     cs: Vec<Vec<f32>>,
-    x: Vec<u8>,
+    x: Letters,
     prefixes: Prefixes,
     // Gathered states when prefixes part (states move to their children's slots).
     spare_h: Vec<Vec<f32>>,
@@ -280,7 +280,7 @@ impl Model {
             SCRATCH.with(|cell| {
                 let scratch = &mut *cell.borrow_mut();
                 let mut x = std::mem::take(&mut scratch.x);
-                letters_time_major(names, rows, &lens, &mut x);
+                x.fill(names, rows, &lens);
                 let logits = match &self.net {
                     Net::Elman(e) => e.recurrence(&x, &lens, c, share_prefixes, scratch),
                     Net::Gated(g) => g.recurrence(&x, &lens, c, share_prefixes, scratch),
@@ -343,17 +343,42 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
     taken
 }
 
-/// Letter indices of the chosen rows, time-major: x[t * rows + r]; padding is 0.
-fn letters_time_major<S: AsRef<str>>(names: &[S], rows: &[usize], lens: &[usize], x: &mut Vec<u8>) {
-    let n = rows.len();
-    let width = lens.iter().copied().max().unwrap_or(0);
-    let x = zeroed(x, width * n);
-    for (r, &i) in rows.iter().enumerate() {
-        let mut t = 0;
-        for_each_index(names[i].as_ref(), |letter| {
-            x[t * n + r] = letter;
-            t += 1;
-        });
+/// The letter indices of a chunk's rows, one row after another: no padding, so a long
+/// name costs its own length, not its length times the chunk's rows.
+#[derive(Default)]
+struct Letters {
+    x: Vec<u8>,
+    start: Vec<usize>,
+}
+
+impl Letters {
+    fn fill<S: AsRef<str>>(&mut self, names: &[S], rows: &[usize], lens: &[usize]) {
+        self.x.clear();
+        self.start.clear();
+        for (&i, &len) in rows.iter().zip(lens) {
+            self.start.push(self.x.len());
+            for_each_index(names[i].as_ref(), |letter| self.x.push(letter));
+            debug_assert_eq!(self.x.len() - self.start.last().unwrap(), len);
+        }
+    }
+
+    /// Row r's letter s (the row has at least s + 1 letters).
+    #[inline]
+    fn at(&self, r: usize, s: usize) -> u8 {
+        self.x[self.start[r] + s]
+    }
+
+    /// The same rows, each read last letter first.
+    fn reversed(&self) -> Letters {
+        let mut x = self.x.clone();
+        let ends = self.start.iter().skip(1).copied().chain([x.len()]);
+        for (&from, to) in self.start.iter().zip(ends) {
+            x[from..to].reverse();
+        }
+        Letters {
+            x,
+            start: self.start.clone(),
+        }
     }
 }
 
@@ -426,7 +451,7 @@ impl Elman {
     /// or (with `share`) by their letters.
     fn recurrence(
         &self,
-        x: &[u8],
+        x: &Letters,
         lens: &[usize],
         c: usize,
         share: bool,
@@ -458,25 +483,24 @@ impl Elman {
         // h_0 = 0, so h_1 is a lookup; `a` holds each node's state, a node being a
         // distinct prefix among the rows still reading.
         prefixes.reset(n, share);
-        prefixes.next(x);
+        prefixes.next(|r| x.at(r, 0));
         for node in 0..prefixes.count() {
             lookup(&mut a[node * hp..], &self.xb, h, prefixes.letter(node));
         }
         for r in 0..n {
             if lens[r] == 1 {
-                lookup(&mut logits[r * cp..], &self.xo, c, x[r]);
+                lookup(&mut logits[r * cp..], &self.xo, c, x.at(r, 0));
             }
         }
         prefixes.keep_longer(lens, 1);
         let mut s = 1; // `a` holds h_s for the nodes of the rows still reading
         while !prefixes.active().is_empty() {
-            let xs = &x[s * n..(s + 1) * n];
             // Rows of length s + 1 read their last letter: output from h_s.
             let mut k = 0;
             for &r in prefixes.active() {
                 let r = r as usize;
                 if lens[r] == s + 1 {
-                    lookup(&mut done_logits[k * cp..], &self.xo, c, xs[r]);
+                    lookup(&mut done_logits[k * cp..], &self.xo, c, x.at(r, s));
                     let node = prefixes.of_row(r);
                     done[k * hp..k * hp + h].copy_from_slice(&a[node * hp..node * hp + h]);
                     k += 1;
@@ -495,7 +519,7 @@ impl Elman {
             if prefixes.active().is_empty() {
                 break;
             }
-            prefixes.next(xs);
+            prefixes.next(|r| x.at(r, s));
             let nodes = prefixes.count();
             let from: &[f32] = if prefixes.in_place() {
                 a
@@ -619,10 +643,10 @@ impl Gated {
         }
     }
 
-    /// Logits (rows, out.padded_cols) for length-descending rows, all of length >= 1.
+    /// Logits (rows, out.padded_cols) for rows of length >= 1.
     fn recurrence(
         &self,
-        x: &[u8],
+        x: &Letters,
         lens: &[usize],
         c: usize,
         share: bool,
@@ -644,14 +668,7 @@ impl Gated {
             scratch,
         );
         if let Some(reverse) = &self.reverse {
-            // Letters of each row last to first, still time-major and left-aligned.
-            let steps = lens.iter().copied().max().unwrap_or(0);
-            let mut backwards = vec![0u8; steps * n];
-            for (r, &len) in lens.iter().enumerate() {
-                for s in 0..len {
-                    backwards[s * n + r] = x[(len - 1 - s) * n + r];
-                }
-            }
+            let backwards = x.reversed();
             self.run(
                 reverse,
                 &backwards,
@@ -671,13 +688,13 @@ impl Gated {
         logits
     }
 
-    /// Runs one direction over time-major letters `x`; row r's final top-layer state goes
+    /// Runs one direction over the rows' letters `x`; row r's final top-layer state goes
     /// to finals[r * ldf + col..][..h].
     #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
         dir: &Direction,
-        x: &[u8],
+        x: &Letters,
         lens: &[usize],
         finals: &mut [f32],
         col: usize,
@@ -718,7 +735,7 @@ impl Gated {
         for s in 0..width {
             // States are per node: a distinct prefix among the rows still reading.
             prefixes.keep_longer(lens, s);
-            prefixes.next(&x[s * n..(s + 1) * n]);
+            prefixes.next(|r| x.at(r, s));
             let nodes = prefixes.count();
             for (k, layer) in dir.layers.iter().enumerate() {
                 // Where prefixes parted, states move to their children's slots.

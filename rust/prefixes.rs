@@ -44,14 +44,14 @@ impl Prefixes {
         &self.active
     }
 
-    /// Extends the prefix of every row still reading by its letter `xs[row]`.
-    pub fn next(&mut self, xs: &[u8]) {
+    /// Extends the prefix of every row still reading by its letter `letter(row)`.
+    pub fn next(&mut self, letter: impl Fn(usize) -> u8) {
         self.parent.clear();
         self.letter.clear();
         self.in_place = true;
         let (mut last_parent, mut last_letter) = (u32::MAX, 0u8);
         for (i, &r) in self.active.iter().enumerate() {
-            let (p, l) = (self.of_row[r as usize], xs[r as usize]);
+            let (p, l) = (self.of_row[r as usize], letter(r as usize));
             // Neighbours with the same parent and letter have the same prefix.
             if !self.share || i == 0 || p != last_parent || l != last_letter {
                 self.in_place &= p as usize == self.parent.len();
@@ -117,7 +117,7 @@ mod tests {
         let mut seen = Vec::new();
         for (s, xs) in time_major(names).iter().enumerate() {
             p.keep_longer(&lens, s);
-            p.next(xs);
+            p.next(|r| xs[r]);
             seen.push(p.active().iter().map(|&r| p.of_row(r as usize)).collect());
         }
         seen
@@ -159,10 +159,10 @@ mod tests {
         let x = time_major(&names);
         let mut p = Prefixes::default();
         p.reset(3, true);
-        p.next(&x[0]);
+        p.next(|r| x[0][r]);
         assert_eq!(p.count(), 2);
         p.keep_longer(&lens, 1);
-        p.next(&x[1]);
+        p.next(|r| x[1][r]);
         assert!(p.in_place());
         let mut to = vec![0.0; 4];
         p.gather(&[1.0, 1.0, 2.0, 2.0], &mut to, 2);
@@ -171,9 +171,9 @@ mod tests {
         let names: [&[u8]; 2] = [b"a", b"bc"];
         let x = time_major(&names);
         p.reset(2, true);
-        p.next(&x[0]);
+        p.next(|r| x[0][r]);
         p.keep_longer(&[1, 2], 1);
-        p.next(&x[1]);
+        p.next(|r| x[1][r]);
         assert!(!p.in_place());
         let mut to = vec![0.0; 2];
         p.gather(&[1.0, 1.0, 2.0, 2.0], &mut to, 2);

@@ -173,3 +173,33 @@ def test_a_header_length_starting_with_0x80_is_not_mistaken_for_a_pickle(tmp_pat
     path.write_bytes(blob)
     assert model_file.read(path)[0].categories == namelang.load("tutorial").categories
     assert namelang._native.Model.from_bytes(blob).log_probs(["Zhou"]).shape == (1, 18)
+
+
+def test_one_long_name_costs_its_own_length_not_the_batchs(tmp_path):
+    """A 2,000,000-letter name among short ones: letters are stored row after row, so
+    memory grows with the letters there are (a padded (steps, rows) layout took 210 MB
+    more here), and its row matches the name scored alone."""
+    import subprocess
+    import sys
+
+    from .test_backend_parity import make_model
+
+    path, _ = make_model(tmp_path, "gru", 8, seed=4)
+    script = f"""
+import resource, numpy as np, namelang
+m = namelang._native.Model({str(path)!r})
+short = ["Zhou", "Hinton", "Abel"] * 127
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for share in (True, False):
+    out = m.log_probs(["ab" * 1_000_000, *short], "recurrence", share)
+grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+alone = m.log_probs(["ab" * 1_000_000], "recurrence")[0]
+assert np.array_equal(out[0], alone), (out[0], alone)
+assert np.array_equal(out[1:], m.log_probs(short, "recurrence"))
+print(grown_mb)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) < 100, f"peak RSS grew by {done.stdout.strip()} MB"
