@@ -32,6 +32,7 @@ struct Scratch {
     // Gathered states when prefixes part (states move to their children's slots).
     spare_h: Vec<Vec<f32>>,
     spare_c: Vec<Vec<f32>>,
+    // Logits of the rows that read their last letter at a step (Elman).
     out: Vec<f32>,
 }
 
