@@ -38,12 +38,9 @@ def many_names(dataset_names) -> list[str]:
 @pytest.fixture(scope="session")
 def distinct_names(dataset_names) -> list[str]:
     """Each normalised name once (17,422), shuffled: no row repeats another."""
-    import random
+    from namelang.bench import distinct_names
 
-    import namelang
-
-    names = list({namelang.to_ascii(n): n for n in dataset_names}.values())
-    random.Random(0).shuffle(names)
+    names = distinct_names(dataset_names)
     return names[: sized(len(names), 300)]
 
 

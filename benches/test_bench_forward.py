@@ -64,14 +64,8 @@ def test_forward_default_distinct(benchmark, distinct_names, backend):
     if backend == "torch":
         fn, args = namelang.load("default", backend="torch").log_probs, ()
     else:
-        share = backend == "rust shared prefixes"
-        fn, args = (
-            namelang._native.Model(str(model_path("default"))).log_probs,
-            (
-                "recurrence",
-                share,
-            ),
-        )
+        model = namelang._native.Model(str(model_path("default")))
+        fn, args = model.log_probs, ("recurrence", backend == "rust shared prefixes")
     run(benchmark, fn, distinct_names, *args, slow=True)
 
 

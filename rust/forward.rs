@@ -47,6 +47,15 @@ fn zeroed<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
     &mut v[..]
 }
 
+/// `v` at least `len` long, its old contents kept: for buffers whose every element read
+/// is written first, where clearing would be wasted work.
+fn at_least<T: Copy + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
+    if v.len() < len {
+        v.resize(len, T::default());
+    }
+    &mut v[..len]
+}
+
 /// Rows per parallel chunk: big enough to amortise the weights, small enough for L2.
 const CHUNK: usize = 384;
 /// Rows per rayon task in the per-row passes (lookups, log-softmax): finer tasks cost
@@ -473,10 +482,11 @@ impl Elman {
         let (mut a, mut b) = (a, b);
         zeroed(a, n * hp);
         zeroed(b, n * hp);
-        let parents = zeroed(gh, n * hp);
+        // Written before they are read (products read a row's first h columns only).
+        let parents = at_least(gh, n * hp);
         // States of the rows that read their last letter, side by side for the product.
-        let done = zeroed(gi, n * hp);
-        let done_logits = zeroed(out, n * cp);
+        let done = at_least(gi, n * hp);
+        let done_logits = at_least(out, n * cp);
         let lookup = |dst: &mut [f32], table: &[f32], width: usize, l: u8| {
             let l = l as usize;
             dst[..width].copy_from_slice(&table[l * width..(l + 1) * width]);
@@ -721,11 +731,12 @@ impl Gated {
             v.resize_with(layers, Vec::new);
         }
         for k in 0..layers {
+            // h_0 = c_0 = 0; the spares only ever hold gathered rows.
             zeroed(&mut hs[k], n * h);
-            zeroed(&mut spare_h[k], n * h);
+            at_least(&mut spare_h[k], n * h);
             if self.lstm {
                 zeroed(&mut cs[k], n * h);
-                zeroed(&mut spare_c[k], n * h);
+                at_least(&mut spare_c[k], n * h);
             }
         }
         // Gate pre-activations for one block of rows only: the block's products are

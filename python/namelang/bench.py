@@ -181,10 +181,8 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
     # Shuffled once (seed 0): any prefix has the data set's mix of lengths and languages.
     random.Random(0).shuffle(big)
     small = big[: 1000 if quick else 4000]
-    # Each normalised name once (17,422 of them), shuffled: no row repeats another, so
-    # sharing prefixes (below) is timed on what names share, not on duplicates.
-    distinct = list({namelang.to_ascii(n): n for n in names_all}.values())
-    random.Random(0).shuffle(distinct)
+    # Sharing prefixes (below) is timed on what names share, not on duplicates.
+    distinct = distinct_names(names_all)
     budget = 0.3 if quick else 1.0  # seconds one timed run of a forward pass aims at
     _say(f"ceilings (FMA loop, matmul), {threads} threads")
     ceiling = ceilings(threads, quick)
@@ -396,6 +394,16 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
 
     _ratios(report)
     return report
+
+
+def distinct_names(names: list[str]) -> list[str]:
+    """Each normalised name once (the first spelling of it; 17,422 for the data set),
+    shuffled with seed 0: no row repeats another."""
+    import namelang
+
+    out = list({namelang.to_ascii(n): n for n in names}.values())
+    random.Random(0).shuffle(out)
+    return out
 
 
 def _random_model(folder: str, cell: str):
