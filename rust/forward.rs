@@ -7,8 +7,8 @@
 use crate::alphabet::N_LETTERS;
 use crate::error::{Error, Result};
 use crate::gates;
-use crate::gemm::{matmul_acc, Packed};
-use crate::math::log_softmax;
+use crate::gemm::{matmul_acc, matmul_from_table, Packed};
+use crate::math::log_softmax_rows;
 use crate::model_file::{parse, Cell, Spec};
 use crate::normalize::for_each_index;
 use crate::prefixes::Prefixes;
@@ -34,6 +34,8 @@ struct Scratch {
     spare_c: Vec<Vec<f32>>,
     // Logits of the rows that read their last letter at a step (Elman).
     out: Vec<f32>,
+    // The letters whose table rows start those rows' sums.
+    picks: Vec<u8>,
 }
 
 thread_local! {
@@ -105,10 +107,9 @@ enum Net {
 
 /// The tutorial cell with its weights rearranged for the kernel.
 struct Elman {
-    hidden: usize,
-    xb: Vec<f32>,    // (57, H): i2h's letter columns plus its bias
+    xb: Vec<f32>,    // (57, Hp): i2h's letter columns plus its bias, zero-padded
     wh: Packed,      // (H, H): i2h's hidden block, transposed
-    xo: Vec<f32>,    // (57, C): i2o's letter columns plus bias and logit adjustment
+    xo: Vec<f32>,    // (57, Cp): i2o's letter columns plus bias and logit adjustment
     oh: Packed,      // (H, C): i2o's hidden block, transposed
     table: Vec<f32>, // (COLLAPSED_MAX_LEN - 1, 57, C): (Oh Wh^d Wx)[:, letter]
     bias: Vec<f32>,  // (COLLAPSED_MAX_LEN + 1, C): Oh Σ_{d<T-1} Wh^d b
@@ -245,54 +246,39 @@ impl Model {
                 _ => false,
             };
         let direct = |len: usize| len == 0 || (collapsed && len <= COLLAPSED_MAX_LEN);
-        // Rows that need the recurrence, longest first; to share prefixes, sorted by
-        // their letters instead, which makes equal prefixes neighbours.
-        let mut order: Vec<usize> = (0..names.len()).filter(|&i| !direct(lengths[i])).collect();
-        if share_prefixes {
-            let key = |i: usize| (i, sort_key(names[i].as_ref(), lengths[i]));
+        // Rows that need the recurrence, in input order, and their letters, read once
+        // in that order: reading each name in sorted order instead would jump around
+        // memory for every name.
+        let recurrent: Vec<usize> = (0..names.len()).filter(|&i| !direct(lengths[i])).collect();
+        let flat = Flat::new(names, &recurrent, lengths, par);
+        // Positions in `recurrent`, longest first; to share prefixes, sorted by their
+        // letters instead, which makes equal prefixes neighbours.
+        let order: Vec<usize> = if share_prefixes {
+            let key = |j: usize| (j, sort_key(flat.row(j)));
+            let rows = 0..flat.rows();
             let mut keyed: Vec<(usize, u128)> = if par {
-                order.par_iter().map(|&i| key(i)).collect()
+                rows.into_par_iter().map(key).collect()
             } else {
-                order.iter().map(|&i| key(i)).collect()
+                rows.map(key).collect()
             };
             if par {
                 keyed.par_sort_unstable_by_key(|&(_, k)| k);
             } else {
                 keyed.sort_unstable_by_key(|&(_, k)| k);
             }
-            order = keyed.into_iter().map(|(i, _)| i).collect();
+            keyed.into_iter().map(|(j, _)| j).collect()
         } else {
-            // Stable: ties keep input order.
-            order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
-        }
-        // Empty and collapsed rows, one name at a time.
-        let per_row = |(i, row): (usize, &mut [f32])| {
-            let len = lengths[i];
-            if len == 0 {
-                row.fill(f32::NAN);
-            } else if direct(len) {
-                if let Net::Elman(e) = &self.net {
-                    e.collapsed(names[i].as_ref(), len, c, row);
-                }
-            }
+            flat.longest_first(par)
         };
-        if par {
-            out.par_chunks_mut(c)
-                .enumerate()
-                .with_min_len(ROWS_PER_TASK)
-                .for_each(per_row);
-        } else {
-            out.chunks_mut(c).enumerate().for_each(per_row);
-        }
-        // Recurrent rows, in length-sorted chunks.
+        // Recurrent rows, in sorted chunks.
         let run_chunk = |rows: &[usize]| -> Vec<f32> {
-            let lens: Vec<usize> = rows.iter().map(|&i| lengths[i]).collect();
             SCRATCH.with(|cell| {
                 let scratch = &mut *cell.borrow_mut();
                 let mut x = std::mem::take(&mut scratch.x);
-                x.fill(names, rows, &lens);
+                x.fill(&flat, rows);
+                let lens: Vec<usize> = rows.iter().map(|&j| flat.len(j)).collect();
                 let logits = match &self.net {
-                    Net::Elman(e) => e.recurrence(&x, &lens, c, share_prefixes, scratch),
+                    Net::Elman(e) => e.recurrence(&x, &lens, share_prefixes, scratch),
                     Net::Gated(g) => g.recurrence(&x, &lens, c, share_prefixes, scratch),
                 };
                 scratch.x = x;
@@ -308,22 +294,43 @@ impl Model {
             Net::Elman(e) => e.oh.padded_cols,
             Net::Gated(g) => g.out.padded_cols,
         };
-        for (rows, logits) in order.chunks(CHUNK).zip(results) {
-            for (k, &i) in rows.iter().enumerate() {
-                out[i * c..(i + 1) * c].copy_from_slice(&logits[k * cp..k * cp + c]);
-            }
+        // Where each input row's logits sit among the sorted results.
+        let mut slot = vec![usize::MAX; names.len()];
+        for (k, &j) in order.iter().enumerate() {
+            slot[recurrent[j]] = k;
         }
-        let finish = |row: &mut [f32]| {
-            if !row[0].is_nan() {
-                log_softmax(row)
+        // Every row once: collapsed tables or the recurrence's logits, then the
+        // log-softmax; NaN for a name with no letters.
+        let finish = |(block, rows): (usize, &mut [f32])| {
+            for (k, row) in rows.chunks_mut(c).enumerate() {
+                let i = block * ROWS_PER_TASK + k;
+                let len = lengths[i];
+                if len == 0 {
+                    continue;
+                } else if direct(len) {
+                    if let Net::Elman(e) = &self.net {
+                        e.collapsed(names[i].as_ref(), len, c, row);
+                    }
+                } else {
+                    let k = slot[i];
+                    row.copy_from_slice(&results[k / CHUNK][(k % CHUNK) * cp..][..c]);
+                }
+            }
+            log_softmax_rows(rows, c);
+            for (k, row) in rows.chunks_mut(c).enumerate() {
+                if lengths[block * ROWS_PER_TASK + k] == 0 {
+                    row.fill(f32::NAN);
+                }
             }
         };
         if par {
-            out.par_chunks_mut(c)
-                .with_min_len(ROWS_PER_TASK)
+            out.par_chunks_mut(c * ROWS_PER_TASK)
+                .enumerate()
                 .for_each(finish);
         } else {
-            out.chunks_mut(c).for_each(finish);
+            out.chunks_mut(c * ROWS_PER_TASK)
+                .enumerate()
+                .for_each(finish);
         }
         Ok(out)
     }
@@ -353,6 +360,108 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
     taken
 }
 
+/// The letter indices of the rows, one row after another (no padding, so a long name
+/// costs its own length), with each row's start.
+struct Flat {
+    x: Vec<u8>,
+    start: Vec<usize>, // rows + 1 entries
+}
+
+impl Flat {
+    /// Rows per parallel task while filling.
+    const BLOCK: usize = 4096;
+
+    /// The letters of `names[rows[j]]` for each j; `lengths` are the names' normalised
+    /// lengths.
+    fn new<S: AsRef<str> + Sync>(
+        names: &[S],
+        rows: &[usize],
+        lengths: &[usize],
+        par: bool,
+    ) -> Flat {
+        let mut start = Vec::with_capacity(rows.len() + 1);
+        start.push(0);
+        let mut total = 0;
+        for &i in rows {
+            total += lengths[i];
+            start.push(total);
+        }
+        let mut x = vec![0u8; total];
+        // Disjoint pieces of `x`, one per block of rows, filled in parallel.
+        let mut pieces = Vec::with_capacity(rows.len().div_ceil(Self::BLOCK));
+        let mut rest = &mut x[..];
+        for from in (0..rows.len()).step_by(Self::BLOCK) {
+            let to = (from + Self::BLOCK).min(rows.len());
+            let (piece, tail) = rest.split_at_mut(start[to] - start[from]);
+            pieces.push((&rows[from..to], piece));
+            rest = tail;
+        }
+        let fill = |(block, piece): (&[usize], &mut [u8])| {
+            let mut k = 0;
+            for &i in block {
+                for_each_index(names[i].as_ref(), |letter| {
+                    piece[k] = letter;
+                    k += 1;
+                });
+            }
+            debug_assert_eq!(k, piece.len());
+        };
+        if par {
+            pieces.into_par_iter().for_each(fill);
+        } else {
+            pieces.into_iter().for_each(fill);
+        }
+        Flat { x, start }
+    }
+
+    fn row(&self, j: usize) -> &[u8] {
+        &self.x[self.start[j]..self.start[j + 1]]
+    }
+
+    fn len(&self, j: usize) -> usize {
+        self.start[j + 1] - self.start[j]
+    }
+
+    fn rows(&self) -> usize {
+        self.start.len() - 1
+    }
+
+    /// Rows sorted by length, longest first, ties in row order: a counting sort where
+    /// names are of everyday lengths, a comparison sort past that.
+    fn longest_first(&self, par: bool) -> Vec<usize> {
+        const COUNTED: usize = 1 << 16;
+        let n = self.rows();
+        let longest = (0..n).map(|j| self.len(j)).max().unwrap_or(0);
+        if longest >= COUNTED {
+            let mut order: Vec<usize> = (0..n).collect();
+            // The row is part of the key: ties keep row order.
+            let key = |&j: &usize| (std::cmp::Reverse(self.len(j)), j);
+            if par {
+                order.par_sort_unstable_by_key(key);
+            } else {
+                order.sort_unstable_by_key(key);
+            }
+            return order;
+        }
+        // next[len]: where the next row of that length goes.
+        let mut next = vec![0usize; longest + 1];
+        for j in 0..n {
+            next[self.len(j)] += 1;
+        }
+        let mut at = 0;
+        for count in next.iter_mut().rev() {
+            (*count, at) = (at, at + *count);
+        }
+        let mut order = vec![0usize; n];
+        for j in 0..n {
+            let slot = &mut next[self.len(j)];
+            order[*slot] = j;
+            *slot += 1;
+        }
+        order
+    }
+}
+
 /// The letter indices of a chunk's rows, one row after another: no padding, so a long
 /// name costs its own length, not its length times the chunk's rows.
 #[derive(Default)]
@@ -362,13 +471,13 @@ struct Letters {
 }
 
 impl Letters {
-    fn fill<S: AsRef<str>>(&mut self, names: &[S], rows: &[usize], lens: &[usize]) {
+    /// Rows `rows` of `flat`, in that order.
+    fn fill(&mut self, flat: &Flat, rows: &[usize]) {
         self.x.clear();
         self.start.clear();
-        for (&i, &len) in rows.iter().zip(lens) {
+        for &j in rows {
             self.start.push(self.x.len());
-            for_each_index(names[i].as_ref(), |letter| self.x.push(letter));
-            debug_assert_eq!(self.x.len() - self.start.last().unwrap(), len);
+            self.x.extend_from_slice(flat.row(j));
         }
     }
 
@@ -394,17 +503,13 @@ impl Letters {
 
 /// Sorts by the first 16 letters (6 bits each), then by length: rows with the same
 /// prefix end up side by side. Lengths past 2^32 - 1 share the last key.
-fn sort_key(name: &str, len: usize) -> u128 {
+fn sort_key(letters: &[u8]) -> u128 {
     const LETTERS: usize = 16; // 96 bits under the length
     let mut key = 0u128;
-    let mut k = 0;
-    for_each_index(name, |letter| {
-        if k < LETTERS {
-            key |= (letter as u128) << (6 * (LETTERS - 1 - k));
-            k += 1;
-        }
-    });
-    (key << 32) | len.min(u32::MAX as usize) as u128
+    for (k, &letter) in letters.iter().take(LETTERS).enumerate() {
+        key |= (letter as u128) << (6 * (LETTERS - 1 - k));
+    }
+    (key << 32) | letters.len().min(u32::MAX as usize) as u128
 }
 
 impl Elman {
@@ -414,23 +519,29 @@ impl Elman {
         let width = N_LETTERS + h;
         let (i2h, i2h_b) = (&t["i2h.weight"], &t["i2h.bias"]);
         let (i2o, i2o_b, adj) = (&t["i2o.weight"], &t["i2o.bias"], &t["logit_adjustment"]);
-        let mut xb = transpose(i2h, h, width, 0, N_LETTERS);
-        for row in xb.chunks_mut(h) {
-            row.iter_mut().zip(i2h_b).for_each(|(v, b)| *v += b);
-        }
-        let mut xo = transpose(i2o, c, width, 0, N_LETTERS);
-        for row in xo.chunks_mut(c) {
-            for (k, v) in row.iter_mut().enumerate() {
-                *v += i2o_b[k] + adj[k];
+        let (wh, oh) = (
+            packed_t(i2h, h, width, N_LETTERS, h),
+            packed_t(i2o, c, width, N_LETTERS, h),
+        );
+        // Rows as wide as the kernel's output rows: its sums start from them.
+        let (hp, cp) = (wh.padded_cols, oh.padded_cols);
+        let letters = |w: &[f32], n: usize, ld: usize, bias: &dyn Fn(usize) -> f32| {
+            let mut t = vec![0f32; N_LETTERS * ld];
+            for (l, row) in t.chunks_mut(ld).enumerate() {
+                for (j, v) in row[..n].iter_mut().enumerate() {
+                    *v = w[j * width + l] + bias(j);
+                }
             }
-        }
+            t
+        };
+        let xb = letters(i2h, h, hp, &|j| i2h_b[j]);
+        let xo = letters(i2o, c, cp, &|k| i2o_b[k] + adj[k]);
         let (table, bias) = collapsed_tables(i2h, i2h_b, i2o, h, c);
         Elman {
-            hidden: h,
             xb,
-            wh: packed_t(i2h, h, width, N_LETTERS, h),
+            wh,
             xo,
-            oh: packed_t(i2o, c, width, N_LETTERS, h),
+            oh,
             table,
             bias,
         }
@@ -443,7 +554,7 @@ impl Elman {
         for_each_index(name, |letter| {
             let l = letter as usize;
             let at = if k + 1 == len {
-                l * c
+                l * self.oh.padded_cols
             } else {
                 ((len - 2 - k) * N_LETTERS + l) * c
             };
@@ -463,11 +574,10 @@ impl Elman {
         &self,
         x: &Letters,
         lens: &[usize],
-        c: usize,
         share: bool,
         scratch: &mut Scratch,
     ) -> Vec<f32> {
-        let (n, h) = (lens.len(), self.hidden);
+        let n = lens.len();
         let (hp, cp) = (self.wh.padded_cols, self.oh.padded_cols);
         let mut logits = vec![0f32; n * cp];
         let Scratch {
@@ -476,77 +586,96 @@ impl Elman {
             gi,
             gh,
             out,
+            picks,
             prefixes,
             ..
         } = scratch;
-        let (mut a, mut b) = (a, b);
-        zeroed(a, n * hp);
-        zeroed(b, n * hp);
-        // Written before they are read (products read a row's first h columns only).
+        // Every element read below is written first (products read a row's first h
+        // columns only; the kernel writes whole rows).
+        let (mut a, mut b) = (at_least(a, n * hp), at_least(b, n * hp));
         let parents = at_least(gh, n * hp);
         // States of the rows that read their last letter, side by side for the product.
         let done = at_least(gi, n * hp);
         let done_logits = at_least(out, n * cp);
-        let lookup = |dst: &mut [f32], table: &[f32], width: usize, l: u8| {
-            let l = l as usize;
-            dst[..width].copy_from_slice(&table[l * width..(l + 1) * width]);
-        };
         // h_0 = 0, so h_1 is a lookup; `a` holds each node's state, a node being a
         // distinct prefix among the rows still reading.
         prefixes.reset(n, share);
         prefixes.next(|r| x.at(r, 0));
-        for node in 0..prefixes.count() {
-            lookup(&mut a[node * hp..], &self.xb, h, prefixes.letter(node));
+        for (node, &l) in prefixes.letters().iter().enumerate() {
+            a[node * hp..(node + 1) * hp].copy_from_slice(row(&self.xb, hp, l));
         }
         for r in 0..n {
             if lens[r] == 1 {
-                lookup(&mut logits[r * cp..], &self.xo, c, x.at(r, 0));
+                logits[r * cp..(r + 1) * cp].copy_from_slice(row(&self.xo, cp, x.at(r, 0)));
             }
         }
         prefixes.keep_longer(lens, 1);
         let mut s = 1; // `a` holds h_s for the nodes of the rows still reading
         while !prefixes.active().is_empty() {
-            // Rows of length s + 1 read their last letter: output from h_s.
-            let mut k = 0;
+            // Rows of length s + 1 read their last letter: output from h_s. Their
+            // nodes are usually consecutive (always without sharing): then the product
+            // reads the states where they are.
+            picks.clear();
+            let (mut first, mut consecutive) = (usize::MAX, true);
             for &r in prefixes.active() {
                 let r = r as usize;
                 if lens[r] == s + 1 {
-                    lookup(&mut done_logits[k * cp..], &self.xo, c, x.at(r, s));
                     let node = prefixes.of_row(r);
-                    done[k * hp..k * hp + h].copy_from_slice(&a[node * hp..node * hp + h]);
-                    k += 1;
+                    if picks.is_empty() {
+                        first = node;
+                    }
+                    consecutive &= node == first + picks.len();
+                    picks.push(x.at(r, s));
                 }
             }
-            matmul_acc(k, done, hp, &self.oh, done_logits, cp);
-            let mut k = 0;
+            let k = picks.len();
+            let states: &[f32] = if consecutive {
+                &a[first.min(n) * hp..]
+            } else {
+                let mut i = 0;
+                for &r in prefixes.active() {
+                    let r = r as usize;
+                    if lens[r] == s + 1 {
+                        let node = prefixes.of_row(r);
+                        done[i * hp..(i + 1) * hp].copy_from_slice(&a[node * hp..(node + 1) * hp]);
+                        i += 1;
+                    }
+                }
+                done
+            };
+            matmul_from_table(states, hp, &self.oh, &self.xo, picks, done_logits, cp);
+            let mut i = 0;
             for &r in prefixes.active() {
                 let r = r as usize;
                 if lens[r] == s + 1 {
-                    logits[r * cp..(r + 1) * cp].copy_from_slice(&done_logits[k * cp..][..cp]);
-                    k += 1;
+                    logits[r * cp..(r + 1) * cp].copy_from_slice(&done_logits[i * cp..][..cp]);
+                    i += 1;
                 }
             }
+            debug_assert_eq!(i, k);
             prefixes.keep_longer(lens, s + 1);
             if prefixes.active().is_empty() {
                 break;
             }
             prefixes.next(|r| x.at(r, s));
-            let nodes = prefixes.count();
             let from: &[f32] = if prefixes.in_place() {
                 a
             } else {
                 prefixes.gather(a, parents, hp);
                 parents
             };
-            for node in 0..nodes {
-                lookup(&mut b[node * hp..], &self.xb, h, prefixes.letter(node));
-            }
-            matmul_acc(nodes, from, hp, &self.wh, b, hp);
+            matmul_from_table(from, hp, &self.wh, &self.xb, prefixes.letters(), b, hp);
             std::mem::swap(&mut a, &mut b);
             s += 1;
         }
         logits
     }
+}
+
+/// Row `l` of a table of rows `width` wide.
+fn row(table: &[f32], width: usize, l: u8) -> &[f32] {
+    let l = l as usize;
+    &table[l * width..(l + 1) * width]
 }
 
 /// Collapsed tables of the linear cell, computed in f64. With M_d = Oh Wh^d:
@@ -866,7 +995,26 @@ fn input_table(spec: &Spec, t: &HashMap<String, Vec<f32>>, suffix: &str, g: usiz
 
 #[cfg(test)]
 mod tests {
-    use super::top_k;
+    use super::{top_k, Flat};
+
+    #[test]
+    fn rows_sort_longest_first_with_ties_in_row_order() {
+        let names = ["Ab", "Abcd", "Xy", "", "Q", "Wxyz", "Mn"];
+        let lengths: Vec<usize> = names.iter().map(|n| n.len()).collect();
+        let rows: Vec<usize> = (0..names.len()).collect();
+        let want = vec![1, 5, 0, 2, 6, 4, 3];
+        for par in [false, true] {
+            let flat = Flat::new(&names, &rows, &lengths, par);
+            assert_eq!(flat.row(5), &[48u8, 23, 24, 25][..]);
+            assert_eq!(flat.longest_first(par), want);
+        }
+        // Past the counting sort's bound: the comparison sort, same order.
+        let long = "a".repeat(1 << 16);
+        let names = ["Ab", long.as_str(), "Xy", "Q"];
+        let lengths: Vec<usize> = names.iter().map(|n| n.len()).collect();
+        let flat = Flat::new(&names, &[0, 1, 2, 3], &lengths, false);
+        assert_eq!(flat.longest_first(false), vec![1, 0, 2, 3]);
+    }
 
     #[test]
     fn top_k_is_best_first_with_ties_in_index_order() {

@@ -114,30 +114,80 @@ impl Packed {
 /// out[r][j] += Σ_k a[r * lda + k] · w[k][j] for r < rows and j < w.padded_cols (the
 /// padding columns of `out` receive zeros added to whatever they held).
 pub fn matmul_acc(rows: usize, a: &[f32], lda: usize, w: &Packed, out: &mut [f32], ldo: usize) {
+    matmul(rows, a, lda, w, Start::Out, out, ldo);
+}
+
+/// out[r][j] = table[picks[r]][j] + Σ_k a[r * lda + k] · w[k][j], where `table` holds rows
+/// of w.padded_cols floats: the kernel starts its sums from the picked row, which saves
+/// copying it into `out` first (the cells add a per-letter row to every product).
+pub fn matmul_from_table(
+    a: &[f32],
+    lda: usize,
+    w: &Packed,
+    table: &[f32],
+    picks: &[u8],
+    out: &mut [f32],
+    ldo: usize,
+) {
+    let width = w.padded_cols;
+    if let Some(&most) = picks.iter().max() {
+        assert!(table.len() >= (most as usize + 1) * width);
+    }
+    matmul(picks.len(), a, lda, w, Start::Table(table, picks), out, ldo);
+}
+
+/// Where each output row's sums start.
+#[derive(Clone, Copy)]
+enum Start<'a> {
+    /// From what `out` holds.
+    Out,
+    /// From row picks[r] of a table of rows w.padded_cols wide.
+    Table(&'a [f32], &'a [u8]),
+}
+
+fn matmul(
+    rows: usize,
+    a: &[f32],
+    lda: usize,
+    w: &Packed,
+    start: Start,
+    out: &mut [f32],
+    ldo: usize,
+) {
     if rows == 0 || w.padded_cols == 0 {
         return;
     }
     assert!(lda >= w.depth && ldo >= w.padded_cols);
     assert!(a.len() >= (rows - 1) * lda + w.depth);
     assert!(out.len() >= (rows - 1) * ldo + w.padded_cols);
-    // Few wide panels: keep a row block in registers and sweep the panels (the weights
-    // stream from L2); else sweep row blocks under each panel (it stays in L1).
-    let rows_outer = w.depth * w.padded_cols > 128 * 128;
     match w.isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the Packed was made for an ISA this CPU runs (`isa` or `available`);
         // bounds are asserted above and each tile stays inside them.
-        Isa::Avx512 => unsafe { x86::matmul_avx512(rows, a, lda, w, out, ldo, rows_outer) },
+        Isa::Avx512 => unsafe { x86::matmul_avx512(rows, a, lda, w, start, out, ldo) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Isa::Avx2 => unsafe { x86::matmul_avx2(rows, a, lda, w, out, ldo, rows_outer) },
-        _ => matmul_portable(rows, a, lda, w, out, ldo),
+        Isa::Avx2 => unsafe { x86::matmul_avx2(rows, a, lda, w, start, out, ldo) },
+        _ => matmul_portable(rows, a, lda, w, start, out, ldo),
     }
 }
 
-fn matmul_portable(rows: usize, a: &[f32], lda: usize, w: &Packed, out: &mut [f32], ldo: usize) {
+fn matmul_portable(
+    rows: usize,
+    a: &[f32],
+    lda: usize,
+    w: &Packed,
+    start: Start,
+    out: &mut [f32],
+    ldo: usize,
+) {
     let p = w.isa.panel();
     for r in 0..rows {
+        if let Start::Table(table, picks) = start {
+            let from = picks[r] as usize * w.padded_cols;
+            out[r * ldo..r * ldo + w.padded_cols]
+                .copy_from_slice(&table[from..from + w.padded_cols]);
+        }
         let arow = &a[r * lda..r * lda + w.depth];
         for panel in 0..w.padded_cols / p {
             let orow = &mut out[r * ldo + panel * p..r * ldo + panel * p + p];
@@ -154,7 +204,7 @@ fn matmul_portable(rows: usize, a: &[f32], lda: usize, w: &Packed, out: &mut [f3
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::Packed;
+    use super::{Packed, Start};
     use std::arch::x86_64::*;
 
     const ROWS: usize = 6;
@@ -167,13 +217,14 @@ mod x86 {
         a: *const f32,
         lda: usize,
         w: *const f32,
+        from: [*const f32; R],
         out: *mut f32,
         ldo: usize,
     ) {
         let mut acc = [[_mm512_setzero_ps(); V]; R];
-        for (r, row) in acc.iter_mut().enumerate() {
+        for (row, &src) in acc.iter_mut().zip(&from) {
             for (v, x) in row.iter_mut().enumerate() {
-                *x = _mm512_loadu_ps(out.add(r * ldo + v * 16));
+                *x = _mm512_loadu_ps(src.add(v * 16));
             }
         }
         for k in 0..depth {
@@ -201,13 +252,14 @@ mod x86 {
         a: *const f32,
         lda: usize,
         w: *const f32,
+        from: [*const f32; R],
         out: *mut f32,
         ldo: usize,
     ) {
         let mut acc = [[_mm256_setzero_ps(); V]; R];
-        for (r, row) in acc.iter_mut().enumerate() {
+        for (row, &src) in acc.iter_mut().zip(&from) {
             for (v, x) in row.iter_mut().enumerate() {
-                *x = _mm256_loadu_ps(out.add(r * ldo + v * 8));
+                *x = _mm256_loadu_ps(src.add(v * 8));
             }
         }
         let step = |acc: &mut [[__m256; V]; R], k: usize| {
@@ -243,34 +295,103 @@ mod x86 {
         }
     }
 
+    /// Where row `r`'s sums for columns `col..` start.
+    #[inline(always)]
+    unsafe fn start_of(
+        start: Start,
+        out: *const f32,
+        ldo: usize,
+        width: usize,
+        r: usize,
+        col: usize,
+    ) -> *const f32 {
+        match start {
+            Start::Out => out.add(r * ldo + col),
+            Start::Table(table, picks) => table.as_ptr().add(picks[r] as usize * width + col),
+        }
+    }
+
     /// One row block (`R` rows from `r`) under one panel.
     macro_rules! tile_at {
-        ($tile:ident, $v:literal, $p:expr, $n:expr, $r:expr, $panel:expr, $a:expr, $lda:expr, $w:expr, $out:expr, $ldo:expr) => {{
+        ($tile:ident, $v:literal, $p:expr, $n:expr, $r:expr, $panel:expr, $a:expr, $lda:expr, $w:expr, $start:expr, $out:expr, $ldo:expr) => {{
             let p = $p;
             let ap = $a.as_ptr().add($r * $lda);
             let wp = $w.data.as_ptr().add($panel * $w.depth * p);
             let op = $out.as_mut_ptr().add($r * $ldo + $panel * p);
+            let (o, width) = ($out.as_ptr(), $w.padded_cols);
+            let from = |i: usize| start_of($start, o, $ldo, width, $r + i, $panel * p);
             match $n {
-                6 => $tile::<6, $v>($w.depth, ap, $lda, wp, op, $ldo),
-                5 => $tile::<5, $v>($w.depth, ap, $lda, wp, op, $ldo),
-                4 => $tile::<4, $v>($w.depth, ap, $lda, wp, op, $ldo),
-                3 => $tile::<3, $v>($w.depth, ap, $lda, wp, op, $ldo),
-                2 => $tile::<2, $v>($w.depth, ap, $lda, wp, op, $ldo),
-                1 => $tile::<1, $v>($w.depth, ap, $lda, wp, op, $ldo),
+                6 => $tile::<6, $v>(
+                    $w.depth,
+                    ap,
+                    $lda,
+                    wp,
+                    std::array::from_fn(|i| from(i)),
+                    op,
+                    $ldo,
+                ),
+                5 => $tile::<5, $v>(
+                    $w.depth,
+                    ap,
+                    $lda,
+                    wp,
+                    std::array::from_fn(|i| from(i)),
+                    op,
+                    $ldo,
+                ),
+                4 => $tile::<4, $v>(
+                    $w.depth,
+                    ap,
+                    $lda,
+                    wp,
+                    std::array::from_fn(|i| from(i)),
+                    op,
+                    $ldo,
+                ),
+                3 => $tile::<3, $v>(
+                    $w.depth,
+                    ap,
+                    $lda,
+                    wp,
+                    std::array::from_fn(|i| from(i)),
+                    op,
+                    $ldo,
+                ),
+                2 => $tile::<2, $v>(
+                    $w.depth,
+                    ap,
+                    $lda,
+                    wp,
+                    std::array::from_fn(|i| from(i)),
+                    op,
+                    $ldo,
+                ),
+                1 => $tile::<1, $v>(
+                    $w.depth,
+                    ap,
+                    $lda,
+                    wp,
+                    std::array::from_fn(|i| from(i)),
+                    op,
+                    $ldo,
+                ),
                 _ => {}
             }
         }};
     }
 
     macro_rules! sweep {
-        ($tile:ident, $v:literal, $rows:expr, $a:expr, $lda:expr, $w:expr, $out:expr, $ldo:expr, $rows_outer:expr, $p:expr) => {{
+        ($tile:ident, $v:literal, $rows:expr, $a:expr, $lda:expr, $w:expr, $start:expr, $out:expr, $ldo:expr, $p:expr) => {{
             let panels = $w.padded_cols / $p;
-            if $rows_outer {
+            // Few wide panels: keep a row block in registers and sweep the panels (the
+            // weights stream from L2); else sweep row blocks under each panel (it stays
+            // in L1).
+            if $w.depth * $w.padded_cols > 128 * 128 {
                 let mut r = 0;
                 while r < $rows {
                     let n = ROWS.min($rows - r);
                     for panel in 0..panels {
-                        tile_at!($tile, $v, $p, n, r, panel, $a, $lda, $w, $out, $ldo);
+                        tile_at!($tile, $v, $p, n, r, panel, $a, $lda, $w, $start, $out, $ldo);
                     }
                     r += n;
                 }
@@ -279,7 +400,7 @@ mod x86 {
                     let mut r = 0;
                     while r < $rows {
                         let n = ROWS.min($rows - r);
-                        tile_at!($tile, $v, $p, n, r, panel, $a, $lda, $w, $out, $ldo);
+                        tile_at!($tile, $v, $p, n, r, panel, $a, $lda, $w, $start, $out, $ldo);
                         r += n;
                     }
                 }
@@ -293,11 +414,11 @@ mod x86 {
         a: &[f32],
         lda: usize,
         w: &Packed,
+        start: Start,
         out: &mut [f32],
         ldo: usize,
-        rows_outer: bool,
     ) {
-        sweep!(tile512, 4, rows, a, lda, w, out, ldo, rows_outer, 64);
+        sweep!(tile512, 4, rows, a, lda, w, start, out, ldo, 64);
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -306,11 +427,11 @@ mod x86 {
         a: &[f32],
         lda: usize,
         w: &Packed,
+        start: Start,
         out: &mut [f32],
         ldo: usize,
-        rows_outer: bool,
     ) {
-        sweep!(tile256, 2, rows, a, lda, w, out, ldo, rows_outer, 16);
+        sweep!(tile256, 2, rows, a, lda, w, start, out, ldo, 16);
     }
 }
 
@@ -334,6 +455,40 @@ mod tests {
                     s += a[r * depth + k] as f64 * w[k * cols + j] as f64;
                 }
                 out[r * ldo + j] = s as f32;
+            }
+        }
+    }
+
+    #[test]
+    fn sums_start_from_the_picked_table_rows() {
+        let (rows, depth, cols) = (13, 37, 40);
+        let a: Vec<f32> = (0..rows * depth).map(|i| (i % 7) as f32 - 3.0).collect();
+        let w: Vec<f32> = (0..depth * cols).map(|i| (i % 5) as f32 * 0.5).collect();
+        for isa in available() {
+            let packed = Packed::for_isa(isa, &w, depth, cols);
+            let width = packed.padded_cols;
+            let table: Vec<f32> = (0..4 * width).map(|i| i as f32).collect();
+            let picks: Vec<u8> = (0..rows).map(|r| (r * 3 % 4) as u8).collect();
+            let ldo = width + 5;
+            let mut ours = vec![f32::NAN; rows * ldo];
+            matmul_from_table(&a, depth, &packed, &table, &picks, &mut ours, ldo);
+            let mut theirs = vec![0f32; rows * ldo];
+            for r in 0..rows {
+                let from = picks[r] as usize * width;
+                theirs[r * ldo..r * ldo + width].copy_from_slice(&table[from..from + width]);
+            }
+            naive(rows, depth, cols, &a, &w, &mut theirs, ldo);
+            for r in 0..rows {
+                // Exact: small integers and halves.
+                assert_eq!(
+                    &ours[r * ldo..r * ldo + cols],
+                    &theirs[r * ldo..r * ldo + cols]
+                );
+                let pad = &ours[r * ldo + cols..r * ldo + width];
+                assert!(pad
+                    .iter()
+                    .zip(&theirs[r * ldo + cols..])
+                    .all(|(x, y)| x == y));
             }
         }
     }

@@ -76,6 +76,11 @@ impl Prefixes {
         self.letter[node]
     }
 
+    /// Each node's last letter, in node order.
+    pub fn letters(&self) -> &[u8] {
+        &self.letter
+    }
+
     /// Whether every node sits where its parent's state is (no gather needed): always
     /// so without sharing on length-sorted rows.
     pub fn in_place(&self) -> bool {
