@@ -7,7 +7,7 @@
 use crate::alphabet::N_LETTERS;
 use crate::error::{Error, Result};
 use crate::gates;
-use crate::gemm::{matmul_acc, matmul_from_table, Packed};
+use crate::gemm::{matmul_acc, matmul_from_table, padded_cols, Packed};
 use crate::math::log_softmax_rows;
 use crate::model_file::{parse, Cell, Spec};
 use crate::normalize::for_each_index;
@@ -118,8 +118,8 @@ struct Elman {
 struct Layer {
     wih: Option<Packed>, // (H, G): layers above the first
     whh: Packed,         // (H, G)
-    bih: Vec<f32>,       // (G) (for an LSTM, b_ih + b_hh)
-    bhh: Vec<f32>,       // (G)
+    bih: Vec<f32>,       // (Gp) (for an LSTM, b_ih + b_hh), zero-padded
+    bhh: Vec<f32>,       // (Gp)
 }
 
 /// GRU or LSTM: the first layer's input projection is a per-letter table.
@@ -130,12 +130,12 @@ struct Gated {
     forward: Direction,
     reverse: Option<Direction>, // bidirectional: the same layers reading names backwards
     out: Packed,                // (D * H, C): [forward final state, reverse final state]
-    out_b: Vec<f32>,            // (C): bias plus logit adjustment
+    out_b: Vec<f32>,            // (Cp): bias plus logit adjustment, zero-padded
 }
 
 /// One direction's layers.
 struct Direction {
-    table0: Vec<f32>, // (57, G): W_ih0 · input(letter) + b_ih0 (+ b_hh0 for an LSTM)
+    table0: Vec<f32>, // (57, Gp): W_ih0 · input(letter) + b_ih0 (+ b_hh0 for an LSTM)
     layers: Vec<Layer>,
 }
 
@@ -279,7 +279,7 @@ impl Model {
                 let lens: Vec<usize> = rows.iter().map(|&j| flat.len(j)).collect();
                 let logits = match &self.net {
                     Net::Elman(e) => e.recurrence(&x, &lens, share_prefixes, scratch),
-                    Net::Gated(g) => g.recurrence(&x, &lens, c, share_prefixes, scratch),
+                    Net::Gated(g) => g.recurrence(&x, &lens, share_prefixes, scratch),
                 };
                 scratch.x = x;
                 logits
@@ -672,6 +672,15 @@ impl Elman {
     }
 }
 
+/// The rows of `m`, `width` floats each, zero-padded to `ld`.
+fn padded(m: &[f32], width: usize, ld: usize) -> Vec<f32> {
+    let mut out = vec![0f32; m.len() / width * ld];
+    for (to, from) in out.chunks_mut(ld).zip(m.chunks(width)) {
+        to[..width].copy_from_slice(from);
+    }
+    out
+}
+
 /// Row `l` of a table of rows `width` wide.
 fn row(table: &[f32], width: usize, l: u8) -> &[f32] {
     let l = l as usize;
@@ -751,8 +760,11 @@ impl Gated {
         let h = spec.hidden_size;
         let c = spec.categories.len();
         let g = if lstm { 4 * h } else { 3 * h };
+        // Tables and biases get rows as wide as the kernel's output rows: its sums
+        // start from them.
+        let gp = padded_cols(g);
         let direction = |suffix: &str| Direction {
-            table0: input_table(spec, t, suffix, g),
+            table0: padded(&input_table(spec, t, suffix, g), g, gp),
             layers: (0..spec.num_layers)
                 .map(|k| {
                     let name = |w: &str| format!("rnn.{w}_l{k}{suffix}");
@@ -764,22 +776,24 @@ impl Gated {
                     Layer {
                         wih: (k > 0).then(|| packed_t(&t[&name("weight_ih")], g, h, 0, h)),
                         whh: packed_t(&t[&name("weight_hh")], g, h, 0, h),
-                        bih,
-                        bhh,
+                        bih: padded(&bih, g, gp),
+                        bhh: padded(&bhh, g, gp),
                     }
                 })
                 .collect(),
         };
         let directions = if spec.bidirectional { 2 } else { 1 };
         let adj = &t["logit_adjustment"];
+        let out = packed_t(&t["out.weight"], c, directions * h, 0, directions * h);
+        let out_b: Vec<f32> = t["out.bias"].iter().zip(adj).map(|(a, b)| a + b).collect();
         Gated {
             lstm,
             hidden: h,
             gates: g,
             forward: direction(""),
             reverse: spec.bidirectional.then(|| direction("_reverse")),
-            out: packed_t(&t["out.weight"], c, directions * h, 0, directions * h),
-            out_b: t["out.bias"].iter().zip(adj).map(|(a, b)| a + b).collect(),
+            out_b: padded(&out_b, c, out.padded_cols),
+            out,
         }
     }
 
@@ -788,7 +802,6 @@ impl Gated {
         &self,
         x: &Letters,
         lens: &[usize],
-        c: usize,
         share: bool,
         scratch: &mut Scratch,
     ) -> Vec<f32> {
@@ -821,10 +834,16 @@ impl Gated {
             );
         }
         let mut logits = vec![0f32; n * cp];
-        for r in 0..n {
-            logits[r * cp..r * cp + c].copy_from_slice(&self.out_b);
-        }
-        matmul_acc(n, &finals, width, &self.out, &mut logits, cp);
+        let zeros = vec![0u8; n]; // every row starts from the bias
+        matmul_from_table(
+            &finals,
+            width,
+            &self.out,
+            &self.out_b,
+            &zeros,
+            &mut logits,
+            cp,
+        );
         logits
     }
 
@@ -892,29 +911,38 @@ impl Gated {
                 let state = &mut rest[0];
                 for r0 in (0..nodes).step_by(GATE_ROWS) {
                     let rows = GATE_ROWS.min(nodes - r0);
-                    // Input projection: a lookup for the first layer, a product above.
+                    let letters = &prefixes.letters()[r0..r0 + rows];
+                    let zeros = &[0u8; GATE_ROWS][..rows]; // rows that start from a bias
+                                                           // Input projection: a lookup for the first layer, a product above;
+                                                           // an LSTM adds the recurrent product to it (below).
                     if let Some(wih) = &layer.wih {
-                        for r in 0..rows {
-                            gi[r * gp..r * gp + g].copy_from_slice(&layer.bih);
-                        }
-                        matmul_acc(rows, &below[k - 1][r0 * h..], h, wih, gi, gp);
+                        matmul_from_table(
+                            &below[k - 1][r0 * h..],
+                            h,
+                            wih,
+                            &layer.bih,
+                            zeros,
+                            gi,
+                            gp,
+                        );
+                    } else if self.lstm && s > 0 {
+                        let hidden = &state[r0 * h..];
+                        matmul_from_table(hidden, h, &layer.whh, &dir.table0, letters, gi, gp);
                     } else if self.lstm {
-                        for r in 0..rows {
-                            let l = prefixes.letter(r0 + r) as usize;
-                            gi[r * gp..r * gp + g].copy_from_slice(&dir.table0[l * g..(l + 1) * g]);
+                        for (r, &l) in letters.iter().enumerate() {
+                            gi[r * gp..(r + 1) * gp].copy_from_slice(row(&dir.table0, gp, l));
                         }
                     }
                     let input = |r: usize| -> &[f32] {
                         if layer.wih.is_some() || self.lstm {
                             &gi[r * gp..r * gp + g]
                         } else {
-                            let l = prefixes.letter(r0 + r) as usize;
-                            &dir.table0[l * g..(l + 1) * g]
+                            &row(&dir.table0, gp, letters[r])[..g]
                         }
                     };
                     // h_0 = 0: at the first step the recurrent product is zero, so skip it.
                     if self.lstm {
-                        if s > 0 {
+                        if s > 0 && layer.wih.is_some() {
                             matmul_acc(rows, &state[r0 * h..], h, &layer.whh, gi, gp);
                         }
                         let cell = &mut cs[k];
@@ -927,11 +955,13 @@ impl Gated {
                             );
                         }
                     } else {
-                        for r in 0..rows {
-                            gh[r * gp..r * gp + g].copy_from_slice(&layer.bhh);
-                        }
                         if s > 0 {
-                            matmul_acc(rows, &state[r0 * h..], h, &layer.whh, gh, gp);
+                            let hidden = &state[r0 * h..];
+                            matmul_from_table(hidden, h, &layer.whh, &layer.bhh, zeros, gh, gp);
+                        } else {
+                            for r in 0..rows {
+                                gh[r * gp..(r + 1) * gp].copy_from_slice(&layer.bhh);
+                            }
                         }
                         for r in 0..rows {
                             let at = (r0 + r) * h;

@@ -70,6 +70,12 @@ fn detect() -> Isa {
     Isa::Portable
 }
 
+/// How many columns `Packed::new` pads `cols` columns to (and the kernel writes).
+pub fn padded_cols(cols: usize) -> usize {
+    let p = isa().panel();
+    cols.div_ceil(p) * p
+}
+
 /// A (depth × cols) weight matrix in column panels of `isa.panel()` columns, zero-padded
 /// to `padded_cols`: panel p holds w[k][p*P .. p*P + P] for k = 0..depth, contiguously.
 pub struct Packed {
