@@ -286,7 +286,13 @@ impl Model {
             })
         };
         let results: Vec<Vec<f32>> = if par {
-            order.par_chunks(CHUNK).map(run_chunk).collect()
+            // One task per chunk: chunks of long names cost more than chunks of short
+            // ones, so threads take them one at a time rather than in halves.
+            order
+                .par_chunks(CHUNK)
+                .with_max_len(1)
+                .map(run_chunk)
+                .collect()
         } else {
             order.chunks(CHUNK).map(run_chunk).collect()
         };
