@@ -344,16 +344,24 @@ impl Model {
 
 /// Indices of the k best scores, best first, ties in index order; none for a NaN row.
 pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
+    let mut taken = Vec::with_capacity(k.min(row.len()));
+    top_k_into(row, k, &mut taken);
+    taken
+}
+
+/// `top_k` into `taken` (cleared first), for callers that reuse one buffer per row.
+pub fn top_k_into(row: &[f32], k: usize, taken: &mut Vec<usize>) {
+    taken.clear();
     if row.iter().any(|v| v.is_nan()) {
-        return Vec::new();
+        return;
     }
     // k scans beat a sort for the few languages asked for (k is usually 1 to 3).
     let k = k.min(row.len());
     if k == 1 {
         let best = (1..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b });
-        return vec![best];
+        taken.push(best);
+        return;
     }
-    let mut taken = Vec::with_capacity(k);
     for _ in 0..k {
         let mut best: Option<usize> = None;
         for (i, &v) in row.iter().enumerate() {
@@ -363,7 +371,6 @@ pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
         }
         taken.extend(best);
     }
-    taken
 }
 
 /// The letter indices of the rows, one row after another (no padding, so a long name

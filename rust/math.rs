@@ -69,9 +69,21 @@ unsafe fn log_softmax_rows_avx2(rows: &mut [f32], width: usize) {
 #[inline(always)]
 pub fn log_softmax(row: &mut [f32]) {
     const LANES: usize = 8;
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    // Eight running sums, one per lane: a single running sum is a chain of dependent
-    // adds that keeps the loop from vectorising.
+    // Eight running maxima and sums, one per lane: a single running one is a chain of
+    // dependent operations that keeps the loop from vectorising.
+    let mut maxima = [f32::NEG_INFINITY; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let mut max = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    for chunk in chunks {
+        for (m, &v) in maxima.iter_mut().zip(chunk) {
+            *m = m.max(v);
+        }
+    }
+    max = maxima.iter().copied().fold(max, f32::max);
     let mut sums = [0f64; LANES];
     let chunks = row.chunks_exact(LANES);
     let tail: f64 = chunks

@@ -4,7 +4,7 @@
 
 use crate::alphabet::ALPHABET;
 use crate::error::{Error, Result};
-use crate::forward::{top_k, Method, Model};
+use crate::forward::{top_k, top_k_into, Method, Model};
 use crate::normalize::{for_each_index, normalized_len};
 use crate::threads;
 use rayon::prelude::*;
@@ -229,6 +229,7 @@ fn score_block(model: &Model, block: &[u8], opts: &Options) -> Result<(Vec<u8>, 
     let k = opts.k.min(classes);
     let mut buf = Vec::with_capacity(block.len() * 2 + rows.len() * 24 * opts.k);
     let mut top: Vec<(&str, f64)> = Vec::with_capacity(k);
+    let mut best = Vec::with_capacity(k);
     let mut ascii = String::new();
     for (i, (raw, text)) in rows.iter().zip(&decoded).enumerate() {
         let shown = match text {
@@ -243,7 +244,7 @@ fn score_block(model: &Model, block: &[u8], opts: &Options) -> Result<(Vec<u8>, 
         top.clear();
         if error.is_none() {
             let row = &scores[i * classes..(i + 1) * classes];
-            let best = top_k(row, k);
+            top_k_into(row, k, &mut best);
             top.extend(
                 best.iter()
                     .map(|&c| (model.spec.categories[c].as_str(), (row[c] as f64).exp())),
