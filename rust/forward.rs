@@ -300,8 +300,13 @@ impl Model {
             Net::Elman(e) => e.oh.padded_cols,
             Net::Gated(g) => g.out.padded_cols,
         };
-        // Where each input row's logits sit among the sorted results.
-        let mut slot = vec![usize::MAX; names.len()];
+        // Where each input row's logits sit among the sorted results (nothing to hold
+        // when every row is direct, as with short names through the collapsed tables).
+        let mut slot = if order.is_empty() {
+            Vec::new()
+        } else {
+            vec![usize::MAX; names.len()]
+        };
         for (k, &j) in order.iter().enumerate() {
             slot[recurrent[j]] = k;
         }
