@@ -215,20 +215,22 @@ mod x86 {
 
     const ROWS: usize = 6;
 
-    /// R rows × V vectors, accumulated in registers over all of `depth`; `w` is one
-    /// panel, V vectors wide, rows contiguous.
+    /// R rows × V vectors, accumulated in registers over all of `depth` from row r's
+    /// start `from(r)`, then stored to `out`; `w` is one panel, V vectors wide, rows
+    /// contiguous.
     #[target_feature(enable = "avx512f")]
     unsafe fn tile512<const R: usize, const V: usize>(
         depth: usize,
         a: *const f32,
         lda: usize,
         w: *const f32,
-        from: [*const f32; R],
+        from: impl Fn(usize) -> *const f32,
         out: *mut f32,
         ldo: usize,
     ) {
         let mut acc = [[_mm512_setzero_ps(); V]; R];
-        for (row, &src) in acc.iter_mut().zip(&from) {
+        for (r, row) in acc.iter_mut().enumerate() {
+            let src = from(r);
             for (v, x) in row.iter_mut().enumerate() {
                 *x = _mm512_loadu_ps(src.add(v * 16));
             }
@@ -258,12 +260,13 @@ mod x86 {
         a: *const f32,
         lda: usize,
         w: *const f32,
-        from: [*const f32; R],
+        from: impl Fn(usize) -> *const f32,
         out: *mut f32,
         ldo: usize,
     ) {
         let mut acc = [[_mm256_setzero_ps(); V]; R];
-        for (row, &src) in acc.iter_mut().zip(&from) {
+        for (r, row) in acc.iter_mut().enumerate() {
+            let src = from(r);
             for (v, x) in row.iter_mut().enumerate() {
                 *x = _mm256_loadu_ps(src.add(v * 8));
             }
@@ -327,60 +330,12 @@ mod x86 {
             let (o, width) = ($out.as_ptr(), $w.padded_cols);
             let from = |i: usize| start_of($start, o, $ldo, width, $r + i, $panel * p);
             match $n {
-                6 => $tile::<6, $v>(
-                    $w.depth,
-                    ap,
-                    $lda,
-                    wp,
-                    std::array::from_fn(|i| from(i)),
-                    op,
-                    $ldo,
-                ),
-                5 => $tile::<5, $v>(
-                    $w.depth,
-                    ap,
-                    $lda,
-                    wp,
-                    std::array::from_fn(|i| from(i)),
-                    op,
-                    $ldo,
-                ),
-                4 => $tile::<4, $v>(
-                    $w.depth,
-                    ap,
-                    $lda,
-                    wp,
-                    std::array::from_fn(|i| from(i)),
-                    op,
-                    $ldo,
-                ),
-                3 => $tile::<3, $v>(
-                    $w.depth,
-                    ap,
-                    $lda,
-                    wp,
-                    std::array::from_fn(|i| from(i)),
-                    op,
-                    $ldo,
-                ),
-                2 => $tile::<2, $v>(
-                    $w.depth,
-                    ap,
-                    $lda,
-                    wp,
-                    std::array::from_fn(|i| from(i)),
-                    op,
-                    $ldo,
-                ),
-                1 => $tile::<1, $v>(
-                    $w.depth,
-                    ap,
-                    $lda,
-                    wp,
-                    std::array::from_fn(|i| from(i)),
-                    op,
-                    $ldo,
-                ),
+                6 => $tile::<6, $v>($w.depth, ap, $lda, wp, from, op, $ldo),
+                5 => $tile::<5, $v>($w.depth, ap, $lda, wp, from, op, $ldo),
+                4 => $tile::<4, $v>($w.depth, ap, $lda, wp, from, op, $ldo),
+                3 => $tile::<3, $v>($w.depth, ap, $lda, wp, from, op, $ldo),
+                2 => $tile::<2, $v>($w.depth, ap, $lda, wp, from, op, $ldo),
+                1 => $tile::<1, $v>($w.depth, ap, $lda, wp, from, op, $ldo),
                 _ => {}
             }
         }};
