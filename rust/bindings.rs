@@ -103,12 +103,28 @@ fn to_ascii_batch<'py>(py: Python<'py>, names: &Bound<'py, PyAny>) -> PyResult<B
 
 type Encoded<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray1<i64>>);
 
+fn text_rule(name: &str) -> PyResult<normalize::TextRule> {
+    match name {
+        "exact" => Ok(normalize::TextRule::Exact),
+        "trim_lower" => Ok(normalize::TextRule::TrimLower),
+        _ => Err(PyValueError::new_err(format!(
+            "text_rule must be 'exact' or 'trim_lower', got {name:?}"
+        ))),
+    }
+}
+
 /// (B, T_max) int64 indices and (B,) int64 lengths, zero-padded.
 #[pyfunction]
-fn encode<'py>(py: Python<'py>, names: &Bound<'py, PyAny>) -> PyResult<Encoded<'py>> {
+#[pyo3(signature = (names, text_rule = "exact"))]
+fn encode<'py>(
+    py: Python<'py>,
+    names: &Bound<'py, PyAny>,
+    text_rule: &str,
+) -> PyResult<Encoded<'py>> {
+    let rule = self::text_rule(text_rule)?;
     let items = collect_items(names)?;
     let texts = borrow_names(&items)?;
-    let (indices, lengths, width) = py.detach(|| encode_all(&texts));
+    let (indices, lengths, width) = py.detach(|| encode_all(&texts, rule));
     let lengths: Array1<i64> = lengths.into_iter().map(|l| l as i64).collect();
     let indices =
         Array2::from_shape_vec((texts.len(), width), indices).expect("buffer sized as (B, T_max)");
@@ -122,7 +138,7 @@ fn one_hot<'py>(py: Python<'py>, names: &Bound<'py, PyAny>) -> PyResult<Bound<'p
     let texts = borrow_names(&items)?;
     let batch = texts.len();
     let (planes, width) = py.detach(|| {
-        let (indices, lengths, width) = encode_all(&texts);
+        let (indices, lengths, width) = encode_all(&texts, normalize::TextRule::Exact);
         let mut planes = vec![0f32; width * batch * N_LETTERS];
         encoding::fill_one_hot(&indices, &lengths, width, &mut planes);
         (planes, width)
@@ -132,12 +148,59 @@ fn one_hot<'py>(py: Python<'py>, names: &Bound<'py, PyAny>) -> PyResult<Bound<'p
     Ok(planes.into_pyarray(py))
 }
 
-fn encode_all(texts: &[Cow<'_, str>]) -> (Vec<i64>, Vec<usize>, usize) {
-    let lengths = encoding::lengths(texts);
+fn encode_all(texts: &[Cow<'_, str>], rule: normalize::TextRule) -> (Vec<i64>, Vec<usize>, usize) {
+    let lengths = encoding::lengths_with(texts, rule);
     let width = lengths.iter().copied().max().unwrap_or(0);
     let mut indices = vec![0i64; texts.len() * width];
-    encoding::fill_indices(texts, width, &mut indices);
+    encoding::fill_indices(texts, rule, width, &mut indices);
     (indices, lengths, width)
+}
+
+/// The letters a model with this rule reads from each name, as text.
+#[pyfunction]
+#[pyo3(signature = (names, text_rule = "exact"))]
+fn apply_text_rule<'py>(
+    py: Python<'py>,
+    names: &Bound<'py, PyAny>,
+    text_rule: &str,
+) -> PyResult<Vec<String>> {
+    let rule = self::text_rule(text_rule)?;
+    let items = collect_items(names)?;
+    let texts = borrow_names(&items)?;
+    Ok(py.detach(|| texts.iter().map(|t| rule.apply(t)).collect()))
+}
+
+type NGramRows<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
+
+/// The n-gram table rows of each name, flat, and where each name's rows start: the
+/// input and offsets of `nn.EmbeddingBag(mode="sum")`.
+#[pyfunction]
+#[pyo3(signature = (names, max_n, buckets, text_rule = "exact"))]
+fn ngram_rows<'py>(
+    py: Python<'py>,
+    names: &Bound<'py, PyAny>,
+    max_n: usize,
+    buckets: usize,
+    text_rule: &str,
+) -> PyResult<NGramRows<'py>> {
+    let rule = self::text_rule(text_rule)?;
+    if !(1..=8).contains(&max_n) || !(1..=1 << 24).contains(&buckets) {
+        return Err(PyValueError::new_err(format!(
+            "max_n must be in [1, 8] and buckets in [1, 2**24], got {max_n} and {buckets}"
+        )));
+    }
+    let items = collect_items(names)?;
+    let texts = borrow_names(&items)?;
+    let spec = crate::model_file::NGramSpec { max_n, buckets };
+    let (rows, offsets) = py.detach(|| {
+        let (mut rows, mut offsets) = (Vec::new(), Vec::with_capacity(texts.len()));
+        for t in &texts {
+            offsets.push(rows.len() as i64);
+            crate::ngrams::for_each_row(t, rule, spec, |r| rows.push(r as i64));
+        }
+        (rows, offsets)
+    });
+    Ok((rows.into_pyarray(py), offsets.into_pyarray(py)))
 }
 
 /// A model file loaded for the native CPU forward pass. Immutable, so Python threads
@@ -292,7 +355,11 @@ impl PyModel {
 /// Scores a chunk of complete lines of a plain-text name list; returns the formatted
 /// rows and (rows, scored, flagged). The GIL is released throughout.
 #[pyfunction]
-#[pyo3(signature = (model, chunk, format = "csv", k = 1, max_length = 256))]
+#[pyo3(signature = (
+    model, chunk, format = "csv", k = 1, max_length = 256, set_threshold = None,
+    min_probability = 0.0
+))]
+#[allow(clippy::too_many_arguments)] // the scoring options, as Python passes them
 fn score_chunk<'py>(
     py: Python<'py>,
     model: &PyModel,
@@ -300,11 +367,15 @@ fn score_chunk<'py>(
     format: &str,
     k: usize,
     max_length: usize,
+    set_threshold: Option<f32>,
+    min_probability: f32,
 ) -> PyResult<(Bound<'py, PyBytes>, usize, usize, usize)> {
     let opts = score::Options {
         format: format.parse()?,
         k: k.max(1),
         max_length,
+        set_threshold,
+        min_probability,
     };
     let (out, counts) = py.detach(|| {
         let mut out = Vec::with_capacity(chunk.len() * 4);
@@ -341,12 +412,14 @@ fn columns_to_numpy(
 
 /// The header line `score_chunk`'s rows go under ("" for JSONL).
 #[pyfunction]
-#[pyo3(signature = (format = "csv", k = 1))]
-fn score_header(format: &str, k: usize) -> PyResult<String> {
+#[pyo3(signature = (format = "csv", k = 1, sets = false))]
+fn score_header(format: &str, k: usize, sets: bool) -> PyResult<String> {
     let opts = score::Options {
         format: format.parse()?,
         k: k.max(1),
         max_length: 0,
+        set_threshold: sets.then_some(0.0),
+        min_probability: 0.0,
     };
     Ok(score::header(&opts))
 }
@@ -391,6 +464,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(to_ascii, m)?)?;
     m.add_function(wrap_pyfunction!(to_ascii_batch, m)?)?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;
+    m.add_function(wrap_pyfunction!(apply_text_rule, m)?)?;
+    m.add_function(wrap_pyfunction!(ngram_rows, m)?)?;
     m.add_function(wrap_pyfunction!(one_hot, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_isa, m)?)?;

@@ -2,33 +2,44 @@
 //! (B, T_max) and one-hot (T_max, B, 57), padded with zeros.
 
 use crate::alphabet::N_LETTERS;
-use crate::normalize::{for_each_index, normalized_len};
+use crate::normalize::{normalized_len, TextRule};
 use crate::threads;
 use rayon::prelude::*;
 
 /// Normalised length of each name.
 pub fn lengths<S: AsRef<str> + Sync>(names: &[S]) -> Vec<usize> {
+    lengths_with(names, TextRule::Exact)
+}
+
+/// Letters a model with this rule reads from each name.
+pub fn lengths_with<S: AsRef<str> + Sync>(names: &[S], rule: TextRule) -> Vec<usize> {
+    let len = |n: &S| match rule {
+        TextRule::Exact => normalized_len(n.as_ref()),
+        _ => rule.len(n.as_ref()),
+    };
     threads::run(names.len(), || {
         if names.len() >= threads::PARALLEL_THRESHOLD {
-            names
-                .par_iter()
-                .map(|n| normalized_len(n.as_ref()))
-                .collect()
+            names.par_iter().map(len).collect()
         } else {
-            names.iter().map(|n| normalized_len(n.as_ref())).collect()
+            names.iter().map(len).collect()
         }
     })
 }
 
-/// Indices of `names` into a zeroed row-major (B, width) buffer.
-pub fn fill_indices<S: AsRef<str> + Sync>(names: &[S], width: usize, out: &mut [i64]) {
+/// Indices of `names` as `rule` reads them into a zeroed row-major (B, width) buffer.
+pub fn fill_indices<S: AsRef<str> + Sync>(
+    names: &[S],
+    rule: TextRule,
+    width: usize,
+    out: &mut [i64],
+) {
     assert_eq!(out.len(), names.len() * width);
     if width == 0 {
         return;
     }
     let write = |(row, name): (&mut [i64], &S)| {
         let mut t = 0;
-        for_each_index(name.as_ref(), |i| {
+        rule.for_each(name.as_ref(), |i| {
             row[t] = i as i64;
             t += 1;
         });
@@ -80,7 +91,7 @@ mod tests {
         let lens = lengths(&names);
         assert_eq!(lens, vec![2, 0, 2]);
         let mut out = vec![0i64; 6];
-        fill_indices(&names, 2, &mut out);
+        fill_indices(&names, TextRule::Exact, 2, &mut out);
         assert_eq!(out, vec![0, 1, 0, 0, 27, 4]);
     }
 
@@ -88,7 +99,7 @@ mod tests {
     fn one_hot_is_time_first() {
         let names = ["ab", "c"];
         let mut indices = vec![0i64; 4];
-        fill_indices(&names, 2, &mut indices);
+        fill_indices(&names, TextRule::Exact, 2, &mut indices);
         let mut out = vec![0f32; 2 * 2 * N_LETTERS];
         fill_one_hot(&indices, &lengths(&names), 2, &mut out);
         assert_eq!(out[0], 1.0); // t=0, b=0, 'a'

@@ -9,8 +9,10 @@ use crate::error::{Error, Result};
 use crate::gates;
 use crate::gemm::{matmul_acc, matmul_from_table, padded_cols, Packed};
 use crate::math::log_softmax_rows;
+use crate::model_file::NGramSpec;
 use crate::model_file::{parse, Cell, Spec};
-use crate::normalize::for_each_index;
+use crate::ngrams;
+use crate::normalize::TextRule;
 use crate::prefixes::Prefixes;
 use crate::{encode, threads};
 use rayon::prelude::*;
@@ -98,6 +100,8 @@ pub struct Model {
     pub share_prefixes: bool,
     classes: usize,
     net: Net,
+    /// The hashed n-gram branch: its spec and (buckets, C) table, added to the logits.
+    ngrams: Option<(NGramSpec, Vec<f32>)>,
 }
 
 enum Net {
@@ -162,6 +166,7 @@ impl Model {
         let spec = file.spec;
         let t = file.tensors;
         let classes = spec.categories.len();
+        let ngrams = spec.ngrams.map(|ng| (ng, t["ngram.weight"].clone()));
         let net = match spec.cell {
             Cell::Elman => Net::Elman(Elman::new(&spec, &t)),
             Cell::Gru | Cell::Lstm => Net::Gated(Gated::new(&spec, &t)),
@@ -171,6 +176,7 @@ impl Model {
             share_prefixes: true,
             classes,
             net,
+            ngrams,
         })
     }
 
@@ -184,6 +190,16 @@ impl Model {
         self.classes
     }
 
+    /// How this model reads names (the file's `text_rule`).
+    pub fn text_rule(&self) -> TextRule {
+        self.spec.text_rule
+    }
+
+    /// Letters this model reads from each name (0: nothing to score).
+    pub fn lengths<S: AsRef<str> + Sync>(&self, names: &[S]) -> Vec<usize> {
+        encode::lengths_with(names, self.spec.text_rule)
+    }
+
     /// Log-probabilities, row-major (B, C); a name with no letters gets a row of NaN.
     /// With `share_prefixes`, rows whose names start alike share their recurrent state
     /// while their letters agree (same results to the bit, less work on real lists);
@@ -194,7 +210,7 @@ impl Model {
         method: Method,
         share_prefixes: bool,
     ) -> Result<Vec<f32>> {
-        self.log_probs_with_lengths(names, &encode::lengths(names), method, share_prefixes)
+        self.log_probs_with_lengths(names, &self.lengths(names), method, share_prefixes)
     }
 
     /// `log_probs` when the caller already has each name's normalised length; in the
@@ -250,7 +266,7 @@ impl Model {
         // in that order: reading each name in sorted order instead would jump around
         // memory for every name.
         let recurrent: Vec<usize> = (0..names.len()).filter(|&i| !direct(lengths[i])).collect();
-        let flat = Flat::new(names, &recurrent, lengths, par);
+        let flat = Flat::new(names, &recurrent, lengths, self.spec.text_rule, par);
         // Positions in `recurrent`, longest first; to share prefixes, sorted by their
         // letters instead, which makes equal prefixes neighbours.
         let order: Vec<usize> = if share_prefixes {
@@ -320,11 +336,21 @@ impl Model {
                     continue;
                 } else if direct(len) {
                     if let Net::Elman(e) = &self.net {
-                        e.collapsed(names[i].as_ref(), len, c, row);
+                        e.collapsed(names[i].as_ref(), self.spec.text_rule, len, c, row);
                     }
                 } else {
                     let k = slot[i];
                     row.copy_from_slice(&results[k / CHUNK][(k % CHUNK) * cp..][..c]);
+                }
+                if let Some((spec, table)) = &self.ngrams {
+                    ngrams::add_rows(
+                        names[i].as_ref(),
+                        len,
+                        self.spec.text_rule,
+                        *spec,
+                        table,
+                        row,
+                    );
                 }
             }
             log_softmax_rows(rows, c);
@@ -395,6 +421,7 @@ impl Flat {
         names: &[S],
         rows: &[usize],
         lengths: &[usize],
+        rule: TextRule,
         par: bool,
     ) -> Flat {
         let mut start = Vec::with_capacity(rows.len() + 1);
@@ -417,7 +444,7 @@ impl Flat {
         let fill = |(block, piece): (&[usize], &mut [u8])| {
             let mut k = 0;
             for &i in block {
-                for_each_index(names[i].as_ref(), |letter| {
+                rule.for_each(names[i].as_ref(), |letter| {
                     piece[k] = letter;
                     k += 1;
                 });
@@ -566,10 +593,10 @@ impl Elman {
     }
 
     /// logits = xo[x_{T-1}] + bias[T] + Σ_{k<T-1} table[T-2-k][x_k]
-    fn collapsed(&self, name: &str, len: usize, c: usize, row: &mut [f32]) {
+    fn collapsed(&self, name: &str, rule: TextRule, len: usize, c: usize, row: &mut [f32]) {
         row.copy_from_slice(&self.bias[len * c..(len + 1) * c]);
         let mut k = 0;
-        for_each_index(name, |letter| {
+        rule.for_each(name, |letter| {
             let l = letter as usize;
             let at = if k + 1 == len {
                 l * self.oh.padded_cols
@@ -1043,7 +1070,7 @@ fn input_table(spec: &Spec, t: &HashMap<String, Vec<f32>>, suffix: &str, g: usiz
 
 #[cfg(test)]
 mod tests {
-    use super::{top_k, Flat};
+    use super::{top_k, Flat, TextRule};
 
     #[test]
     fn rows_sort_longest_first_with_ties_in_row_order() {
@@ -1052,7 +1079,7 @@ mod tests {
         let rows: Vec<usize> = (0..names.len()).collect();
         let want = vec![1, 5, 0, 2, 6, 4, 3];
         for par in [false, true] {
-            let flat = Flat::new(&names, &rows, &lengths, par);
+            let flat = Flat::new(&names, &rows, &lengths, TextRule::Exact, par);
             assert_eq!(flat.row(5), &[48u8, 23, 24, 25][..]);
             assert_eq!(flat.longest_first(par), want);
         }
@@ -1060,7 +1087,7 @@ mod tests {
         let long = "a".repeat(1 << 16);
         let names = ["Ab", long.as_str(), "Xy", "Q"];
         let lengths: Vec<usize> = names.iter().map(|n| n.len()).collect();
-        let flat = Flat::new(&names, &[0, 1, 2, 3], &lengths, false);
+        let flat = Flat::new(&names, &[0, 1, 2, 3], &lengths, TextRule::Exact, false);
         assert_eq!(flat.longest_first(false), vec![1, 0, 2, 3]);
     }
 

@@ -10,6 +10,7 @@ pub mod gates;
 pub mod gemm;
 pub mod math;
 pub mod model_file;
+pub mod ngrams;
 pub mod normalize;
 pub mod peak;
 pub mod prefixes;

@@ -4,6 +4,7 @@
 
 use crate::alphabet::{ALPHABET, N_LETTERS};
 use crate::error::{Error, Result};
+use crate::normalize::TextRule;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
 
@@ -28,6 +29,19 @@ pub struct Spec {
     pub bidirectional: bool,
     pub categories: Vec<String>,
     pub metadata: HashMap<String, String>,
+    /// How names become the letters the model reads (absent in older files: exact).
+    pub text_rule: TextRule,
+    /// The hashed n-gram branch, when the file has one.
+    pub ngrams: Option<NGramSpec>,
+}
+
+/// A hashed character n-gram branch: its logits are the sum of `ngram.weight` rows,
+/// one per n-gram of `^letters$` (1 to `max_n` bytes), row = FNV-1a 64 of the
+/// n-gram's bytes modulo `buckets`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NGramSpec {
+    pub max_n: usize,
+    pub buckets: usize,
 }
 
 /// A validated model file: its spec and float32 tensors by name.
@@ -116,6 +130,22 @@ pub fn spec_from_metadata(meta: &HashMap<String, String>) -> Result<Spec> {
         },
         categories,
         metadata: meta.clone(),
+        text_rule: match get("text_rule") {
+            None | Some("exact") => TextRule::Exact,
+            Some("trim_lower") => TextRule::TrimLower,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "metadata \"text_rule\" is {other:?}, expected 'exact' or 'trim_lower'"
+                )))
+            }
+        },
+        ngrams: match (get("ngram_max"), get("ngram_buckets")) {
+            (None, None) => None,
+            _ => Some(NGramSpec {
+                max_n: int(meta, "ngram_max", 1, 8)?,
+                buckets: int(meta, "ngram_buckets", 1, 1 << 24)?,
+            }),
+        },
     };
     if spec.bidirectional && (cell == Cell::Elman || spec.num_layers != 1) {
         return Err(invalid("bidirectional goes with a one-layer gru or lstm"));
@@ -127,6 +157,9 @@ pub fn spec_from_metadata(meta: &HashMap<String, String>) -> Result<Spec> {
     }
     if cell == Cell::Elman && (spec.num_layers != 1 || !one_hot) {
         return Err(invalid("the elman cell has one layer and one-hot input"));
+    }
+    if cell == Cell::Elman && spec.ngrams.is_some() {
+        return Err(invalid("the n-gram branch goes with a gru or lstm cell"));
     }
     Ok(spec)
 }
@@ -169,6 +202,9 @@ pub fn expected_shapes(spec: &Spec) -> Vec<(String, Vec<usize>)> {
         }
         add("out.weight".into(), vec![c, suffixes.len() * h]);
         add("out.bias".into(), vec![c]);
+    }
+    if let Some(ng) = spec.ngrams {
+        add("ngram.weight".into(), vec![ng.buckets, c]);
     }
     add("logit_adjustment".into(), vec![c]);
     shapes

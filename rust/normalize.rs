@@ -51,6 +51,66 @@ pub fn normalized_len(name: &str) -> usize {
     n
 }
 
+/// How a model reads a name's letters, beyond `to_ascii` (the model file's `text_rule`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextRule {
+    /// The letters as they are: the tutorial's behaviour, where case and spaces count.
+    Exact,
+    /// Surrounding spaces dropped and upper case folded to lower: `SMITH`, `smith` and
+    /// `  Smith ` read alike, since neither carries a sign of the name's origin.
+    TrimLower,
+}
+
+const SPACE: u8 = 52;
+const UPPER: std::ops::Range<u8> = 26..52;
+
+impl TextRule {
+    /// Calls `emit` with each letter index the model reads from `name`.
+    #[inline]
+    pub fn for_each(self, name: &str, mut emit: impl FnMut(u8)) {
+        match self {
+            TextRule::Exact => for_each_index(name, emit),
+            TextRule::TrimLower => {
+                // Spaces wait until a letter follows them, so trailing ones never come out.
+                let (mut started, mut spaces) = (false, 0usize);
+                for_each_index(name, |i| {
+                    if i == SPACE {
+                        spaces += started as usize;
+                        return;
+                    }
+                    for _ in 0..spaces {
+                        emit(SPACE);
+                    }
+                    spaces = 0;
+                    started = true;
+                    emit(if UPPER.contains(&i) { i - 26 } else { i });
+                });
+            }
+        }
+    }
+
+    /// Number of letters the model reads from `name`.
+    #[inline]
+    pub fn len(self, name: &str) -> usize {
+        match self {
+            TextRule::Exact => normalized_len(name),
+            TextRule::TrimLower => {
+                let mut n = 0;
+                self.for_each(name, |_| n += 1);
+                n
+            }
+        }
+    }
+
+    /// The letters the model reads, as text.
+    pub fn apply(self, name: &str) -> String {
+        let letters = ALPHABET.as_bytes();
+        let mut out = String::with_capacity(name.len());
+        self.for_each(name, |i| out.push(letters[i as usize] as char));
+        out
+    }
+}
+
 /// The tutorial's `unicodeToAscii`.
 pub fn to_ascii(name: &str) -> String {
     let letters = ALPHABET.as_bytes();
@@ -88,6 +148,25 @@ mod tests {
         assert_eq!(to_ascii("\u{212A}\u{212B}"), "KA");
         // Compatibility forms are not canonical: full-width letters are dropped.
         assert_eq!(to_ascii("\u{FF21}"), "");
+    }
+
+    #[test]
+    fn trim_lower_folds_case_and_drops_surrounding_spaces_only() {
+        let rule = TextRule::TrimLower;
+        assert_eq!(rule.apply("  SMITH \t"), "smith");
+        assert_eq!(rule.apply("MÜLLER"), "muller");
+        assert_eq!(rule.apply(" De  La\u{00A0}Cruz "), "de  lacruz");
+        assert_eq!(rule.apply("   "), "");
+        assert_eq!(rule.apply("Ж Ж"), "");
+        assert_eq!(rule.apply("O'Neal ."), "o'neal .");
+        assert_eq!(TextRule::Exact.apply("  SMITH "), "  SMITH ");
+        for s in ["", " a ", "A B", "Ślusàrski  ", "\u{212A} x "] {
+            assert_eq!(rule.len(s), rule.apply(s).len());
+            assert_eq!(
+                rule.apply(s),
+                to_ascii(s).trim_matches(' ').to_ascii_lowercase()
+            );
+        }
     }
 
     #[test]

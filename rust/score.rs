@@ -5,7 +5,7 @@
 use crate::alphabet::ALPHABET;
 use crate::error::{Error, Result};
 use crate::forward::{top_k, top_k_into, Method, Model};
-use crate::normalize::{for_each_index, normalized_len};
+use crate::normalize::for_each_index;
 use crate::threads;
 use rayon::prelude::*;
 use std::io::Write;
@@ -40,6 +40,11 @@ pub struct Options {
     pub k: usize,
     /// Names longer than this many letters after normalisation are flagged, not scored.
     pub max_length: usize,
+    /// Prediction sets: every language with at least this probability (the model
+    /// file's conformal threshold for the asked coverage), in a `set` column.
+    pub set_threshold: Option<f32>,
+    /// Below this top-1 probability the row abstains: no language, `low_confidence`.
+    pub min_probability: f32,
 }
 
 /// Why a row was not scored.
@@ -49,15 +54,17 @@ pub enum RowError {
     NoLetters,
     TooLong,
     InvalidUtf8,
+    LowConfidence,
 }
 
 impl RowError {
     /// Every error, in the order of their column codes (code = position + 1).
-    pub const ALL: [RowError; 4] = [
+    pub const ALL: [RowError; 5] = [
         RowError::Empty,
         RowError::NoLetters,
         RowError::TooLong,
         RowError::InvalidUtf8,
+        RowError::LowConfidence,
     ];
 
     /// The code batch columns carry: 0 for a scored row, else 1 + position in `ALL`.
@@ -71,6 +78,7 @@ impl RowError {
             RowError::NoLetters => "no_letters",
             RowError::InvalidUtf8 => "invalid_utf8",
             RowError::TooLong => "too_long",
+            RowError::LowConfidence => "low_confidence",
         }
     }
 }
@@ -109,6 +117,9 @@ pub fn header(opts: &Options) -> String {
         cols.push(format!("language{suffix}"));
         cols.push(format!("probability{suffix}"));
     }
+    if opts.set_threshold.is_some() {
+        cols.push("set".into());
+    }
     cols.push("error".into());
     if opts.format == Format::Jsonl {
         String::new()
@@ -132,11 +143,12 @@ fn check_and_score<'a>(
     max_length: usize,
     par: bool,
 ) -> Result<Checked> {
+    let rule = model.text_rule();
     let check = |row: &Option<&'a str>| -> (&'a str, usize, Option<RowError>) {
         match *row {
             None => ("", 0, Some(RowError::InvalidUtf8)),
             Some(t) if t.trim().is_empty() => ("", 0, Some(RowError::Empty)),
-            Some(t) => match normalized_len(t) {
+            Some(t) => match rule.len(t) {
                 0 => ("", 0, Some(RowError::NoLetters)),
                 n if n > max_length => ("", 0, Some(RowError::TooLong)),
                 n => (t, n, None),
@@ -230,18 +242,21 @@ fn score_block(model: &Model, block: &[u8], opts: &Options) -> Result<(Vec<u8>, 
     let mut buf = Vec::with_capacity(block.len() * 2 + rows.len() * 24 * opts.k);
     let mut top: Vec<(&str, f64)> = Vec::with_capacity(k);
     let mut best = Vec::with_capacity(k);
+    let mut set: Vec<&str> = Vec::new();
     let mut ascii = String::new();
+    let mut flagged = 0;
     for (i, (raw, text)) in rows.iter().zip(&decoded).enumerate() {
         let shown = match text {
             Some(t) => std::borrow::Cow::Borrowed(*t),
             None => String::from_utf8_lossy(raw),
         };
-        let error = errors[i];
+        let mut error = errors[i];
         ascii.clear();
         if matches!(error, None | Some(RowError::TooLong)) {
             push_ascii(&shown, &mut ascii);
         }
         top.clear();
+        set.clear();
         if error.is_none() {
             let row = &scores[i * classes..(i + 1) * classes];
             top_k_into(row, k, &mut best);
@@ -249,10 +264,18 @@ fn score_block(model: &Model, block: &[u8], opts: &Options) -> Result<(Vec<u8>, 
                 best.iter()
                     .map(|&c| (model.spec.categories[c].as_str(), (row[c] as f64).exp())),
             );
+            if let Some(cut) = opts.set_threshold {
+                prediction_set(row, cut, &mut best);
+                set.extend(best.iter().map(|&c| model.spec.categories[c].as_str()));
+            }
+            if top[0].1 < opts.min_probability as f64 {
+                error = Some(RowError::LowConfidence);
+                top.clear();
+            }
         }
-        write_row(&mut buf, opts, &shown, &ascii, &top, error);
+        flagged += error.is_some() as usize;
+        write_row(&mut buf, opts, &shown, &ascii, &top, &set, error);
     }
-    let flagged = errors.iter().filter(|e| e.is_some()).count();
     let counts = Counts {
         rows: rows.len(),
         scored: rows.len() - flagged,
@@ -283,12 +306,21 @@ fn push_ascii(name: &str, out: &mut String) {
     for_each_index(name, |i| out.push(letters[i as usize] as char));
 }
 
+/// The prediction set of a row of log-probabilities: every class with probability at
+/// least `cut`, best first, ties in index order; never empty (the best class is in).
+pub fn prediction_set(row: &[f32], cut: f32, set: &mut Vec<usize>) {
+    top_k_into(row, row.len(), set);
+    let keep = set.iter().take_while(|&&c| row[c].exp() >= cut).count();
+    set.truncate(keep.max(1));
+}
+
 fn write_row(
     out: &mut Vec<u8>,
     opts: &Options,
     name: &str,
     ascii: &str,
     top: &[(&str, f64)],
+    set: &[&str],
     error: Option<RowError>,
 ) {
     match opts.format {
@@ -317,7 +349,18 @@ fn write_row(
                 write_probability(out, *p);
                 out.push(b']');
             }
-            out.extend_from_slice(b"],\"error\":");
+            out.push(b']');
+            if opts.set_threshold.is_some() {
+                out.extend_from_slice(b",\"set\":[");
+                for (j, lang) in set.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    json_string(out, lang);
+                }
+                out.push(b']');
+            }
+            out.extend_from_slice(b",\"error\":");
             match error {
                 Some(e) => json_string(out, e.code()),
                 None => out.extend_from_slice(b"null"),
@@ -342,6 +385,10 @@ fn write_row(
                 } else {
                     out.push(sep);
                 }
+            }
+            if opts.set_threshold.is_some() {
+                out.push(sep);
+                delimited_field(out, &set.join("|"), sep);
             }
             out.push(sep);
             if let Some(e) = error {
@@ -503,14 +550,33 @@ mod tests {
 
     #[test]
     fn header_names_k_columns() {
-        let opts = Options {
+        let mut opts = Options {
             format: Format::Csv,
             k: 2,
             max_length: 10,
+            set_threshold: None,
+            min_probability: 0.0,
         };
         assert_eq!(
             header(&opts),
             "name,ascii,language,probability,language_2,probability_2,error\n"
         );
+        opts.set_threshold = Some(0.1);
+        assert_eq!(
+            header(&opts),
+            "name,ascii,language,probability,language_2,probability_2,set,error\n"
+        );
+    }
+
+    #[test]
+    fn prediction_sets_hold_what_passes_the_cut_best_first_and_never_nothing() {
+        let row: Vec<f32> = [0.1f32, 0.6, 0.3].iter().map(|p| p.ln()).collect();
+        let mut set = Vec::new();
+        prediction_set(&row, 0.25, &mut set);
+        assert_eq!(set, vec![1, 2]);
+        prediction_set(&row, 0.05, &mut set);
+        assert_eq!(set, vec![1, 2, 0]);
+        prediction_set(&row, 0.9, &mut set);
+        assert_eq!(set, vec![1]);
     }
 }

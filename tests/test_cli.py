@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import namelang
 import pytest
 from namelang.cli import main
 
@@ -13,7 +14,7 @@ def test_predict_prints_top_k(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("Hinton: English ")
     assert lines[2].startswith("Zhou: Chinese ")
-    assert lines[3] == "王: no letters to classify"
+    assert lines[3] == "王: no Latin letters to classify (no_letters; Han (CJK) script)"
     assert len(lines[1].split(",")) == 3
 
 
@@ -35,8 +36,15 @@ def test_predict_with_a_missing_model_is_an_error(capsys, tmp_path):
 def test_train_then_evaluate_on_a_tsv_with_plots(tmp_path, tiny_dataset, capsys):
     model = tmp_path / "m.safetensors"
     argv = ["train", "--data", str(tiny_dataset), "--hidden-size", "16", "--embedding-dim", "8"]
+    argv += ["--ngram-max", "3", "--ngram-buckets", "512"]
     assert main([*argv, "--epochs", "3", "--output", str(model)]) == 0
-    assert json.loads(capsys.readouterr().out.splitlines()[-1])["model"] == str(model)
+    results = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert results["model"] == str(model)
+    assert {"top3", "ece", "coverage_0.90"} <= set(results["test"])
+    # Trained models read names case- and space-blind, and carry their conformal table.
+    clf = namelang.load(model)
+    assert clf.spec.text_rule == "trim_lower" and clf.spec.ngram_buckets == 512
+    assert len(clf.predict_sets(["Aekilo"], 0.9)[0]) >= 1
     tsv = tmp_path / "eval.tsv"
     tsv.write_text("Aekilo\tAlpha\nBudgrz\tBeta\nCfhjpq\tGamma\n", encoding="utf-8")
     assert (
@@ -57,6 +65,8 @@ def test_train_then_evaluate_on_a_tsv_with_plots(tmp_path, tiny_dataset, capsys)
     assert "accuracy" in out and "Gamma" in out
     assert (tmp_path / "plots" / "confusion.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "loss.png").stat().st_size > 1000
+    assert (tmp_path / "plots" / "reliability.png").stat().st_size > 1000
+    assert "prediction sets at 0.90" in out
 
 
 def test_evaluate_refuses_unknown_languages(tmp_path, capsys):
@@ -70,12 +80,18 @@ def test_evaluate_distinct_counts_each_pair_once(tmp_path, capsys):
     tsv = tmp_path / "eval.tsv"
     tsv.write_text("Zhou\tChinese\n" * 3 + "Hinton\tEnglish\nZhou\tKorean\n", encoding="utf-8")
     assert main(["evaluate", "--model", "tutorial", "--tsv", str(tsv)]) == 0
-    assert "rows 5" in capsys.readouterr().out.splitlines()[-1]
+    assert "rows 5" in summary_line(capsys.readouterr().out)
     assert main(["evaluate", "--model", "tutorial", "--tsv", str(tsv), "--distinct"]) == 0
-    assert "rows 3" in capsys.readouterr().out.splitlines()[-1]
+    assert "rows 3" in summary_line(capsys.readouterr().out)
+
+
+def summary_line(out: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith("accuracy "))
 
 
 def test_evaluate_bundled_tutorial_on_the_test_split(capsys):
     assert main(["evaluate", "--model", "tutorial"]) == 0
-    last = capsys.readouterr().out.splitlines()[-1]
+    out = capsys.readouterr().out
+    last = summary_line(out)
     assert last.startswith("accuracy 0.5182") and "rows 2005" in last
+    assert "top-3 accuracy" in out and "ECE (15 bins)" in out

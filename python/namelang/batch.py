@@ -29,10 +29,14 @@ class Scorer:
         k: int = 1,
         max_length: int = 256,
         threads: int | None = None,
+        min_probability: float = 0.0,
     ):
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
+        if not 0.0 <= min_probability <= 1.0:
+            raise ValueError(f"min_probability must be in [0, 1], got {min_probability}")
         self.column, self.k, self.max_length, self.threads = column, k, max_length, threads
+        self.min_probability = min_probability
         self._bytes = model_path(model).read_bytes()
         self._model: Any = None
         self._pid: int | None = None
@@ -78,15 +82,20 @@ def score_batch(
     model: str | os.PathLike[str] = "default",
     backend: str = "auto",
     max_length: int = 256,
+    min_probability: float = 0.0,
 ):
     """Adds `language`, `probability`, `error` (and `top` when k > 1: a list of
     [language, probability] pairs, best first) to a pandas DataFrame, a pyarrow Table or
     RecordBatch (whose name column is `column`), or a pyarrow string array (then a Table
     with `name` and the new columns comes back). Rows that cannot be scored keep their
-    place: `language` null, `error` one of empty, no_letters, too_long, null."""
+    place: `language` null, `error` one of empty, no_letters, too_long, null, and
+    low_confidence where the top probability is under `min_probability`."""
     if backend not in ("auto", "rust"):
         raise ValueError("score_batch runs on the Rust backend; use backend='auto' or 'rust'")
-    return _score_batch(Scorer(model, column=column, k=k, max_length=max_length), data)
+    scorer = Scorer(
+        model, column=column, k=k, max_length=max_length, min_probability=min_probability
+    )
+    return _score_batch(scorer, data)
 
 
 def _columns_from_arrow(scorer: Scorer, array):
@@ -106,9 +115,25 @@ def _columns_from_arrow(scorer: Scorer, array):
     data = (
         np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     )
-    top, prob, error = scorer.model.score_utf8(offsets, data, scorer.k, scorer.max_length)
+    top, prob, error = _abstain(
+        scorer, *scorer.model.score_utf8(offsets, data, scorer.k, scorer.max_length)
+    )
     nulls = array.is_null().to_numpy(zero_copy_only=False) if array.null_count else None
     return top, prob, error, nulls
+
+
+def _abstain(scorer: Scorer, top, prob, error):
+    """Rows whose top probability is under the scorer's minimum lose their languages and
+    say low_confidence (compared in float32, as bulk scoring does)."""
+    import numpy as np
+
+    from namelang import _native
+
+    if scorer.min_probability > 0:
+        low = (error == 0) & (prob[:, 0] < np.float32(scorer.min_probability))
+        error[low] = _native.ERROR_CODES.index("low_confidence") + 1
+        top[low], prob[low] = -1, np.nan
+    return top, prob, error
 
 
 def _score_batch(scorer: Scorer, data):
@@ -120,7 +145,9 @@ def _score_batch(scorer: Scorer, data):
         values = series.tolist()
         nulls = np.array([not isinstance(v, str) for v in values], dtype=bool)
         names = [v if isinstance(v, str) else "" for v in values]
-        top, prob, error = scorer.model.score_names(names, scorer.k, scorer.max_length)
+        top, prob, error = _abstain(
+            scorer, *scorer.model.score_names(names, scorer.k, scorer.max_length)
+        )
         return _to_pandas(scorer, data, top, prob, error, nulls if nulls.any() else None)
     if kind == "pyarrow":
         import pyarrow as pa

@@ -48,16 +48,20 @@ class _TorchBackend:
     def log_probs(self, names: Sequence[str], batch: int = 4096) -> np.ndarray:
         import numpy as np
 
+        from namelang.model import ngram_input
         from namelang.text import encode
 
         torch = self._torch
+        config = self.module.config
         out = np.empty((len(names), self.spec.n_categories), dtype=np.float32)
         with torch.inference_mode():
             for i in range(0, len(names), batch):
-                indices, lengths = encode(names[i : i + batch])
+                part = names[i : i + batch]
+                indices, lengths = encode(part, config.text_rule)
                 x = torch.from_numpy(indices).to(self.device)
                 n = torch.from_numpy(lengths).to(self.device)
-                out[i : i + batch] = self.module.log_probs(x, n).float().cpu().numpy()
+                ngrams = ngram_input(part, config, device=self.device)
+                out[i : i + batch] = self.module.log_probs(x, n, ngrams).float().cpu().numpy()
         return out
 
 
@@ -135,6 +139,34 @@ class Classifier:
                 out.append([])
             else:
                 out.append([(self.categories[i], float(np.exp(row[i]))) for i in best])
+        return out
+
+    def conformal_threshold(self, coverage: float) -> float:
+        """The probability a language needs to enter the prediction set at `coverage`
+        (0.50-0.99, in steps of 0.01), as fitted on validation and stored in the file."""
+        from namelang.calibration import threshold
+
+        return threshold(self.spec.metadata.get("conformal"), coverage)
+
+    def predict_sets(
+        self, names: Iterable[str], coverage: float = 0.9
+    ) -> list[list[tuple[str, float]]]:
+        """Per name, the languages (best first, with probabilities) of the split-conformal
+        prediction set that holds the true language with probability `coverage` (over
+        names like the validation split's); [] for a name with no letters."""
+        import numpy as np
+
+        from namelang.calibration import prediction_set
+
+        cut = np.float32(self.conformal_threshold(coverage))
+        scores = self.log_probs(names)
+        out: list[list[tuple[str, float]]] = []
+        for row in scores:
+            if np.isnan(row).any():
+                out.append([])
+                continue
+            probs = np.exp(row)
+            out.append([(self.categories[c], float(probs[c])) for c in prediction_set(probs, cut)])
         return out
 
 

@@ -10,17 +10,50 @@ from collections.abc import Sequence
 
 def _predict(args: argparse.Namespace) -> int:
     from namelang.classifier import load
+    from namelang.text import script_of
 
+    if not 0.0 <= args.min_probability <= 1.0:
+        raise ValueError(f"--min-probability must be in [0, 1], got {args.min_probability}")
     classifier = load(args.model, backend=args.backend, device=args.device)
     results = classifier.predict(args.names, k=args.k)
-    for name, top in zip(args.names, results, strict=True):
+    sets = (
+        classifier.predict_sets(args.names, args.coverage)
+        if args.coverage is not None
+        else [None] * len(args.names)
+    )
+    for name, top, chosen in zip(args.names, results, sets, strict=True):
+        error = None
+        if not top:
+            error = "empty" if not name.strip() else "no_letters"
+        elif top[0][1] < args.min_probability:
+            error = "low_confidence"
+        script = script_of(name) if error == "no_letters" else None
         if args.json:
-            print(json.dumps({"name": name, "top": [[lang, round(p, 6)] for lang, p in top]}))
-        elif not top:
-            print(f"{name}: no letters to classify")
-        else:
-            print(f"{name}: " + ", ".join(f"{lang} {p:.3f}" for lang, p in top))
+            record: dict = {"name": name, "top": [[lang, round(p, 6)] for lang, p in top]}
+            if chosen is not None:
+                record["set"] = [lang for lang, _ in chosen]
+            record["error"] = error
+            if script:
+                record["script"] = script
+            print(json.dumps(record, ensure_ascii=False))
+            continue
+        print(_predict_line(name, top, chosen, error, script, args))
     return 0
+
+
+def _predict_line(name, top, chosen, error, script, args) -> str:
+    if error == "empty":
+        return f"{name!r}: empty"
+    if error == "no_letters":
+        seen = f"; {script} script" if script else ""
+        return f"{name}: no Latin letters to classify (no_letters{seen})"
+    line = f"{name}: " + ", ".join(f"{lang} {p:.3f}" for lang, p in top)
+    if error == "low_confidence":
+        line = f"{name}: not sure (low_confidence: best {top[0][1]:.3f} < {args.min_probability})"
+        line += "; " + ", ".join(f"{lang} {p:.3f}" for lang, p in top)
+    if chosen is not None:
+        line += f"  | {args.coverage:.0%} set: {{{', '.join(lang for lang, _ in chosen)}}}"
+    return line
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -40,8 +73,16 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from namelang.calibration import coverage_report, expected_calibration_error
     from namelang.classifier import load
-    from namelang.evaluate import format_table, metrics, plot_confusion, plot_history
+    from namelang.evaluate import (
+        format_table,
+        metrics,
+        plot_confusion,
+        plot_history,
+        plot_reliability,
+        top_k_accuracy,
+    )
 
     classifier = load(args.model, backend=args.backend, device=args.device)
     rows = _evaluation_rows(args, classifier)
@@ -59,17 +100,45 @@ def _evaluate(args: argparse.Namespace) -> int:
     truth = np.array([index[lang] for _, lang in rows])
     m = metrics(truth, predicted, len(classifier.categories))
     print(format_table(m, classifier.categories))
+    probs = np.nan_to_num(np.exp(scores), nan=0.0)
+    print(
+        f"top-3 accuracy {top_k_accuracy(probs, truth, 3):.4f}   "
+        f"ECE (15 bins) {expected_calibration_error(probs, truth):.4f}"
+    )
+    if "conformal" in classifier.spec.metadata:
+        for level in (0.8, 0.9, 0.95):
+            covered, size = coverage_report(probs, truth, classifier.conformal_threshold(level))
+            print(f"prediction sets at {level:.2f}: coverage {covered:.4f}, mean size {size:.2f}")
     if args.plot:
         from pathlib import Path
 
         out = Path(args.plot)
         out.mkdir(parents=True, exist_ok=True)
-        plot_confusion(m, classifier.categories, out / "confusion.png")
+        title = f"{_model_label(args.model)} on {_rows_label(args)}"
+        plot_confusion(m, classifier.categories, out / "confusion.png", title)
+        plot_reliability(probs, truth, out / "reliability.png", title)
         history = Path(str(classifier.path) + ".history.json")
         if history.exists():
-            plot_history(json.loads(history.read_text()), out / "loss.png")
+            loss_title = f"{_model_label(args.model)}: training"
+            plot_history(json.loads(history.read_text()), out / "loss.png", loss_title)
         print(f"plots written to {out}/", file=sys.stderr)
     return 0
+
+
+def _model_label(model: str) -> str:
+    from pathlib import Path
+
+    return model if model in ("default", "tutorial") else Path(model).name
+
+
+def _rows_label(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
+    if args.tsv:
+        return Path(args.tsv).name
+    if args.folder:
+        return Path(args.folder).name
+    return f"the {args.split} split" + (", distinct pairs" if args.distinct else "")
 
 
 def _evaluation_rows(args: argparse.Namespace, classifier) -> list[tuple[str, str]]:
@@ -84,9 +153,9 @@ def _evaluation_rows(args: argparse.Namespace, classifier) -> list[tuple[str, st
                 name, _, lang = line.partition("\t")
                 rows.append((name, lang.strip()))
         return rows
-    names = load_names(args.data)
     if args.folder:
         return [(n, lang) for lang, ns in load_names(args.folder).items() for n in ns]
+    names = load_names(args.data)
     split_seed = int(classifier.spec.metadata.get("split_seed", "2022"))
     split = split_names(names, seed=split_seed)
     part = getattr(split, args.split)
@@ -109,6 +178,8 @@ def _score(args: argparse.Namespace) -> int:
         threads=args.threads,
         max_length=args.max_length,
         progress=False if args.quiet else None,
+        coverage=args.coverage,
+        min_probability=args.min_probability,
     )
     if not args.quiet:
         print(summary.line(), file=sys.stderr)
@@ -128,6 +199,22 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _answer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--coverage",
+        type=float,
+        help="also give the set of languages that holds the true one with this probability "
+        "(0.50-0.99; split-conformal, fitted on validation)",
+    )
+    p.add_argument(
+        "--min-probability",
+        dest="min_probability",
+        type=float,
+        default=0.0,
+        help="below this top probability give no language: error low_confidence",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="namelang", description="Which language does a surname come from?"
@@ -143,8 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="top-k languages for each name")
     p.add_argument("names", nargs="+", metavar="NAME")
-    p.add_argument("-k", type=int, default=3)
+    p.add_argument("-k", type=int, default=3, help="languages per name (default: 3)")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
+    _answer_options(p)
     model_options(p)
     p.set_defaults(run=_predict)
 
@@ -190,6 +278,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on each distinct (name, language) pair once, not once per line",
     )
     p.add_argument("--ensemble", type=int, help="members merged into one model (gru/lstm, one_hot)")
+    p.add_argument(
+        "--text-rule",
+        dest="text_rule",
+        choices=["trim_lower", "exact"],
+        help="how names are read: trim_lower (default) ignores case and surrounding spaces",
+    )
+    p.add_argument(
+        "--ngram-max", dest="ngram_max", type=int, help="add a hashed n-gram branch (1-8; 0: none)"
+    )
+    p.add_argument("--ngram-buckets", dest="ngram_buckets", type=int, help="its table's rows")
+    p.add_argument("--ngram-lr", dest="ngram_lr", type=float, help="its learning rate")
+    p.add_argument(
+        "--no-calibrate",
+        dest="calibrate",
+        action="store_false",
+        default=None,
+        help="do not fit a temperature on validation",
+    )
     p.add_argument("--steps", type=int, help="tutorial recipe: SGD steps")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--output", "-o", required=True)
@@ -215,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "tsv", "jsonl"], help="output format")
     p.add_argument("--input-format", choices=["text", "csv", "tsv", "jsonl"])
     p.add_argument("--column", help="the name field of a CSV/TSV/JSONL input (default: name)")
-    p.add_argument("-k", type=int, default=1, help="languages per row")
+    p.add_argument("-k", type=int, default=1, help="languages per row (default: 1)")
+    _answer_options(p)
     p.add_argument("--batch-size", type=int, default=65_536)
     p.add_argument("--threads", type=int, help="native threads (default: all cores)")
     p.add_argument("--max-length", type=int, default=256, help="letters; longer rows are flagged")

@@ -49,6 +49,14 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> Metrics:
     )
 
 
+def top_k_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Share of rows whose true class is among the k most probable (NaN rows miss)."""
+    if len(labels) == 0:
+        return float("nan")
+    top = np.argsort(-np.nan_to_num(probs, nan=-1.0), axis=1, kind="stable")[:, :k]
+    return float((top == np.asarray(labels)[:, None]).any(axis=1).mean())
+
+
 def format_table(m: Metrics, categories: list[str]) -> str:
     lines = [f"{'language':<12} {'precision':>9} {'recall':>7} {'rows':>6}"]
     for i, name in enumerate(categories):
@@ -59,7 +67,9 @@ def format_table(m: Metrics, categories: list[str]) -> str:
     return "\n".join(lines)
 
 
-def plot_confusion(m: Metrics, categories: list[str], path: str | os.PathLike[str]) -> None:
+def plot_confusion(
+    m: Metrics, categories: list[str], path: str | os.PathLike[str], title: str = ""
+) -> None:
     """Row-normalised confusion matrix with a label on every tick."""
     import matplotlib
 
@@ -75,13 +85,50 @@ def plot_confusion(m: Metrics, categories: list[str], path: str | os.PathLike[st
     ax.set_yticks(range(len(categories)), categories)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"accuracy {m.accuracy:.3f}, macro recall {m.macro_recall:.3f}")
+    heading = f"accuracy {m.accuracy:.3f}, macro recall {m.macro_recall:.3f}"
+    ax.set_title(f"{title}\n{heading}" if title else heading)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def plot_history(history: dict, path: str | os.PathLike[str]) -> None:
+def plot_reliability(
+    probs: np.ndarray, labels: np.ndarray, path: str | os.PathLike[str], title: str = ""
+) -> None:
+    """Reliability diagram: accuracy against mean top-1 probability per bin, with the
+    diagonal a calibrated model would follow and the rows in each bin."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from namelang.calibration import ECE_BINS, expected_calibration_error, reliability
+
+    confidence, accuracy, rows = reliability(probs, labels)
+    ece = expected_calibration_error(probs, labels)
+    edges = np.linspace(0, 1, ECE_BINS + 1)
+    fig, (ax, hist) = plt.subplots(
+        2, 1, figsize=(6, 7), gridspec_kw={"height_ratios": [3, 1]}, sharex=True
+    )
+    ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="calibrated")
+    used = rows > 0
+    ax.bar(edges[:-1][used], accuracy[used], width=1 / ECE_BINS, align="edge",
+           edgecolor="black", alpha=0.7, label="accuracy per bin")  # fmt: skip
+    ax.plot(confidence[used], accuracy[used], "ro", markersize=4, label="(confidence, accuracy)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left")
+    heading = f"reliability, {ECE_BINS} bins: ECE {ece:.3f}"
+    ax.set_title(f"{title}\n{heading}" if title else heading)
+    hist.bar(edges[:-1], rows, width=1 / ECE_BINS, align="edge", edgecolor="black")
+    hist.set_xlabel("top-1 probability")
+    hist.set_ylabel("rows")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_history(history: dict, path: str | os.PathLike[str], title: str = "") -> None:
     """Training loss (and validation figures when present) against progress."""
     import matplotlib
 
@@ -99,6 +146,8 @@ def plot_history(history: dict, path: str | os.PathLike[str]) -> None:
         other.set_ylabel("validation")
         other.legend(loc="center right")
     ax.legend(loc="lower left")
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -16,8 +16,15 @@ RecurrentClassifier (cell "gru" or "lstm"), for each layer k = 0 .. num_layers -
     rnn.weight_ih_l0_reverse, rnn.weight_hh_l0_reverse, rnn.bias_ih_l0_reverse and
     rnn.bias_hh_l0_reverse, shaped as their forward twins, and out.weight's columns are
     [forward final state, reverse final state (after reading the first letter)].
+    ngram.weight (N, C)   with an n-gram branch (N = ngram_buckets): a hashed character
+    n-gram table, `nn.EmbeddingBag(mode="sum")`, whose rows for a name's n-grams
+    (`namelang.reference.ngram_rows`) are summed into its logits
 Both, optionally:
     logit_adjustment (C)   added to the logits before the softmax (tuned on validation)
+
+Calibration is folded into the weights: training divides the output layer, the n-gram
+table and the logit adjustment by the fitted temperature, so every backend applies it
+by running the file as it is.
 """
 
 from __future__ import annotations
@@ -29,7 +36,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from namelang.model_file import CELLS, INPUTS, N_LETTERS
+from namelang.model_file import CELLS, INPUTS, N_LETTERS, TEXT_RULES
+
+# What an n-gram branch reads: the arguments of `nn.EmbeddingBag.forward`, either
+# (flat rows, offsets, flat weights) or (padded rows (B, G), None, weights (B, G)),
+# each row weighted 1/sqrt(G) (0 for padding).
+NGramInput = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,9 @@ class ModelConfig:
     embedding_dim: int = 0
     n_categories: int = 18
     bidirectional: bool = False
+    text_rule: str = "exact"
+    ngram_max: int = 0  # 0: no n-gram branch
+    ngram_buckets: int = 0
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -55,6 +70,12 @@ class ModelConfig:
             raise ValueError("embedding_dim > 0 goes with input 'embedding', and only with it")
         if self.bidirectional and (self.cell == "elman" or self.num_layers != 1):
             raise ValueError("bidirectional goes with a one-layer gru or lstm")
+        if self.text_rule not in TEXT_RULES:
+            raise ValueError(f"text_rule must be one of {TEXT_RULES}, got {self.text_rule!r}")
+        if (self.ngram_max > 0) != (self.ngram_buckets > 0):
+            raise ValueError("ngram_max and ngram_buckets go together")
+        if self.ngram_max and self.cell == "elman":
+            raise ValueError("the n-gram branch goes with a gru or lstm cell")
 
     @property
     def directions(self) -> int:
@@ -62,6 +83,36 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def ngram_input(
+    names: list[str], config: ModelConfig, padded: bool = False, device: str = "cpu"
+) -> NGramInput | None:
+    """The n-gram rows of `names` for `config`'s branch (None without one): flat with
+    offsets for inference, or padded (B, G_max) for selecting training batches."""
+    if not config.ngram_buckets:
+        return None
+    import numpy as np
+
+    from namelang import _native
+
+    rows, offsets = _native.ngram_rows(
+        names, config.ngram_max, config.ngram_buckets, config.text_rule
+    )
+    counts = np.diff(np.append(offsets, len(rows)))
+    weight = np.zeros(len(names), np.float32)
+    np.divide(1.0, np.sqrt(counts, dtype=np.float32), out=weight, where=counts > 0)
+    if not padded:
+        per_row = np.repeat(weight, counts)
+        tensors = (torch.from_numpy(rows), torch.from_numpy(offsets), torch.from_numpy(per_row))
+        return tuple(t.to(device) for t in tensors)  # type: ignore[return-value]
+    width = int(counts.max(initial=0))
+    ids = np.zeros((len(names), width), np.int64)
+    weights = np.zeros((len(names), width), np.float32)
+    mask = np.arange(width)[None, :] < counts[:, None]
+    ids[mask] = rows
+    weights[mask] = np.repeat(weight, counts)
+    return torch.from_numpy(ids).to(device), None, torch.from_numpy(weights).to(device)
 
 
 def _nan_rows(out: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -93,7 +144,9 @@ class ElmanRNN(nn.Module):
     def initHidden(self) -> torch.Tensor:
         return torch.zeros(1, self.hidden_size)
 
-    def logits(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def logits(
+        self, indices: torch.Tensor, lengths: torch.Tensor, ngrams: NGramInput | None = None
+    ) -> torch.Tensor:
         """Batched: names sorted by length, each step computes only the rows still
         reading; a name's output is taken at its last letter, as the loop does."""
         batch = indices.shape[0]
@@ -141,8 +194,11 @@ class ElmanRNN(nn.Module):
             out = out.index_put((order[: stacked.shape[0]],), stacked)
         return out + self.logit_adjustment
 
-    def log_probs(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return _nan_rows(F.log_softmax(self.logits(indices, lengths), dim=1), lengths)
+    def log_probs(
+        self, indices: torch.Tensor, lengths: torch.Tensor, ngrams: NGramInput | None = None
+    ) -> torch.Tensor:
+        logits = self.logits(indices, lengths, ngrams)
+        return _nan_rows(F.log_softmax(logits, dim=1), lengths)
 
 
 class RecurrentClassifier(nn.Module):
@@ -168,6 +224,9 @@ class RecurrentClassifier(nn.Module):
         # Dropout on the final state regularises training; it is the identity at inference.
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(config.directions * config.hidden_size, config.n_categories)
+        if config.ngram_buckets:
+            self.ngram = nn.EmbeddingBag(config.ngram_buckets, config.n_categories, mode="sum")
+            nn.init.zeros_(self.ngram.weight)
         self.register_buffer("logit_adjustment", torch.zeros(config.n_categories))
 
     def _inputs(self, indices: torch.Tensor) -> torch.Tensor:
@@ -175,7 +234,9 @@ class RecurrentClassifier(nn.Module):
             return self.embedding(indices)
         return F.one_hot(indices, N_LETTERS).to(self.out.weight.dtype)
 
-    def logits(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def logits(
+        self, indices: torch.Tensor, lengths: torch.Tensor, ngrams: NGramInput | None = None
+    ) -> torch.Tensor:
         batch = indices.shape[0]
         nonempty = (lengths > 0).nonzero().squeeze(1)
         out = torch.full(
@@ -194,11 +255,19 @@ class RecurrentClassifier(nn.Module):
         h = state[0] if self.config.cell == "lstm" else state
         # The top layer's final states; both directions' (forward, reverse) when bidirectional.
         final = torch.cat(list(h[-self.config.directions :]), dim=1)
-        out[nonempty] = self.out(self.drop(final)) + self.logit_adjustment
+        logits = self.out(self.drop(final)) + self.logit_adjustment
+        if self.config.ngram_buckets:
+            if ngrams is None:
+                raise ValueError("this model has an n-gram branch: pass its n-gram rows")
+            logits = logits + self.ngram(*ngrams)[nonempty]
+        out[nonempty] = logits
         return out
 
-    def log_probs(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return _nan_rows(F.log_softmax(self.logits(indices, lengths), dim=1), lengths)
+    def log_probs(
+        self, indices: torch.Tensor, lengths: torch.Tensor, ngrams: NGramInput | None = None
+    ) -> torch.Tensor:
+        logits = self.logits(indices, lengths, ngrams)
+        return _nan_rows(F.log_softmax(logits, dim=1), lengths)
 
 
 def build(config: ModelConfig, dropout: float = 0.0) -> ElmanRNN | RecurrentClassifier:

@@ -10,7 +10,7 @@ import math
 import os
 import struct
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,9 @@ FORMAT = "namelang/1"
 N_LETTERS = 57
 CELLS = ("elman", "gru", "lstm")
 INPUTS = ("one_hot", "embedding")
+# How names become the letters a model reads: "exact" keeps case and spaces (the
+# tutorial's behaviour); "trim_lower" drops surrounding spaces and folds case.
+TEXT_RULES = ("exact", "trim_lower")
 # Refuse headers larger than this before reading them: a real one is a few kB.
 MAX_HEADER_BYTES = 1 << 20
 
@@ -39,6 +42,9 @@ class ModelSpec:
     categories: list[str]
     metadata: dict[str, str] = field(default_factory=dict)
     bidirectional: bool = False
+    text_rule: str = "exact"
+    ngram_max: int = 0  # 0: no n-gram branch
+    ngram_buckets: int = 0
 
     @property
     def n_categories(self) -> int:
@@ -71,6 +77,8 @@ def expected_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
             shapes[f"rnn.bias_hh_l{k}{d}"] = (gates,)
     shapes["out.weight"] = (C, len(suffixes) * H)
     shapes["out.bias"] = (C,)
+    if spec.ngram_buckets:
+        shapes["ngram.weight"] = (spec.ngram_buckets, C)
     shapes["logit_adjustment"] = (C,)
     return shapes
 
@@ -134,7 +142,20 @@ def spec_from_metadata(meta: dict[str, str] | None) -> ModelSpec:
         categories=categories,
         metadata=dict(meta),
         bidirectional=_bool(meta, "bidirectional"),
+        text_rule=meta.get("text_rule", "exact"),
     )
+    if spec.text_rule not in TEXT_RULES:
+        raise ValueError(
+            f"model file metadata 'text_rule' is {spec.text_rule!r}, expected one of {TEXT_RULES}"
+        )
+    if "ngram_max" in meta or "ngram_buckets" in meta:
+        spec = replace(
+            spec,
+            ngram_max=_int(meta, "ngram_max", 1, 8),
+            ngram_buckets=_int(meta, "ngram_buckets", 1, 1 << 24),
+        )
+        if spec.cell == "elman":
+            raise ValueError("model file: the n-gram branch goes with a gru or lstm cell")
     if spec.bidirectional and (spec.cell == "elman" or spec.num_layers != 1):
         raise ValueError("model file: bidirectional goes with a one-layer gru or lstm")
     if (spec.input == "embedding") != (spec.embedding_dim > 0):
@@ -259,6 +280,12 @@ def write(
         "input": spec.input,
         "embedding_dim": str(spec.embedding_dim),
         "bidirectional": "true" if spec.bidirectional else "false",
+        "text_rule": spec.text_rule,
+        **(
+            {"ngram_max": str(spec.ngram_max), "ngram_buckets": str(spec.ngram_buckets)}
+            if spec.ngram_buckets
+            else {}
+        ),
         "alphabet": ALPHABET,
         "categories": json.dumps(spec.categories),
         **(metadata or {}),
@@ -297,6 +324,9 @@ def save(
         c.embedding_dim,
         list(categories),
         bidirectional=c.bidirectional,
+        text_rule=c.text_rule,
+        ngram_max=c.ngram_max,
+        ngram_buckets=c.ngram_buckets,
     )
     state = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
     return write(path, spec, state, metadata)
@@ -317,6 +347,9 @@ def load_module(path: str | os.PathLike[str], device: str = "cpu"):
         embedding_dim=spec.embedding_dim,
         n_categories=spec.n_categories,
         bidirectional=spec.bidirectional,
+        text_rule=spec.text_rule,
+        ngram_max=spec.ngram_max,
+        ngram_buckets=spec.ngram_buckets,
     )
     module = build(config)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()})

@@ -89,3 +89,32 @@ def evaluate(rnn, line_tensor):
     for i in range(line_tensor.size()[0]):
         output, hidden = rnn(line_tensor[i], hidden)
     return output
+
+
+# Beyond the tutorial: the oracles for the trimmed, lower-cased text rule and the hashed
+# n-gram branch (namelang.model), written plainly.
+
+
+def trim_lower(s: str) -> str:
+    """The letters a "trim_lower" model reads: ASCII form, surrounding spaces dropped,
+    upper case folded to lower."""
+    return unicodeToAscii(s).strip(" ").lower()
+
+
+def fnv1a_64(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h ^= byte
+        h = (h * 0x100000001B3) % (1 << 64)
+    return h
+
+
+def ngram_rows(letters: str, max_n: int, buckets: int) -> list[int]:
+    """Table rows of every n-gram (1..max_n bytes) of "^letters$", start by start."""
+    text = ("^" + letters + "$").encode("ascii")
+    return [
+        fnv1a_64(text[start : start + n]) % buckets
+        for start in range(len(text))
+        for n in range(1, max_n + 1)
+        if start + n <= len(text)
+    ]

@@ -74,15 +74,19 @@ def score_file(
     threads: int | None = None,
     max_length: int = DEFAULT_MAX_LENGTH,
     progress: bool | None = None,
+    coverage: float | None = None,
+    min_probability: float = 0.0,
 ) -> ScoreSummary:
     """Scores every row of `input` ("-" for stdin) into `output` (None or "-" for stdout).
 
     Input: one name a line, or CSV/TSV/JSONL whose name field is `column` (default
     "name"); other fields pass through. A row that cannot be scored keeps its place with
     `error` set: empty, no_letters, invalid_utf8, too_long (over `max_length` letters),
-    missing_column, invalid_json, invalid_csv. A file output appears only when complete.
-    `model` may be a loaded Classifier (then `backend` is its own), to score many files
-    with one load."""
+    missing_column, invalid_json, invalid_csv, low_confidence (top probability under
+    `min_probability`: no language given). With `coverage` (0.50-0.99), a `set` column
+    holds the languages (best first) of the model's conformal prediction set for that
+    level. A file output appears only when complete. `model` may be a loaded Classifier
+    (then `backend` is its own), to score many files with one load."""
     from namelang.classifier import Classifier, load
     from namelang.text import set_num_threads
 
@@ -97,22 +101,38 @@ def score_file(
         raise ValueError("--column needs a CSV, TSV or JSONL input (or --input-format)")
     if k < 1 or batch_size < 1 or max_length < 1:
         raise ValueError("k, batch size and max length must be at least 1")
+    if not 0.0 <= min_probability <= 1.0:
+        raise ValueError(f"min probability must be in [0, 1], got {min_probability}")
     if threads is not None:
         set_num_threads(threads)
     classifier = model if isinstance(model, Classifier) else load(model, backend=backend)
+    answer = _Answer(
+        None if coverage is None else classifier.conformal_threshold(coverage), min_probability
+    )
     start = time.perf_counter()
     with _open_input(input) as source, _atomic_output(output) as sink:
         bar = _progress_bar(source, input, progress)
         if in_format == "text" and classifier.backend == "rust":
-            summary = _score_text_native(classifier, source, sink, out_format, k, max_length, bar)
+            summary = _score_text_native(
+                classifier, source, sink, out_format, k, max_length, answer, bar
+            )
         else:
             rows = _read_rows(source, in_format, column or "name", bar)
             summary = _score_rows(
-                classifier, rows, sink, out_format, k, max_length, batch_size, in_format
+                classifier, rows, sink, out_format, k, max_length, batch_size, in_format, answer
             )
         bar.close()
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What a row says beyond its top-k: a prediction set (its probability threshold),
+    and the top probability under which it abstains."""
+
+    set_threshold: float | None = None
+    min_probability: float = 0.0
 
 
 @contextlib.contextmanager
@@ -174,18 +194,23 @@ def _strip_bom(chunk: bytes, first: bool) -> bytes:
     return chunk[3:] if first and chunk.startswith(b"\xef\xbb\xbf") else chunk
 
 
-def _score_text_native(classifier, source, sink, out_format, k, max_length, bar) -> ScoreSummary:
+def _score_text_native(
+    classifier, source, sink, out_format, k, max_length, answer: _Answer, bar
+) -> ScoreSummary:
     """Chunks of complete lines go to the native scorer on a worker thread (which releases
     the GIL), so reading the next chunk and writing the last one's rows overlap with
     scoring; at most two chunks are in flight, in input order."""
     from namelang import _native
 
     model = classifier._impl.model
-    sink.write(_native.score_header(out_format, k).encode())
+    sets = answer.set_threshold is not None
+    sink.write(_native.score_header(out_format, k, sets).encode())
     summary = ScoreSummary()
 
     def score(data: bytes) -> tuple[bytes, int, int, int]:
-        return _native.score_chunk(model, data, out_format, k, max_length)
+        return _native.score_chunk(
+            model, data, out_format, k, max_length, answer.set_threshold, answer.min_probability
+        )
 
     def write(result: tuple[bytes, int, int, int]) -> None:
         rows, n, scored, flagged = result
@@ -197,7 +222,7 @@ def _score_text_native(classifier, source, sink, out_format, k, max_length, bar)
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="namelang-score")
     pending: Future | None = None
     try:
-        for data, is_lines in _native_pieces(source, bar, out_format, k):
+        for data, is_lines in _native_pieces(source, bar, out_format, k, sets):
             if is_lines:
                 future = worker.submit(score, data)
             else:
@@ -213,7 +238,9 @@ def _score_text_native(classifier, source, sink, out_format, k, max_length, bar)
     return summary
 
 
-def _native_pieces(source: BinaryIO, bar, out_format: str, k: int) -> Iterator[tuple[bytes, bool]]:
+def _native_pieces(
+    source: BinaryIO, bar, out_format: str, k: int, sets: bool
+) -> Iterator[tuple[bytes, bool]]:
     """The input cut for the native scorer: (complete lines, True), or (the finished
     row of a line over MAX_LINE_BYTES, False), in input order."""
     carry, first, skipping = b"", True, False
@@ -235,22 +262,22 @@ def _native_pieces(source: BinaryIO, bar, out_format: str, k: int) -> Iterator[t
         if data:
             yield data, True
         if len(carry) > MAX_LINE_BYTES:
-            yield _flagged_row(carry, out_format, k), False
+            yield _flagged_row(carry, out_format, k, sets), False
             carry, skipping = b"", True
     if carry:
         yield carry, True
 
 
-def _flagged_row(line: bytes, out_format: str, k: int) -> bytes:
+def _flagged_row(line: bytes, out_format: str, k: int, sets: bool) -> bytes:
     """The output row of a line too long to hold, as the native path writes rows."""
     name = line[: SHOWN_CHARS * 4].decode("utf-8", "replace")[:SHOWN_CHARS]
     if out_format == "jsonl":
-        record = {"name": name, "ascii": "", "language": None, "probability": None}
-        record.update(top=[], error="too_long")
+        record: dict = {"name": name, "ascii": "", "language": None, "probability": None}
+        record.update(top=[], **({"set": []} if sets else {}), error="too_long")
         return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
     text = io.StringIO()
     writer = csv.writer(text, delimiter="\t" if out_format == "tsv" else ",", lineterminator="\n")
-    writer.writerow([name, "", *[""] * (2 * k), "too_long"])
+    writer.writerow([name, "", *[""] * (2 * k), *([""] if sets else []), "too_long"])
     return text.getvalue().encode()
 
 
@@ -385,10 +412,16 @@ def _repair(field: str) -> tuple[str, bool]:
         return field.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), True
 
 
-def _score_rows(classifier, rows, sink, out_format, k, max_length, batch_size, in_format):
+def _score_rows(
+    classifier, rows, sink, out_format, k, max_length, batch_size, in_format, answer: _Answer
+):
     import numpy as np
 
-    from namelang.text import to_ascii_batch
+    from namelang.calibration import prediction_set
+    from namelang.text import apply_text_rule, to_ascii_batch
+
+    sets = answer.set_threshold is not None
+    rule = classifier.spec.text_rule
 
     summary = ScoreSummary()
     text = io.TextIOWrapper(sink, encoding="utf-8", newline="", write_through=True)
@@ -398,20 +431,21 @@ def _score_rows(classifier, rows, sink, out_format, k, max_length, batch_size, i
     for i in range(1, k + 1):
         suffix = "" if i == 1 else f"_{i}"
         added += [f"language{suffix}", f"probability{suffix}"]
-    added.append("error")
+    added += ["set", "error"] if sets else ["error"]
     if in_format in ("text", "jsonl") and out_format != "jsonl":
         writer.writerow(["name", *added])
 
     def flush(batch: list[Row]) -> None:
         names = [name if (error is None and name) else "" for _, name, error in batch]
         asciis = to_ascii_batch(names)
+        read = asciis if rule == "exact" else apply_text_rule(names, rule)
         errors: list[str | None] = []
-        for (_, name, error), ascii_name in zip(batch, asciis, strict=True):
+        for (_, name, error), letters in zip(batch, read, strict=True):
             if error is None and (name is None or not name.strip()):
                 error = "empty"
-            elif error is None and not ascii_name:
+            elif error is None and not letters:
                 error = "no_letters"
-            elif error is None and len(ascii_name) > max_length:
+            elif error is None and len(letters) > max_length:
                 error = "too_long"
             errors.append(error)
         scores = classifier.log_probs(
@@ -420,13 +454,20 @@ def _score_rows(classifier, rows, sink, out_format, k, max_length, batch_size, i
         top = np.argsort(-np.nan_to_num(scores, nan=0.0), axis=1, kind="stable")[:, :k]
         for i, (fields, name, _) in enumerate(batch):
             error = errors[i]
-            best = []
+            best, chosen = [], []
             if error is None:
                 best = [
                     (classifier.categories[c], float(np.exp(np.float64(scores[i, c]))))
                     for c in top[i]
                 ]
-            ascii_name = asciis[i] if error in (None, "too_long") else ""
+                if sets:
+                    probs = np.exp(scores[i])
+                    kept = prediction_set(probs, np.float32(answer.set_threshold))
+                    chosen = [classifier.categories[c] for c in kept]
+                # Compared in float32, as the native path does.
+                if best[0][1] < float(np.float32(answer.min_probability)):
+                    error, best = "low_confidence", []
+            ascii_name = asciis[i] if errors[i] in (None, "too_long") else ""
             summary.rows += 1
             summary.scored += error is None
             summary.flagged += error is not None
@@ -443,6 +484,7 @@ def _score_rows(classifier, rows, sink, out_format, k, max_length, batch_size, i
                     language=best[0][0] if best else None,
                     probability=round(best[0][1], 6) if best else None,
                     top=[[lang, round(p, 6)] for lang, p in best],
+                    **({"set": chosen} if sets else {}),
                     error=error,
                 )
                 text.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -454,7 +496,8 @@ def _score_rows(classifier, rows, sink, out_format, k, max_length, batch_size, i
                 flat: list[object] = []
                 for j in range(k):
                     flat += [best[j][0], f"{best[j][1]:.6f}"] if j < len(best) else ["", ""]
-                writer.writerow([*cells, ascii_name, *flat, error or ""])
+                extra = ["|".join(chosen)] if sets else []
+                writer.writerow([*cells, ascii_name, *flat, *extra, error or ""])
 
     header_row: list[str] = []
     batch: list[Row] = []

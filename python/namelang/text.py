@@ -24,14 +24,39 @@ def to_ascii_batch(names: Iterable[str]) -> list[str]:
     return _native.to_ascii_batch(names)
 
 
-def encode(names: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Normalise and encode: int64 `indices` (B, T_max) and `lengths` (B,); padding is 0."""
-    return _native.encode(names)
+def encode(names: Iterable[str], text_rule: str = "exact") -> tuple[np.ndarray, np.ndarray]:
+    """Normalise and encode: int64 `indices` (B, T_max) and `lengths` (B,); padding is 0.
+    `text_rule="trim_lower"` reads names as such models do: surrounding spaces dropped,
+    case folded."""
+    return _native.encode(names, text_rule)
+
+
+def apply_text_rule(names: Iterable[str], text_rule: str) -> list[str]:
+    """The letters a model with this `text_rule` reads from each name, as text."""
+    return _native.apply_text_rule(names, text_rule)
 
 
 def one_hot(names: Iterable[str]) -> np.ndarray:
     """float32 (T_max, B, 57), time first like the tutorial's `lineToTensor`, zero-padded."""
     return _native.one_hot(names)
+
+
+def script_of(name: str) -> str | None:
+    """The writing system most of a name's letters belong to, from their Unicode names
+    ("Cyrillic", "Greek", "Han (CJK)", "Arabic", "Latin", ...); None without letters. Tells a
+    user why a name with no Latin letters gets no answer."""
+    import unicodedata
+    from collections import Counter
+
+    scripts = Counter(
+        unicodedata.name(c, "UNKNOWN").split()[0].title()
+        for c in name
+        if unicodedata.category(c).startswith("L")
+    )
+    if not scripts:
+        return None
+    script = scripts.most_common(1)[0][0]
+    return {"Cjk": "Han (CJK)"}.get(script, script)
 
 
 def set_num_threads(n: int) -> None:

@@ -19,9 +19,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from namelang import model_file
+from namelang.calibration import (
+    conformal_thresholds,
+    coverage_report,
+    expected_calibration_error,
+    fit_temperature,
+)
 from namelang.data import Split, load_names, split_names
-from namelang.evaluate import Metrics, metrics
-from namelang.model import ModelConfig, build
+from namelang.evaluate import Metrics, metrics, top_k_accuracy
+from namelang.model import ModelConfig, NGramInput, build, ngram_input
 from namelang.text import encode
 
 
@@ -54,6 +60,11 @@ class TrainConfig:
     ensemble: int = 1  # members trained with seeds seed, seed+1, ...; merged into one model
     steps: int = 60_000  # tutorial recipe only
     progress: bool = True
+    text_rule: str = "trim_lower"  # the tutorial recipe always reads names exactly
+    ngram_max: int = 0  # n-gram branch: longest n-gram (0: no branch)
+    ngram_buckets: int = 1 << 15  # its hashed table's rows
+    ngram_lr: float = 1e-2  # the table's learning rate (its rows see few updates each)
+    calibrate: bool = True  # fit a temperature on validation and fold it into the weights
 
 
 @dataclass
@@ -61,15 +72,27 @@ class Encoded:
     indices: torch.Tensor
     lengths: torch.Tensor
     labels: torch.Tensor
+    ngrams: NGramInput | None = None  # padded (B, G) rows and weights
+
+    def select(self, batch: torch.Tensor | slice) -> tuple:
+        """(indices, lengths, ngrams) of some rows, as `model.logits` takes them."""
+        ngrams = None
+        if self.ngrams is not None:
+            ngrams = (self.ngrams[0][batch], None, self.ngrams[2][batch])
+        return self.indices[batch], self.lengths[batch], ngrams
 
 
-def _encode_rows(rows: list[tuple[str, int]], device: str) -> Encoded:
-    indices, lengths = encode([name for name, _ in rows])
+def _encode_rows(
+    rows: list[tuple[str, int]], device: str, config: ModelConfig | None = None
+) -> Encoded:
+    names = [name for name, _ in rows]
+    indices, lengths = encode(names, config.text_rule if config else "exact")
     labels = np.array([label for _, label in rows], dtype=np.int64)
     return Encoded(
         torch.from_numpy(indices).to(device),
         torch.from_numpy(lengths).to(device),
         torch.from_numpy(labels).to(device),
+        ngram_input(names, config, padded=True, device=device) if config else None,
     )
 
 
@@ -85,8 +108,7 @@ def resolve_device(device: str) -> str:
 def predict_logits(model: nn.Module, data: Encoded, batch: int = 4096) -> torch.Tensor:
     model.eval()
     parts = [
-        model.logits(data.indices[i : i + batch], data.lengths[i : i + batch])
-        for i in range(0, len(data.labels), batch)
+        model.logits(*data.select(slice(i, i + batch))) for i in range(0, len(data.labels), batch)
     ]
     return torch.cat(parts) if parts else torch.zeros(0)
 
@@ -136,12 +158,32 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
     else:
         raise ValueError(f"recipe must be 'batched' or 'tutorial', got {config.recipe!r}")
     n = len(split.categories)
-    test = _encode_rows(split.test, device)
-    test_metrics = _score(predict_logits(model, test), test.labels, n)
+    valid = _encode_rows(split.valid, device, model.config)
+    valid_probs = F.softmax(predict_logits(model, valid), 1).cpu().numpy()
+    conformal = {
+        "score": "1 - p(true language)",
+        "fitted_on": "valid",
+        "rows": len(split.valid),
+        "thresholds": conformal_thresholds(valid_probs, valid.labels.cpu().numpy()),
+    }
+    test = _encode_rows(split.test, device, model.config)
+    test_logits = predict_logits(model, test)
+    test_metrics = _score(test_logits, test.labels, n)
+    test_probs = F.softmax(test_logits, 1).cpu().numpy()
+    test_labels = test.labels.cpu().numpy()
+    cut = float(conformal["thresholds"]["0.90"])
+    covered, size = coverage_report(test_probs, test_labels, cut)
     results = {
-        "test": test_metrics.summary(),
+        "test": {
+            **test_metrics.summary(),
+            "top3": round(top_k_accuracy(test_probs, test_labels, 3), 4),
+            "ece": round(expected_calibration_error(test_probs, test_labels), 4),
+            "coverage_0.90": round(covered, 4),
+            "mean_set_size_0.90": round(size, 3),
+        },
         "valid": history.get("selected_valid", {}),
         "logit_tau": history.get("logit_tau", 0.0),
+        "temperature": history.get("temperature", 1.0),
         "train_seconds": round(history["seconds"], 1),
         "test_rows": len(split.test),
     }
@@ -151,6 +193,7 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
             "seed": str(config.seed),
             "split_seed": str(config.split_seed),
             "metrics": json.dumps(results),
+            "conformal": json.dumps(conformal),
             "train_config": json.dumps(asdict(config)),
         }
         model_file.save(out, model.cpu(), split.categories, meta)
@@ -171,18 +214,25 @@ def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.M
         else 0,
         n_categories=n,
         bidirectional=config.bidirectional,
+        text_rule=config.text_rule,
+        ngram_max=config.ngram_max,
+        ngram_buckets=config.ngram_buckets if config.ngram_max else 0,
     )
     model = build(model_config, dropout=config.dropout).to(device)
-    train_rows, valid = _encode_rows(split.train, device), _encode_rows(split.valid, device)
+    train_rows = _encode_rows(split.train, device, model_config)
+    valid = _encode_rows(split.valid, device, model_config)
     counts = torch.bincount(train_rows.labels, minlength=n).float().clamp(min=1)
     weight = (1.0 / counts) ** config.class_weight_power
     weight = (weight / (weight * counts).sum() * counts.sum()).to(device)
+    table = [model.ngram.weight] if config.ngram_max else []
+    groups = [
+        {"params": [p for p in model.parameters() if all(p is not t for t in table)]},
+        *([{"params": table, "lr": config.ngram_lr, "weight_decay": 0.0}] if table else []),
+    ]
     if config.optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        opt = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
     elif config.optimizer == "sgd":
-        opt = torch.optim.SGD(
-            model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay
-        )
+        opt = torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     else:
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {config.optimizer!r}")
     generator = torch.Generator().manual_seed(config.seed)
@@ -208,7 +258,7 @@ def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.M
         total = 0.0
         for i in range(0, rows, config.batch_size):
             batch = order[i : i + config.batch_size]
-            logits = model.logits(train_rows.indices[batch], train_rows.lengths[batch])
+            logits = model.logits(*train_rows.select(batch))
             loss = F.cross_entropy(
                 logits,
                 train_rows.labels[batch],
@@ -250,9 +300,10 @@ def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.M
 def _finish(
     model: nn.Module, config: TrainConfig, split: Split, device: str, history: dict
 ) -> None:
-    """Tunes the logit adjustment on validation and records the validation figures."""
+    """Tunes the logit adjustment on validation, then the temperature, and records the
+    validation figures."""
     n = len(split.categories)
-    valid = _encode_rows(split.valid, device)
+    valid = _encode_rows(split.valid, device, model.config)
     if config.logit_adjust:
         labels = torch.tensor([label for _, label in split.train])
         counts = torch.bincount(labels, minlength=n).float().clamp(min=1)
@@ -260,7 +311,25 @@ def _finish(
         tau, shift = tune_logit_adjustment(predict_logits(model, valid), valid.labels, prior, n)
         model.logit_adjustment.copy_(shift)
         history["logit_tau"] = tau
+    if config.calibrate:
+        logits = predict_logits(model, valid).cpu().numpy()
+        temperature = fit_temperature(logits, valid.labels.cpu().numpy())
+        fold_temperature(model, temperature)
+        history["temperature"] = round(temperature, 4)
     history["selected_valid"] = _score(predict_logits(model, valid), valid.labels, n).summary()
+
+
+@torch.no_grad()
+def fold_temperature(model: nn.Module, temperature: float) -> None:
+    """Divides every term of the logits by the temperature: the output layer (and the
+    Elman cell's i2o), the n-gram table and the logit adjustment. The file then holds the
+    calibrated model, which every backend runs unchanged."""
+    layer = model.i2o if hasattr(model, "i2o") else model.out
+    layer.weight.div_(temperature)
+    layer.bias.div_(temperature)
+    model.logit_adjustment.div_(temperature)
+    if hasattr(model, "ngram"):
+        model.ngram.weight.div_(temperature)
 
 
 def _train_ensemble(config: TrainConfig, split: Split, device: str) -> tuple[nn.Module, dict]:
@@ -268,6 +337,8 @@ def _train_ensemble(config: TrainConfig, split: Split, device: str) -> tuple[nn.
     model whose logits are the members' mean: one file, one forward pass, any backend."""
     if config.cell == "elman" or config.input != "one_hot" or config.bidirectional:
         raise ValueError("an ensemble needs unidirectional gru or lstm cells with one_hot input")
+    if config.ngram_max:
+        raise ValueError("an ensemble merges recurrent cells only: leave out --ngram-max")
     start = time.perf_counter()
     members, histories = [], []
     for i in range(config.ensemble):
@@ -292,7 +363,7 @@ def merge_ensemble(members: list[nn.Module]) -> nn.Module:
     gates = 3 if first.cell == "gru" else 4
     merged = build(ModelConfig(
         cell=first.cell, hidden_size=k * h, num_layers=first.num_layers,
-        input="one_hot", n_categories=first.n_categories,
+        input="one_hot", n_categories=first.n_categories, text_rule=first.text_rule,
     ))  # fmt: skip
     state = {name: torch.zeros_like(t) for name, t in merged.state_dict().items()}
     for m, member in enumerate(members):
@@ -320,7 +391,13 @@ def _train_tutorial(config: TrainConfig, split: Split) -> tuple[nn.Module, dict]
 
     n = len(split.categories)
     rnn = build(
-        ModelConfig(cell="elman", hidden_size=config.hidden_size, input="one_hot", n_categories=n)
+        ModelConfig(
+            cell="elman",
+            hidden_size=config.hidden_size,
+            input="one_hot",
+            n_categories=n,
+            text_rule="exact",  # the tutorial reads names as they are
+        )
     )
     lines: list[list[str]] = [[] for _ in range(n)]
     for name, label in split.train:
@@ -350,7 +427,7 @@ def _train_tutorial(config: TrainConfig, split: Split) -> tuple[nn.Module, dict]
             bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
     bar.close()
     history["seconds"] = time.perf_counter() - start
-    valid = _encode_rows(split.valid, "cpu")
+    valid = _encode_rows(split.valid, "cpu", rnn.config)
     history["selected_valid"] = _score(predict_logits(rnn, valid), valid.labels, n).summary()
     return rnn, history
 
