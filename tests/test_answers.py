@@ -256,5 +256,22 @@ def test_score_batch_abstains_below_the_minimum_as_bulk_scoring_does(tmp_path):
         if p is not None and p < cut:
             assert error == "low_confidence" and pd.isna(language)
         elif p is not None:
-            assert error is None and not pd.isna(language)
+            assert pd.isna(error) and not pd.isna(language)
     assert (frame["error"] == "low_confidence").sum() == 2
+
+
+def test_feminine_forms_of_russian_training_names_only():
+    from namelang.data import Split
+    from namelang.train import feminine_forms
+
+    split = Split(
+        categories=["Czech", "Russian"],
+        train=[("Ivanov", 1), ("Lebedev", 1), ("Pushkin", 1), ("Tolstoy", 1), ("Novak", 0),
+               ("Dostoevsky", 1), ("Petrov", 0), ("Zhou", 1)],
+        valid=[("Sidorov", 1)],
+        test=[],
+        seed=0,
+    )  # fmt: skip
+    assert feminine_forms(split) == [
+        ("Ivanova", 1), ("Lebedeva", 1), ("Pushkina", 1), ("Tolstaya", 1), ("Dostoevskaya", 1)
+    ]  # fmt: skip

@@ -203,6 +203,10 @@ def test_tutorial_recipe_runs_few_steps(tiny_dataset, tmp_path):
     model, history, results = train(config, tmp_path / "t.safetensors")
     assert model.config.cell == "elman" and len(history["loss"]) == 2
     assert results["test"]["accuracy"] > 0.5
+    # The tutorial's recipe reads names exactly, as the seed does, and is not recalibrated.
+    spec = model_file.read(tmp_path / "t.safetensors")[0]
+    assert spec.text_rule == "exact" and "temperature" not in history
+    assert "conformal" in spec.metadata
 
 
 @pytest.mark.cuda

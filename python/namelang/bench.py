@@ -265,7 +265,8 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
             spec.cell, spec.hidden_size, spec.num_layers, spec.n_categories,
             distinct_lengths, directions,
         ) / len(distinct)  # fmt: skip
-        task = f"forward {label} ({spec.cell})"
+        kind = spec.cell + (f" + {spec.ngram_max}-grams" if spec.ngram_buckets else "")
+        task = f"forward {label} ({kind})"
         _say(task)
         # The kernel alone: every row runs its own recurrence (no shared prefixes).
         rust = _native.Model(str(path), share_prefixes=False)

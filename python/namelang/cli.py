@@ -290,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ngram-buckets", dest="ngram_buckets", type=int, help="its table's rows")
     p.add_argument("--ngram-lr", dest="ngram_lr", type=float, help="its learning rate")
     p.add_argument(
+        "--feminine-forms",
+        dest="feminine_forms",
+        action="store_true",
+        default=None,
+        help="also train on the -ova/-eva/-ina/-aya forms of Russian training names",
+    )
+    p.add_argument(
         "--no-calibrate",
         dest="calibrate",
         action="store_false",

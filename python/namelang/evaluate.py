@@ -136,7 +136,8 @@ def plot_history(history: dict, path: str | os.PathLike[str], title: str = "") -
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(history["x"], history["loss"], label="training loss")
+    # Markers, so a history of one epoch still shows its point.
+    ax.plot(history["x"], history["loss"], marker=".", label="training loss")
     ax.set_xlabel(history.get("x_label", "epoch"))
     ax.set_ylabel("loss")
     if history.get("valid_accuracy"):

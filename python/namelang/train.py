@@ -65,6 +65,7 @@ class TrainConfig:
     ngram_buckets: int = 1 << 15  # its hashed table's rows
     ngram_lr: float = 1e-2  # the table's learning rate (its rows see few updates each)
     calibrate: bool = True  # fit a temperature on validation and fold it into the weights
+    feminine_forms: bool = False  # add Russian -ova/-eva/-ina/-aya forms of training names
 
 
 @dataclass
@@ -94,6 +95,26 @@ def _encode_rows(
         torch.from_numpy(labels).to(device),
         ngram_input(names, config, padded=True, device=device) if config else None,
     )
+
+
+# Russian surnames agree with gender: Ivanov / Ivanova, Lebedev / Lebedeva, Pushkin /
+# Pushkina, Tolstoy / Tolstaya. The data set lists the masculine forms only.
+_FEMININE = (("ov", "ova"), ("ev", "eva"), ("in", "ina"), ("sky", "skaya"), ("oy", "aya"))
+
+
+def feminine_forms(split: Split) -> list[tuple[str, int]]:
+    """The feminine form of each Russian training name that has one, labelled Russian
+    (training rows only: validation and test stay as the data set has them)."""
+    if "Russian" not in split.categories:
+        return []
+    russian = split.categories.index("Russian")
+    out = []
+    for name, label in split.train:
+        for masculine, feminine in _FEMININE:
+            if label == russian and name.endswith(masculine):
+                out.append((name[: -len(masculine)] + feminine, russian))
+                break
+    return out
 
 
 def resolve_device(device: str) -> str:
@@ -146,6 +167,8 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     split = split_names(load_names(config.data), seed=config.split_seed)
+    if config.feminine_forms:
+        split = replace(split, train=split.train + feminine_forms(split))
     if config.distinct:
         split = replace(split, train=sorted(set(split.train)))
     if config.recipe == "tutorial":
