@@ -95,3 +95,18 @@ def test_evaluate_bundled_tutorial_on_the_test_split(capsys):
     last = summary_line(out)
     assert last.startswith("accuracy 0.5182") and "rows 2005" in last
     assert "top-3 accuracy" in out and "ECE (15 bins)" in out
+
+
+def test_without_torch_scoring_works_and_training_names_its_extra(monkeypatch, capsys, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    assert main(["train", "--output", str(tmp_path / "m.safetensors")]) == 2
+    assert "pip install 'namelang[train]'" in capsys.readouterr().err
+    assert main(["predict", "--backend", "torch", "Zhou"]) == 2
+    assert "namelang[train]" in capsys.readouterr().err
+    assert main(["predict", "Zhou"]) == 0
+    assert capsys.readouterr().out.startswith("Zhou: Chinese")

@@ -37,6 +37,9 @@ class _TorchBackend:
     name = "torch"
 
     def __init__(self, path: Path, device: str):
+        from namelang.extras import require
+
+        require("torch", "the torch backend")
         import torch
 
         from namelang.train import resolve_device

@@ -57,6 +57,9 @@ def _predict_line(name, top, chosen, error, script, args) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from namelang.extras import require
+
+    require("torch", "training")
     from namelang.train import TrainConfig, train
 
     fields = {
@@ -112,6 +115,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.plot:
         from pathlib import Path
 
+        from namelang.extras import require
+
+        require("matplotlib", "evaluate --plot")
         out = Path(args.plot)
         out.mkdir(parents=True, exist_ok=True)
         title = f"{_model_label(args.model)} on {_rows_label(args)}"
@@ -187,6 +193,9 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from namelang.extras import require
+
+    require("torch", "the bench")
     from namelang.bench import main as bench_main
 
     return bench_main(args.quick, args.threads, args.json, args.plot)
@@ -367,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, ConnectionError, TypeError) as e:
+    except (ValueError, FileNotFoundError, ConnectionError, TypeError, ImportError) as e:
         print(f"namelang: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
