@@ -3,13 +3,17 @@
 
 use crate::alphabet::{ALPHABET, N_LETTERS};
 use crate::encode as encoding;
-use crate::{error::Error, forward, gemm, normalize, peak, score, threads};
+use crate::{error::Error, forward, gemm, model_file, normalize, peak, rows, score, threads};
 use numpy::ndarray::{Array1, Array2, Array3};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayDyn, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
@@ -258,71 +262,34 @@ impl PyModel {
         Ok(out.into_pyarray(py))
     }
 
-    /// Top-k (category, probability) per name, best first; [] for a name with no letters.
-    #[pyo3(signature = (names, k = 3))]
-    fn predict(
-        &self,
-        py: Python<'_>,
-        names: &Bound<'_, PyAny>,
-        k: usize,
-    ) -> PyResult<Vec<Vec<(String, f64)>>> {
-        let items = collect_items(names)?;
-        let texts = borrow_names(&items)?;
-        let classes = self.inner.classes();
-        let scores = py.detach(|| {
-            self.inner
-                .log_probs(&texts, forward::Method::Auto, self.inner.share_prefixes)
-        })?;
-        let categories = &self.inner.spec.categories;
-        Ok(scores
-            .chunks(classes.max(1))
-            .take(texts.len())
-            .map(|row| {
-                forward::top_k(row, k)
-                    .into_iter()
-                    .map(|c| (categories[c].clone(), (row[c] as f64).exp()))
-                    .collect()
-            })
-            .collect())
-    }
-
     /// Columnar scoring of a list of str: (top (B, k) int32, probability (B, k) float32,
     /// error (B,) uint8): 0 for a scored row, else 1 + its position in `ERROR_CODES`.
-    #[pyo3(signature = (names, k = 1, max_length = 256))]
     fn score_names<'py>(
         &self,
         py: Python<'py>,
         names: &Bound<'py, PyAny>,
-        k: usize,
-        max_length: usize,
+        rows: &PyRowFormat,
     ) -> PyResult<ScoredColumns<'py>> {
         let items = collect_items(names)?;
         let texts = borrow_names(&items)?;
         let views: Vec<Option<&str>> = texts.iter().map(|t| Some(t.as_ref())).collect();
-        let cols = py.detach(|| score::score_columns(&self.inner, &views, k, max_length))?;
-        Ok(columns_to_numpy(
-            py,
-            cols,
-            texts.len(),
-            k.clamp(1, self.inner.classes()),
-        ))
+        let fmt = rows.for_model(&self.inner)?;
+        let cols = py.detach(|| score::score_columns(&self.inner, &fmt, &views))?;
+        Ok(columns_to_numpy(py, cols, texts.len(), fmt.k))
     }
 
     /// The same from an Arrow string array's buffers: `offsets` (B + 1, int64) into
     /// `data` (UTF-8 bytes). No Python object is made per row.
-    #[pyo3(signature = (offsets, data, k = 1, max_length = 256))]
     fn score_utf8<'py>(
         &self,
         py: Python<'py>,
         offsets: PyReadonlyArray1<'py, i64>,
         data: PyReadonlyArray1<'py, u8>,
-        k: usize,
-        max_length: usize,
+        rows: &PyRowFormat,
     ) -> PyResult<ScoredColumns<'py>> {
         let offsets = offsets.as_slice()?;
         let data = data.as_slice()?;
-        let rows = offsets.len().saturating_sub(1);
-        let mut views: Vec<Option<&str>> = Vec::with_capacity(rows);
+        let mut views: Vec<Option<&str>> = Vec::with_capacity(offsets.len());
         for w in offsets.windows(2) {
             let (start, end) = (w[0], w[1]);
             if start < 0 || end < start || end as usize > data.len() {
@@ -333,13 +300,35 @@ impl PyModel {
             }
             views.push(std::str::from_utf8(&data[start as usize..end as usize]).ok());
         }
-        let cols = py.detach(|| score::score_columns(&self.inner, &views, k, max_length))?;
-        Ok(columns_to_numpy(
-            py,
-            cols,
-            rows,
-            k.clamp(1, self.inner.classes()),
-        ))
+        let fmt = rows.for_model(&self.inner)?;
+        let cols = py.detach(|| score::score_columns(&self.inner, &fmt, &views))?;
+        Ok(columns_to_numpy(py, cols, views.len(), fmt.k))
+    }
+
+    /// Scores rows read from a CSV, TSV or JSONL input (see `RowFormat.format_rows`)
+    /// with this model; returns the formatted rows and (rows, scored, flagged).
+    fn score_rows<'py>(
+        &self,
+        py: Python<'py>,
+        rows: &PyRowFormat,
+        leads: &Bound<'py, PyList>,
+        names: &Bound<'py, PyList>,
+        errors: &Bound<'py, PyList>,
+    ) -> PyResult<Formatted<'py>> {
+        let fmt = rows.for_model(&self.inner)?;
+        let input = RowsIn::extract(&fmt, leads, names, errors)?;
+        let (out, counts) = py.detach(|| {
+            let rows = input.rows();
+            let mut out = Vec::with_capacity(rows.len() * 64);
+            score::write_rows(
+                &fmt,
+                &rows,
+                score::Scores::Model(&self.inner, true),
+                &mut out,
+            )
+            .map(|c| (out, c))
+        })?;
+        Ok(formatted(py, &out, counts))
     }
 
     #[getter]
@@ -347,7 +336,7 @@ impl PyModel {
         self.inner.spec.categories.clone()
     }
 
-    fn metadata(&self) -> std::collections::HashMap<String, String> {
+    fn metadata(&self) -> HashMap<String, String> {
         self.inner.spec.metadata.clone()
     }
 }
@@ -355,38 +344,261 @@ impl PyModel {
 /// Scores a chunk of complete lines of a plain-text name list; returns the formatted
 /// rows and (rows, scored, flagged). The GIL is released throughout.
 #[pyfunction]
-#[pyo3(signature = (
-    model, chunk, format = "csv", k = 1, max_length = 256, set_threshold = None,
-    min_probability = 0.0
-))]
-#[allow(clippy::too_many_arguments)] // the scoring options, as Python passes them
 fn score_chunk<'py>(
     py: Python<'py>,
     model: &PyModel,
     chunk: &[u8],
-    format: &str,
-    k: usize,
-    max_length: usize,
-    set_threshold: Option<f32>,
-    min_probability: f32,
-) -> PyResult<(Bound<'py, PyBytes>, usize, usize, usize)> {
-    let opts = score::Options {
-        format: format.parse()?,
-        k: k.max(1),
-        max_length,
-        set_threshold,
-        min_probability,
-    };
+    rows: &PyRowFormat,
+) -> PyResult<Formatted<'py>> {
+    let fmt = rows.for_model(&model.inner)?;
     let (out, counts) = py.detach(|| {
         let mut out = Vec::with_capacity(chunk.len() * 4);
-        score::score_chunk(&model.inner, chunk, &opts, &mut out).map(|c| (out, c))
+        score::score_chunk(&model.inner, chunk, &fmt, &mut out).map(|c| (out, c))
     })?;
-    Ok((
-        PyBytes::new(py, &out),
-        counts.rows,
-        counts.scored,
-        counts.flagged,
-    ))
+    Ok(formatted(py, &out, counts))
+}
+
+type Formatted<'py> = (Bound<'py, PyBytes>, usize, usize, usize);
+
+fn formatted<'py>(py: Python<'py>, out: &[u8], c: rows::Counts) -> Formatted<'py> {
+    (PyBytes::new(py, out), c.rows, c.scored, c.flagged)
+}
+
+/// The rows of a CSV/TSV/JSONL batch as Python gave them, owned so that the GIL can go.
+struct RowsIn {
+    leads: Vec<LeadIn>,
+    names: Vec<Option<String>>,
+    errors: Vec<Option<rows::RowError>>,
+}
+
+enum LeadIn {
+    Text(String),
+    Fields(Vec<String>),
+    Json(String),
+}
+
+impl RowsIn {
+    /// `leads`: str (the name, or a JSON object's text without its closing brace when
+    /// it starts with "{" and the output is JSONL) or list of str (a record's fields);
+    /// `names`: str or None; `errors`: None or a row error code.
+    fn extract(
+        fmt: &rows::RowFormat,
+        leads: &Bound<'_, PyList>,
+        names: &Bound<'_, PyList>,
+        errors: &Bound<'_, PyList>,
+    ) -> PyResult<RowsIn> {
+        if leads.len() != names.len() || names.len() != errors.len() {
+            return Err(PyValueError::new_err(
+                "leads, names and errors differ in length",
+            ));
+        }
+        let text = |o: &Bound<'_, PyAny>| -> PyResult<String> {
+            let s = o
+                .cast::<PyString>()
+                .map_err(|_| PyTypeError::new_err("expected str"))?;
+            Ok(s.to_string_lossy().into_owned())
+        };
+        let mut out = RowsIn {
+            leads: Vec::new(),
+            names: Vec::new(),
+            errors: Vec::new(),
+        };
+        for ((lead, name), error) in leads.iter().zip(names.iter()).zip(errors.iter()) {
+            out.leads.push(if let Ok(list) = lead.cast::<PyList>() {
+                LeadIn::Fields(list.iter().map(|f| text(&f)).collect::<PyResult<_>>()?)
+            } else {
+                let s = text(&lead)?;
+                if fmt.format == rows::Format::Jsonl && s.starts_with('{') {
+                    LeadIn::Json(s)
+                } else {
+                    LeadIn::Text(s)
+                }
+            });
+            out.names.push(if name.is_none() {
+                None
+            } else {
+                Some(text(&name)?)
+            });
+            out.errors.push(if error.is_none() {
+                None
+            } else {
+                Some(rows::RowError::from_code(&text(&error)?)?)
+            });
+        }
+        Ok(out)
+    }
+
+    fn rows(&self) -> Vec<score::RowIn<'_>> {
+        self.leads
+            .iter()
+            .zip(&self.names)
+            .zip(&self.errors)
+            .map(|((lead, name), error)| score::RowIn {
+                lead: match lead {
+                    LeadIn::Text(s) => rows::Lead::Name(s),
+                    LeadIn::Fields(f) => rows::Lead::Fields(f),
+                    LeadIn::Json(s) => rows::Lead::Json(s),
+                },
+                name: name.as_deref(),
+                error: *error,
+            })
+            .collect()
+    }
+}
+
+/// What a scoring job asks of every row, checked once (k capped at the languages):
+/// formats rows for the torch backend, and is handed to the native scorers.
+#[pyclass(frozen, name = "RowFormat", module = "namelang._native")]
+struct PyRowFormat {
+    inner: rows::RowFormat,
+}
+
+#[pymethods]
+impl PyRowFormat {
+    #[new]
+    #[pyo3(signature = (
+        categories, text_rule = "exact", format = "csv", k = None, max_length = None,
+        set_threshold = None, min_probability = 0.0, columns = None
+    ))]
+    #[allow(clippy::too_many_arguments)] // the scoring options, as Python passes them
+    fn new(
+        categories: Vec<String>,
+        text_rule: &str,
+        format: &str,
+        k: Option<&Bound<'_, PyAny>>,
+        max_length: Option<&Bound<'_, PyAny>>,
+        set_threshold: Option<f32>,
+        min_probability: f32,
+        columns: Option<Vec<String>>,
+    ) -> PyResult<Self> {
+        let mut inner = rows::RowFormat::new(
+            format.parse()?,
+            k.map_or(Ok(1), |k| count(k, "k"))?,
+            max_length.map_or(Ok(256), |n| count(n, "max length"))?,
+            set_threshold,
+            min_probability,
+            self::text_rule(text_rule)?,
+            categories,
+        )?;
+        if let Some(columns) = columns {
+            if columns.is_empty() {
+                return Err(PyValueError::new_err("an input needs at least one column"));
+            }
+            inner.columns = columns;
+        }
+        Ok(PyRowFormat { inner })
+    }
+
+    /// k after the cap at the number of languages.
+    #[getter]
+    fn k(&self) -> usize {
+        self.inner.k
+    }
+
+    /// The header line (b"" for JSONL).
+    fn header<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.header())
+    }
+
+    /// The rows, formatted from log-probabilities computed elsewhere ((B, C) float32;
+    /// rows that fail the check may hold anything).
+    fn format_rows<'py>(
+        &self,
+        py: Python<'py>,
+        leads: &Bound<'py, PyList>,
+        names: &Bound<'py, PyList>,
+        errors: &Bound<'py, PyList>,
+        log_probs: PyReadonlyArray2<'py, f32>,
+    ) -> PyResult<Formatted<'py>> {
+        let input = RowsIn::extract(&self.inner, leads, names, errors)?;
+        let scores = log_probs.as_slice()?;
+        let (out, counts) = py.detach(|| {
+            let rows = input.rows();
+            let mut out = Vec::with_capacity(rows.len() * 64);
+            score::write_rows(&self.inner, &rows, score::Scores::Given(scores), &mut out)
+                .map(|c| (out, c))
+        })?;
+        Ok(formatted(py, &out, counts))
+    }
+
+    /// Each row's check: 0 where the name is scored, else its error's column code.
+    fn check<'py>(
+        &self,
+        py: Python<'py>,
+        names: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<u8>>> {
+        let items = collect_items(names)?;
+        let texts = borrow_names(&items)?;
+        let codes: Vec<u8> = py.detach(|| {
+            texts
+                .iter()
+                .map(|t| rows::RowError::column_code(self.inner.check(Some(t), None)))
+                .collect()
+        });
+        Ok(Array1::from(codes).into_pyarray(py))
+    }
+
+    /// Top-k columns from (B, C) log-probabilities: (top (B, k) int32, -1 for none;
+    /// probability (B, k) float32; error (B,) uint8), as `Model.score_names` gives them.
+    fn columns<'py>(
+        &self,
+        py: Python<'py>,
+        log_probs: PyReadonlyArray2<'py, f32>,
+    ) -> PyResult<ScoredColumns<'py>> {
+        let shape = log_probs.shape();
+        if shape[1] != self.inner.categories.len() {
+            return Err(PyValueError::new_err(format!(
+                "log-probabilities have {} columns for {} languages",
+                shape[1],
+                self.inner.categories.len()
+            )));
+        }
+        let scores = log_probs.as_slice()?;
+        let errors = vec![None; shape[0]];
+        let cols = py.detach(|| score::columns(&self.inner, &errors, scores))?;
+        Ok(columns_to_numpy(py, cols, shape[0], self.inner.k))
+    }
+}
+
+impl PyRowFormat {
+    /// The format for this model: its languages must be the ones the format names.
+    fn for_model(&self, model: &forward::Model) -> PyResult<rows::RowFormat> {
+        if model.spec.categories != self.inner.categories {
+            return Err(PyValueError::new_err(
+                "this RowFormat was made for another model's languages",
+            ));
+        }
+        let mut fmt = self.inner.clone();
+        fmt.text_rule = model.text_rule();
+        Ok(fmt)
+    }
+}
+
+/// A count argument: an int of at least 1; one past usize::MAX saturates (a k that
+/// large is capped at the languages; a max length that large is refused later).
+fn count(value: &Bound<'_, PyAny>, what: &str) -> PyResult<usize> {
+    if value.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be an int, not bool"
+        )));
+    }
+    let n: i128 = value
+        .extract()
+        .map_err(|_| PyTypeError::new_err(format!("{what} must be an int")))
+        .or_else(|e| {
+            // Python ints past i128 come here too: positive ones saturate.
+            if value.gt(0).unwrap_or(false) && value.is_instance_of::<pyo3::types::PyInt>() {
+                Ok(i128::MAX)
+            } else {
+                Err(e)
+            }
+        })?;
+    if n < 1 {
+        return Err(PyValueError::new_err(format!(
+            "{what} must be at least 1, got {n}"
+        )));
+    }
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 type ScoredColumns<'py> = (
@@ -410,18 +622,49 @@ fn columns_to_numpy(
     )
 }
 
-/// The header line `score_chunk`'s rows go under ("" for JSONL).
+type Tensors<'py> = Vec<(String, Bound<'py, PyArrayDyn<f32>>)>;
+
+/// Reads and validates a model file (the one reader both backends use): its metadata
+/// and float32 tensors, in the order the spec lists them.
 #[pyfunction]
-#[pyo3(signature = (format = "csv", k = 1, sets = false))]
-fn score_header(format: &str, k: usize, sets: bool) -> PyResult<String> {
-    let opts = score::Options {
-        format: format.parse()?,
-        k: k.max(1),
-        max_length: 0,
-        set_threshold: sets.then_some(0.0),
-        min_probability: 0.0,
-    };
-    Ok(score::header(&opts))
+fn read_model_file<'py>(
+    py: Python<'py>,
+    path: std::path::PathBuf,
+) -> PyResult<(HashMap<String, String>, Tensors<'py>)> {
+    let path = path.to_string_lossy().into_owned();
+    let file = py
+        .detach(|| model_file::read_path(&path).and_then(|b| model_file::parse(&b)))
+        .map_err(|e| with_path(e, &path))?;
+    let shapes = model_file::expected_shapes(&file.spec);
+    let mut tensors = file.tensors;
+    let arrays = shapes
+        .into_iter()
+        .map(|(name, shape)| {
+            let values = tensors.remove(&name).expect("parse checked every tensor");
+            let array = numpy::ndarray::ArrayD::from_shape_vec(shape, values)
+                .expect("parse checked the shape");
+            (name, array.into_pyarray(py))
+        })
+        .collect();
+    Ok((file.spec.metadata, arrays))
+}
+
+/// A model-file error, naming the file the user gave.
+fn with_path(e: Error, path: &str) -> PyErr {
+    match e {
+        Error::InvalidModel(m) if !m.contains(path) => {
+            PyValueError::new_err(format!("{path}: invalid model file: {m}"))
+        }
+        other => other.into(),
+    }
+}
+
+/// The spec's tensor names and shapes for this metadata, after the same checks as a
+/// file's (a ValueError names what does not fit).
+#[pyfunction]
+fn expected_shapes(metadata: HashMap<String, String>) -> PyResult<Vec<(String, Vec<usize>)>> {
+    let spec = model_file::spec_from_metadata(&metadata)?;
+    Ok(model_file::expected_shapes(&spec))
 }
 
 /// GFLOP/s of a register-resident FMA loop on `threads` threads, and the vector ISA.
@@ -459,7 +702,7 @@ fn get_num_threads() -> usize {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ALPHABET", ALPHABET)?;
-    let codes: Vec<&str> = score::RowError::ALL.iter().map(|e| e.code()).collect();
+    let codes: Vec<&str> = rows::RowError::ALL.iter().map(|e| e.code()).collect();
     m.add("ERROR_CODES", codes)?;
     m.add_function(wrap_pyfunction!(to_ascii, m)?)?;
     m.add_function(wrap_pyfunction!(to_ascii_batch, m)?)?;
@@ -472,7 +715,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_panic_in_pool, m)?)?;
     m.add_function(wrap_pyfunction!(fma_peak_gflops, m)?)?;
     m.add_function(wrap_pyfunction!(score_chunk, m)?)?;
-    m.add_function(wrap_pyfunction!(score_header, m)?)?;
+    m.add_class::<PyRowFormat>()?;
+    m.add_function(wrap_pyfunction!(read_model_file, m)?)?;
+    m.add_function(wrap_pyfunction!(expected_shapes, m)?)?;
     m.add_class::<PyModel>()?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     Ok(())

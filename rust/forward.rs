@@ -181,9 +181,7 @@ impl Model {
     }
 
     pub fn from_path(path: &str) -> Result<Model> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::Io(format!("cannot read model file {path}: {e}")))?;
-        Model::from_bytes(&bytes)
+        Model::from_bytes(&crate::model_file::read_path(path)?)
     }
 
     pub fn classes(&self) -> usize {

@@ -210,8 +210,87 @@ pub fn expected_shapes(spec: &Spec) -> Vec<(String, Vec<usize>)> {
     shapes
 }
 
-/// Parses and validates a model file's bytes.
-pub fn parse(bytes: &[u8]) -> Result<ModelFile> {
+/// The largest model file read: far past any real one (the default is under 3 MB),
+/// small enough that a wrong path never fills memory.
+pub const MAX_FILE_BYTES: u64 = 1 << 31;
+
+/// The bytes of the model file at `path`, read only after checking that it is a
+/// regular file whose size is what its header declares (header plus the end of its last
+/// tensor): a device, FIFO, directory or oversized file is refused without reading it.
+pub fn read_path(path: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let io = |e: std::io::Error| Error::Io(format!("cannot read model file {path}: {e}"));
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(invalid(format!(
+            "{path} is not a regular file (a directory, device or FIFO)"
+        )));
+    }
+    let size = meta.len();
+    if size > MAX_FILE_BYTES {
+        return Err(invalid(format!(
+            "{path} has {size} bytes, more than the {MAX_FILE_BYTES} a model file may have"
+        )));
+    }
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut head = vec![0u8; (size.min(8 + MAX_HEADER_BYTES)) as usize];
+    file.read_exact(&mut head).map_err(io)?;
+    let declared = declared_len(&head)?;
+    if declared != size {
+        return Err(size_mismatch(declared, size));
+    }
+    let mut bytes = head;
+    bytes.resize(size as usize, 0);
+    let start = (size.min(8 + MAX_HEADER_BYTES)) as usize;
+    file.read_exact(&mut bytes[start..]).map_err(io)?;
+    Ok(bytes)
+}
+
+fn size_mismatch(declared: u64, size: u64) -> Error {
+    if declared < size {
+        invalid(format!(
+            "{} bytes after the last tensor (the header declares {declared} bytes, the \
+             file has {size})",
+            size - declared
+        ))
+    } else {
+        invalid(format!(
+            "the header declares {declared} bytes, but the file has only {size}"
+        ))
+    }
+}
+
+/// The size a safetensors file declares from its first bytes: 8 + header length + the
+/// largest end offset of its tensors.
+fn declared_len(head: &[u8]) -> Result<u64> {
+    refuse_other_formats(head)?;
+    if head.len() < 8 {
+        return Err(invalid(format!(
+            "too short to be a safetensors file ({} bytes)",
+            head.len()
+        )));
+    }
+    let header_len = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+    if header_len > MAX_HEADER_BYTES.min(head.len() as u64 - 8) {
+        return Err(invalid(format!(
+            "safetensors header claims {header_len} bytes, but the file has {}",
+            head.len()
+        )));
+    }
+    let header: serde_json::Value = serde_json::from_slice(&head[8..8 + header_len as usize])
+        .map_err(|e| invalid(format!("bad safetensors header: {e}")))?;
+    let end = header
+        .as_object()
+        .ok_or_else(|| invalid("the safetensors header is not a JSON object"))?
+        .iter()
+        .filter(|(k, _)| k.as_str() != "__metadata__")
+        .filter_map(|(_, v)| v.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    Ok(8 + header_len + end)
+}
+
+fn refuse_other_formats(bytes: &[u8]) -> Result<()> {
     // A safetensors header is JSON from byte 8; only without that look for a pickle's
     // opcode or a zip's signature (the length's first byte may well be 0x80).
     let json_header = bytes.get(8) == Some(&b'{');
@@ -222,18 +301,14 @@ pub fn parse(bytes: &[u8]) -> Result<ModelFile> {
              with torch.load and write it with namelang.model_file.save",
         ));
     }
-    if bytes.len() < 8 {
-        return Err(invalid(format!(
-            "too short to be a safetensors file ({} bytes)",
-            bytes.len()
-        )));
-    }
-    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-    if header_len > MAX_HEADER_BYTES.min(bytes.len() as u64 - 8) {
-        return Err(invalid(format!(
-            "safetensors header claims {header_len} bytes, but the file has {}",
-            bytes.len()
-        )));
+    Ok(())
+}
+
+/// Parses and validates a model file's bytes.
+pub fn parse(bytes: &[u8]) -> Result<ModelFile> {
+    let declared = declared_len(&bytes[..bytes.len().min(8 + MAX_HEADER_BYTES as usize)])?;
+    if declared != bytes.len() as u64 {
+        return Err(size_mismatch(declared, bytes.len() as u64));
     }
     let (_, header) = SafeTensors::read_metadata(bytes)
         .map_err(|e| invalid(format!("bad safetensors header: {e}")))?;

@@ -1,94 +1,16 @@
-//! Bulk scoring of plain-text name lists: a chunk of complete lines in, the formatted
-//! output rows (CSV, TSV or JSONL) out, one row per input line, in order. Rows never
-//! become Python objects; a row that cannot be scored keeps its place with an error.
+//! Bulk scoring: rows in, formatted output rows out, one per input row, in order. Plain
+//! text comes as chunks of complete lines and never becomes Python objects; records of
+//! other formats come as rows (lead, name, error) read by the caller. Either way each
+//! row goes through `rows` for its check, answer and text.
 
-use crate::alphabet::ALPHABET;
 use crate::error::{Error, Result};
-use crate::forward::{top_k, top_k_into, Method, Model};
-use crate::normalize::for_each_index;
+use crate::forward::{Method, Model};
+use crate::rows::{Answer, Counts, Lead, RowError, RowFormat};
 use crate::threads;
 use rayon::prelude::*;
-use std::io::Write;
 
 /// Bytes of input lines one thread scores in one task (about 8,000 names).
 const BLOCK_BYTES: usize = 64 << 10;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Csv,
-    Tsv,
-    Jsonl,
-}
-
-impl std::str::FromStr for Format {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Format> {
-        match s {
-            "csv" => Ok(Format::Csv),
-            "tsv" => Ok(Format::Tsv),
-            "jsonl" => Ok(Format::Jsonl),
-            _ => Err(Error::InvalidArgument(format!(
-                "format must be csv, tsv or jsonl, got {s:?}"
-            ))),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct Options {
-    pub format: Format,
-    pub k: usize,
-    /// Names longer than this many letters after normalisation are flagged, not scored.
-    pub max_length: usize,
-    /// Prediction sets: every language with at least this probability (the model
-    /// file's conformal threshold for the asked coverage), in a `set` column.
-    pub set_threshold: Option<f32>,
-    /// Below this top-1 probability the row abstains: no language, `low_confidence`.
-    pub min_probability: f32,
-}
-
-/// Why a row was not scored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RowError {
-    Empty,
-    NoLetters,
-    TooLong,
-    InvalidUtf8,
-    LowConfidence,
-}
-
-impl RowError {
-    /// Every error, in the order of their column codes (code = position + 1).
-    pub const ALL: [RowError; 5] = [
-        RowError::Empty,
-        RowError::NoLetters,
-        RowError::TooLong,
-        RowError::InvalidUtf8,
-        RowError::LowConfidence,
-    ];
-
-    /// The code batch columns carry: 0 for a scored row, else 1 + position in `ALL`.
-    pub fn column_code(error: Option<RowError>) -> u8 {
-        error.map_or(0, |e| e as u8 + 1)
-    }
-
-    pub fn code(self) -> &'static str {
-        match self {
-            RowError::Empty => "empty",
-            RowError::NoLetters => "no_letters",
-            RowError::InvalidUtf8 => "invalid_utf8",
-            RowError::TooLong => "too_long",
-            RowError::LowConfidence => "low_confidence",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub rows: usize,
-    pub scored: usize,
-    pub flagged: usize,
-}
 
 /// The lines of a chunk: split on '\n', each without its '\r\n' or '\n'. A final line
 /// without a newline counts; an empty chunk has no lines.
@@ -100,83 +22,105 @@ pub fn lines(chunk: &[u8]) -> impl Iterator<Item = &[u8]> {
         .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
 }
 
-/// The header line for these options (none for JSONL).
-pub fn header(opts: &Options) -> String {
-    let sep = if opts.format == Format::Tsv {
-        "\t"
-    } else {
-        ","
-    };
-    let mut cols = vec!["name".to_string(), "ascii".to_string()];
-    for i in 1..=opts.k {
-        let suffix = if i == 1 {
-            String::new()
-        } else {
-            format!("_{i}")
-        };
-        cols.push(format!("language{suffix}"));
-        cols.push(format!("probability{suffix}"));
-    }
-    if opts.set_threshold.is_some() {
-        cols.push("set".into());
-    }
-    cols.push("error".into());
-    if opts.format == Format::Jsonl {
-        String::new()
-    } else {
-        cols.join(sep) + "\n"
-    }
+/// One input row: what leads its output row, the name to score (None: not UTF-8, or
+/// no name), and the error the reader already found.
+#[derive(Clone, Copy, Debug)]
+pub struct RowIn<'a> {
+    pub lead: Lead<'a>,
+    pub name: Option<&'a str>,
+    pub error: Option<RowError>,
 }
 
-/// Rows checked and scored: each row's error, and row-major (B, C) log-probabilities
-/// (NaN rows where there is an error).
-struct Checked {
-    errors: Vec<Option<RowError>>,
-    scores: Vec<f32>,
+/// Where the log-probabilities come from: this model's forward pass (across the pool
+/// when `par`), or the caller (the torch backend), row-major (B, C).
+pub enum Scores<'a> {
+    Model(&'a Model, bool),
+    Given(&'a [f32]),
 }
 
-/// The one row check of bulk and batch scoring (None: bytes that were not UTF-8),
-/// then the forward pass over the rows that pass it; across the pool when `par`.
-fn check_and_score<'a>(
-    model: &Model,
-    rows: &[Option<&'a str>],
-    max_length: usize,
-    par: bool,
-) -> Result<Checked> {
-    let rule = model.text_rule();
-    let check = |row: &Option<&'a str>| -> (&'a str, usize, Option<RowError>) {
-        match *row {
-            None => ("", 0, Some(RowError::InvalidUtf8)),
-            Some(t) if t.trim().is_empty() => ("", 0, Some(RowError::Empty)),
-            Some(t) => match rule.len(t) {
-                0 => ("", 0, Some(RowError::NoLetters)),
-                n if n > max_length => ("", 0, Some(RowError::TooLong)),
-                n => (t, n, None),
-            },
+/// Each row's check, then the forward pass over the rows that pass it.
+fn check_and_score(
+    fmt: &RowFormat,
+    rows: &[RowIn<'_>],
+    scores: Scores<'_>,
+) -> Result<(Vec<Option<RowError>>, Vec<f32>)> {
+    let checked = rows
+        .iter()
+        .map(|r| fmt.check_len(r.name, r.error))
+        .collect();
+    check_and_score_checked(fmt, rows, checked, scores)
+}
+
+/// `check_and_score` once each row's (letters, error) is known.
+fn check_and_score_checked(
+    fmt: &RowFormat,
+    rows: &[RowIn<'_>],
+    checked: Vec<(usize, Option<RowError>)>,
+    scores: Scores<'_>,
+) -> Result<(Vec<Option<RowError>>, Vec<f32>)> {
+    let errors = checked.iter().map(|c| c.1).collect();
+    let classes = fmt.categories.len();
+    let scores = match scores {
+        Scores::Given(s) => {
+            if s.len() != rows.len() * classes {
+                return Err(Error::InvalidArgument(format!(
+                    "log-probabilities hold {} numbers for {} rows of {classes} languages",
+                    s.len(),
+                    rows.len()
+                )));
+            }
+            s.to_vec()
+        }
+        Scores::Model(model, par) => {
+            let texts: Vec<&str> = rows
+                .iter()
+                .zip(&checked)
+                .map(|(r, c)| {
+                    if c.1.is_none() {
+                        r.name.unwrap_or("")
+                    } else {
+                        ""
+                    }
+                })
+                .collect();
+            let lengths: Vec<usize> = checked
+                .iter()
+                .map(|c| if c.1.is_none() { c.0 } else { 0 })
+                .collect();
+            if par {
+                model.log_probs_with_lengths(
+                    &texts,
+                    &lengths,
+                    Method::Auto,
+                    model.share_prefixes,
+                )?
+            } else {
+                model.log_probs_sequential(&texts, &lengths, Method::Auto, model.share_prefixes)?
+            }
         }
     };
-    let checked: Vec<(&str, usize, Option<RowError>)> = if par {
-        threads::run(rows.len(), || {
-            if rows.len() >= threads::PARALLEL_THRESHOLD {
-                rows.par_iter().map(check).collect()
-            } else {
-                rows.iter().map(check).collect()
-            }
-        })
-    } else {
-        rows.iter().map(check).collect()
-    };
-    let texts: Vec<&str> = checked.iter().map(|c| c.0).collect();
-    let lengths: Vec<usize> = checked.iter().map(|c| c.1).collect();
-    let scores = if par {
-        model.log_probs_with_lengths(&texts, &lengths, Method::Auto, model.share_prefixes)?
-    } else {
-        model.log_probs_sequential(&texts, &lengths, Method::Auto, model.share_prefixes)?
-    };
-    Ok(Checked {
-        errors: checked.into_iter().map(|c| c.2).collect(),
-        scores,
-    })
+    Ok((errors, scores))
+}
+
+/// Checks, scores and appends the output rows of `rows` to `out`.
+pub fn write_rows(
+    fmt: &RowFormat,
+    rows: &[RowIn<'_>],
+    scores: Scores<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Counts> {
+    let (errors, scores) = check_and_score(fmt, rows, scores)?;
+    let classes = fmt.categories.len();
+    let mut answer = Answer::default();
+    let mut counts = Counts::default();
+    for (i, row) in rows.iter().enumerate() {
+        answer.fill(fmt, &scores[i * classes..(i + 1) * classes], errors[i]);
+        crate::rows::write_row(out, fmt, row.lead, row.name, &answer);
+        counts.rows += 1;
+        counts.flagged += answer.error.is_some() as usize;
+    }
+    counts.scored = counts.rows - counts.flagged;
+    Ok(counts)
 }
 
 /// Scores the lines of `chunk` and appends their rows to `out`. The chunk is cut at
@@ -185,7 +129,7 @@ fn check_and_score<'a>(
 pub fn score_chunk(
     model: &Model,
     chunk: &[u8],
-    opts: &Options,
+    fmt: &RowFormat,
     out: &mut Vec<u8>,
 ) -> Result<Counts> {
     let blocks = line_blocks(chunk, BLOCK_BYTES);
@@ -194,19 +138,17 @@ pub fn score_chunk(
         if blocks.len() > 1 {
             blocks
                 .par_iter()
-                .map(|b| score_block(model, b, opts))
+                .map(|b| score_block(model, b, fmt))
                 .collect()
         } else {
-            blocks.iter().map(|b| score_block(model, b, opts)).collect()
+            blocks.iter().map(|b| score_block(model, b, fmt)).collect()
         }
     });
     let mut counts = Counts::default();
     for part in scored {
         let (rows, n) = part?;
         out.extend_from_slice(&rows);
-        counts.rows += n.rows;
-        counts.scored += n.scored;
-        counts.flagged += n.flagged;
+        counts += n;
     }
     Ok(counts)
 }
@@ -232,211 +174,28 @@ fn line_blocks(chunk: &[u8], size: usize) -> Vec<&[u8]> {
     blocks
 }
 
-/// The output rows of one block of complete lines, on this thread.
-fn score_block(model: &Model, block: &[u8], opts: &Options) -> Result<(Vec<u8>, Counts)> {
-    let rows: Vec<&[u8]> = lines(block).collect();
-    let decoded: Vec<Option<&str>> = rows.iter().map(|r| std::str::from_utf8(r).ok()).collect();
-    let Checked { errors, scores } = check_and_score(model, &decoded, opts.max_length, false)?;
-    let classes = model.classes();
-    let k = opts.k.min(classes);
-    let mut buf = Vec::with_capacity(block.len() * 2 + rows.len() * 24 * opts.k);
-    let mut top: Vec<(&str, f64)> = Vec::with_capacity(k);
-    let mut best = Vec::with_capacity(k);
-    let mut set: Vec<&str> = Vec::new();
-    let mut ascii = String::new();
-    let mut flagged = 0;
-    for (i, (raw, text)) in rows.iter().zip(&decoded).enumerate() {
-        let shown = match text {
-            Some(t) => std::borrow::Cow::Borrowed(*t),
-            None => String::from_utf8_lossy(raw),
-        };
-        let mut error = errors[i];
-        ascii.clear();
-        if matches!(error, None | Some(RowError::TooLong)) {
-            push_ascii(&shown, &mut ascii);
-        }
-        top.clear();
-        set.clear();
-        if error.is_none() {
-            let row = &scores[i * classes..(i + 1) * classes];
-            top_k_into(row, k, &mut best);
-            top.extend(
-                best.iter()
-                    .map(|&c| (model.spec.categories[c].as_str(), (row[c] as f64).exp())),
-            );
-            if let Some(cut) = opts.set_threshold {
-                prediction_set(row, cut, &mut best);
-                set.extend(best.iter().map(|&c| model.spec.categories[c].as_str()));
-            }
-            if top[0].1 < opts.min_probability as f64 {
-                error = Some(RowError::LowConfidence);
-                top.clear();
-            }
-        }
-        flagged += error.is_some() as usize;
-        write_row(&mut buf, opts, &shown, &ascii, &top, &set, error);
-    }
-    let counts = Counts {
-        rows: rows.len(),
-        scored: rows.len() - flagged,
-        flagged,
-    };
-    Ok((buf, counts))
-}
-
-/// A probability in [0, 1] with six decimals, as `format!("{p:.6}")` writes it (up to
-/// the last digit's rounding), without the general float formatter, which dominated
-/// the formatting time.
-fn write_probability(out: &mut Vec<u8>, p: f64) {
-    let micros = (p.clamp(0.0, 1.0) * 1e6).round() as u32;
-    let (whole, frac) = (micros / 1_000_000, micros % 1_000_000);
-    out.push(b'0' + whole as u8);
-    out.push(b'.');
-    let mut digits = [b'0'; 6];
-    let mut rest = frac;
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
-    out.extend_from_slice(&digits);
-}
-
-fn push_ascii(name: &str, out: &mut String) {
-    let letters = ALPHABET.as_bytes();
-    for_each_index(name, |i| out.push(letters[i as usize] as char));
-}
-
-/// The prediction set of a row of log-probabilities: every class with probability at
-/// least `cut`, best first, ties in index order; never empty (the best class is in).
-pub fn prediction_set(row: &[f32], cut: f32, set: &mut Vec<usize>) {
-    top_k_into(row, row.len(), set);
-    let keep = set.iter().take_while(|&&c| row[c].exp() >= cut).count();
-    set.truncate(keep.max(1));
-}
-
-fn write_row(
-    out: &mut Vec<u8>,
-    opts: &Options,
-    name: &str,
-    ascii: &str,
-    top: &[(&str, f64)],
-    set: &[&str],
-    error: Option<RowError>,
-) {
-    match opts.format {
-        Format::Jsonl => {
-            out.extend_from_slice(b"{\"name\":");
-            json_string(out, name);
-            out.extend_from_slice(b",\"ascii\":");
-            json_string(out, ascii);
-            match top.first() {
-                Some((lang, p)) => {
-                    out.extend_from_slice(b",\"language\":");
-                    json_string(out, lang);
-                    out.extend_from_slice(b",\"probability\":");
-                    write_probability(out, *p);
-                }
-                None => out.extend_from_slice(b",\"language\":null,\"probability\":null"),
-            }
-            out.extend_from_slice(b",\"top\":[");
-            for (j, (lang, p)) in top.iter().enumerate() {
-                if j > 0 {
-                    out.push(b',');
-                }
-                out.push(b'[');
-                json_string(out, lang);
-                out.push(b',');
-                write_probability(out, *p);
-                out.push(b']');
-            }
-            out.push(b']');
-            if opts.set_threshold.is_some() {
-                out.extend_from_slice(b",\"set\":[");
-                for (j, lang) in set.iter().enumerate() {
-                    if j > 0 {
-                        out.push(b',');
-                    }
-                    json_string(out, lang);
-                }
-                out.push(b']');
-            }
-            out.extend_from_slice(b",\"error\":");
-            match error {
-                Some(e) => json_string(out, e.code()),
-                None => out.extend_from_slice(b"null"),
-            }
-            out.extend_from_slice(b"}\n");
-        }
-        Format::Csv | Format::Tsv => {
-            let sep = if opts.format == Format::Tsv {
-                b'\t'
-            } else {
-                b','
-            };
-            delimited_field(out, name, sep);
-            out.push(sep);
-            delimited_field(out, ascii, sep);
-            for j in 0..opts.k {
-                out.push(sep);
-                if let Some((lang, p)) = top.get(j) {
-                    delimited_field(out, lang, sep);
-                    out.push(sep);
-                    write_probability(out, *p);
-                } else {
-                    out.push(sep);
-                }
-            }
-            if opts.set_threshold.is_some() {
-                out.push(sep);
-                delimited_field(out, &set.join("|"), sep);
-            }
-            out.push(sep);
-            if let Some(e) = error {
-                out.extend_from_slice(e.code().as_bytes());
-            }
-            out.push(b'\n');
-        }
-    }
-}
-
-/// A CSV/TSV field, quoted (RFC 4180) when it holds the separator, a quote or a newline.
-fn delimited_field(out: &mut Vec<u8>, field: &str, sep: u8) {
-    if field
-        .bytes()
-        .any(|b| b == sep || b == b'"' || b == b'\n' || b == b'\r')
-    {
-        out.push(b'"');
-        for b in field.bytes() {
-            if b == b'"' {
-                out.push(b'"');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
-    } else {
-        out.extend_from_slice(field.as_bytes());
-    }
-}
-
-fn json_string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
-        }
-    }
-    out.push(b'"');
+/// The output rows of one block of complete lines, on this thread. A line that is not
+/// UTF-8 is shown with U+FFFD in place of its bad bytes.
+fn score_block(model: &Model, block: &[u8], fmt: &RowFormat) -> Result<(Vec<u8>, Counts)> {
+    let raw: Vec<&[u8]> = lines(block).collect();
+    let decoded: Vec<Option<&str>> = raw.iter().map(|r| std::str::from_utf8(r).ok()).collect();
+    let shown: Vec<std::borrow::Cow<'_, str>> = raw
+        .iter()
+        .zip(&decoded)
+        .map(|(r, d)| d.map_or_else(|| String::from_utf8_lossy(r), std::borrow::Cow::Borrowed))
+        .collect();
+    let rows: Vec<RowIn<'_>> = shown
+        .iter()
+        .zip(&decoded)
+        .map(|(s, d)| RowIn {
+            lead: Lead::Name(s),
+            name: *d,
+            error: None,
+        })
+        .collect();
+    let mut out = Vec::with_capacity(block.len() * 2 + rows.len() * 24 * fmt.k);
+    let counts = write_rows(fmt, &rows, Scores::Model(model, false), &mut out)?;
+    Ok((out, counts))
 }
 
 /// Columnar results for batch APIs: row-major (B, k) category indices (-1: none) and
@@ -447,32 +206,52 @@ pub struct Columns {
     pub error: Vec<u8>,
 }
 
-/// Scores names given as text (None: bytes that were not UTF-8) into columns.
-pub fn score_columns(
-    model: &Model,
-    texts: &[Option<&str>],
-    k: usize,
-    max_length: usize,
-) -> Result<Columns> {
-    let Checked { errors, scores } = check_and_score(model, texts, max_length, true)?;
-    let classes = model.classes();
-    let k = k.clamp(1, classes);
-    let mut top = vec![-1i32; texts.len() * k];
-    let mut probability = vec![f32::NAN; texts.len() * k];
-    for (i, error) in errors.iter().enumerate() {
-        if error.is_none() {
-            let row = &scores[i * classes..(i + 1) * classes];
-            for (j, best) in top_k(row, k).into_iter().enumerate() {
-                top[i * k + j] = best as i32;
-                probability[i * k + j] = row[best].exp();
-            }
+/// Scores names given as text (None: bytes that were not UTF-8) into columns, with the
+/// same check and answer as the formatted rows.
+pub fn score_columns(model: &Model, fmt: &RowFormat, texts: &[Option<&str>]) -> Result<Columns> {
+    let rows: Vec<RowIn<'_>> = texts
+        .iter()
+        .map(|t| RowIn {
+            lead: Lead::Name(""),
+            name: *t,
+            error: None,
+        })
+        .collect();
+    let checked: Vec<(usize, Option<RowError>)> = threads::run(rows.len(), || {
+        if rows.len() >= threads::PARALLEL_THRESHOLD {
+            rows.par_iter()
+                .map(|r| fmt.check_len(r.name, r.error))
+                .collect()
+        } else {
+            rows.iter()
+                .map(|r| fmt.check_len(r.name, r.error))
+                .collect()
         }
+    });
+    let (errors, scores) =
+        check_and_score_checked(fmt, &rows, checked, Scores::Model(model, true))?;
+    columns(fmt, &errors, &scores)
+}
+
+/// Columns from log-probabilities computed elsewhere (the torch backend's `predict`).
+pub fn columns(fmt: &RowFormat, errors: &[Option<RowError>], scores: &[f32]) -> Result<Columns> {
+    let (classes, k) = (fmt.categories.len(), fmt.k);
+    let mut top = vec![-1i32; errors.len() * k];
+    let mut probability = vec![f32::NAN; errors.len() * k];
+    let mut codes = Vec::with_capacity(errors.len());
+    let mut answer = Answer::default();
+    for (i, error) in errors.iter().enumerate() {
+        answer.fill(fmt, &scores[i * classes..(i + 1) * classes], *error);
+        for (j, &(c, p)) in answer.top.iter().enumerate() {
+            top[i * k + j] = c as i32;
+            probability[i * k + j] = p as f32;
+        }
+        codes.push(RowError::column_code(answer.error));
     }
-    let error = errors.into_iter().map(RowError::column_code).collect();
     Ok(Columns {
         top,
         probability,
-        error,
+        error: codes,
     })
 }
 
@@ -500,83 +279,5 @@ mod tests {
             assert_eq!(joined, whole, "size {size}");
         }
         assert!(line_blocks(b"", 4).is_empty());
-    }
-
-    #[test]
-    fn fields_are_quoted_when_needed() {
-        let mut out = Vec::new();
-        delimited_field(&mut out, "a,\"b\"", b',');
-        assert_eq!(out, b"\"a,\"\"b\"\"\"");
-        let mut out = Vec::new();
-        json_string(&mut out, "q\"\\\n\u{1}é");
-        assert_eq!(String::from_utf8(out).unwrap(), "\"q\\\"\\\\\\n\\u0001é\"");
-    }
-
-    #[test]
-    fn probabilities_have_six_decimals() {
-        for p in [
-            0.0,
-            1.0,
-            0.5,
-            0.123_456_7,
-            0.999_999_7,
-            1e-9,
-            0.000_000_5,
-            0.25,
-        ] {
-            let mut out = Vec::new();
-            write_probability(&mut out, p);
-            let ours = String::from_utf8(out).unwrap();
-            assert_eq!(ours.len(), 8, "{ours}");
-            assert!(
-                (ours.parse::<f64>().unwrap() - p).abs() <= 5e-7 + 1e-12,
-                "{p}: {ours}"
-            );
-        }
-    }
-
-    #[test]
-    fn column_codes_index_all_errors() {
-        assert_eq!(RowError::column_code(None), 0);
-        for (i, e) in RowError::ALL.iter().enumerate() {
-            assert_eq!(
-                RowError::column_code(Some(*e)) as usize,
-                i + 1,
-                "{}",
-                e.code()
-            );
-        }
-    }
-
-    #[test]
-    fn header_names_k_columns() {
-        let mut opts = Options {
-            format: Format::Csv,
-            k: 2,
-            max_length: 10,
-            set_threshold: None,
-            min_probability: 0.0,
-        };
-        assert_eq!(
-            header(&opts),
-            "name,ascii,language,probability,language_2,probability_2,error\n"
-        );
-        opts.set_threshold = Some(0.1);
-        assert_eq!(
-            header(&opts),
-            "name,ascii,language,probability,language_2,probability_2,set,error\n"
-        );
-    }
-
-    #[test]
-    fn prediction_sets_hold_what_passes_the_cut_best_first_and_never_nothing() {
-        let row: Vec<f32> = [0.1f32, 0.6, 0.3].iter().map(|p| p.ln()).collect();
-        let mut set = Vec::new();
-        prediction_set(&row, 0.25, &mut set);
-        assert_eq!(set, vec![1, 2]);
-        prediction_set(&row, 0.05, &mut set);
-        assert_eq!(set, vec![1, 2, 0]);
-        prediction_set(&row, 0.9, &mut set);
-        assert_eq!(set, vec![1]);
     }
 }

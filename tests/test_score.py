@@ -145,21 +145,26 @@ def test_jsonl_output_fields(tmp_path, backend):
     assert rows[2]["language"] == "Japanese"
 
 
-def test_csv_input_passes_columns_through(tmp_path):
+def test_csv_input_passes_columns_through_one_record_a_line(tmp_path):
     src = tmp_path / "people.csv"
     src.write_text(
-        'id,surname,city\n1,Zhou,"Bei,jing"\n2,"Multi\nline",Oslo\n3\n4,Tanaka,Kyoto\n',
+        'id,surname,city\n1,Zhou,"Bei,jing"\n2,"Multi\nline",Oslo\n3\n4,Tanaka,Kyoto\n'
+        "5,Smith,Leeds,extra\n",
         encoding="utf-8",
     )
     out = tmp_path / "out.tsv"
     summary = score_file(src, out, column="surname", progress=False)
     lines = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8")), delimiter="\t"))
     assert lines[0] == ["id", "surname", "city", "ascii", "language", "probability", "error"]
-    assert [line[0] for line in lines[1:]] == ["1", "2", "3", "4"]
     assert lines[1][2] == "Bei,jing" and lines[1][4] == "Chinese"
-    assert lines[2][1] == "Multi\nline" and lines[2][3] == "Multiline"
-    assert lines[3][-1] == "missing_column"
-    assert summary.rows == 4
+    # A quoted field cannot hold a line break: that line is flagged, shown in the name
+    # column, and the next line is read as a record of its own.
+    assert lines[2][:3] == ["", '2,"Multi', ""] and lines[2][-1] == "invalid_csv"
+    assert lines[3][:2] == ['line"', "Oslo"] and lines[3][-1] == ""
+    assert lines[4][0] == "3" and lines[4][-1] == "missing_column"
+    assert lines[5][0] == "4" and lines[5][4] == "Japanese"
+    assert lines[6][1] == "5,Smith,Leeds,extra" and lines[6][-1] == "invalid_csv"
+    assert summary.rows == 6 == len(lines) - 1
 
 
 def test_csv_input_without_the_column_is_an_error(tmp_path):

@@ -20,16 +20,7 @@ def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def kernel_isa() -> str: ...
 def fma_peak_gflops(threads: int) -> tuple[float, str]: ...
-def score_chunk(
-    model: Model,
-    chunk: bytes,
-    format: str = "csv",
-    k: int = 1,
-    max_length: int = 256,
-    set_threshold: float | None = None,
-    min_probability: float = 0.0,
-) -> tuple[bytes, int, int, int]: ...
-def score_header(format: str = "csv", k: int = 1, sets: bool = False) -> str: ...
+def score_chunk(model: Model, chunk: bytes, rows: RowFormat) -> tuple[bytes, int, int, int]: ...
 def _panic_in_pool() -> None: ...
 
 class Model:
@@ -46,10 +37,43 @@ class Model:
     def log_probs(
         self, names: Iterable[str], method: str = "auto", share_prefixes: bool | None = None
     ) -> np.ndarray: ...
-    def predict(self, names: Iterable[str], k: int = 3) -> list[list[tuple[str, float]]]: ...
     def score_names(
-        self, names: Iterable[str], k: int = 1, max_length: int = 256
+        self, names: Iterable[str], rows: RowFormat
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
     def score_utf8(
-        self, offsets: np.ndarray, data: np.ndarray, k: int = 1, max_length: int = 256
+        self, offsets: np.ndarray, data: np.ndarray, rows: RowFormat
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    def score_rows(
+        self,
+        rows: RowFormat,
+        leads: list[str | list[str]],
+        names: list[str | None],
+        errors: list[str | None],
+    ) -> tuple[bytes, int, int, int]: ...
+
+class RowFormat:
+    """What a scoring job asks of every row, checked once (k capped at the languages)."""
+
+    def __init__(
+        self,
+        categories: list[str],
+        text_rule: str = "exact",
+        format: str = "csv",
+        k: int | None = None,
+        max_length: int | None = None,
+        set_threshold: float | None = None,
+        min_probability: float = 0.0,
+        columns: list[str] | None = None,
+    ) -> None: ...
+    @property
+    def k(self) -> int: ...
+    def header(self) -> bytes: ...
+    def format_rows(
+        self,
+        leads: list[str | list[str]],
+        names: list[str | None],
+        errors: list[str | None],
+        log_probs: np.ndarray,
+    ) -> tuple[bytes, int, int, int]: ...
+    def check(self, names: Iterable[str]) -> np.ndarray: ...
+    def columns(self, log_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...

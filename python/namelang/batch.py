@@ -11,8 +11,6 @@ from typing import Any
 
 from namelang.classifier import model_path
 
-NULL_ERROR = "null"
-
 
 class Scorer:
     """Scores batches with one model on the Rust backend.
@@ -31,19 +29,20 @@ class Scorer:
         threads: int | None = None,
         min_probability: float = 0.0,
     ):
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
-        if not 0.0 <= min_probability <= 1.0:
-            raise ValueError(f"min_probability must be in [0, 1], got {min_probability}")
+        from namelang import _native
+
+        # The options checked here, on the driver, by the rules every process applies.
+        _native.RowFormat(["-"], k=k, max_length=max_length, min_probability=min_probability)
         self.column, self.k, self.max_length, self.threads = column, k, max_length, threads
         self.min_probability = min_probability
         self._bytes = model_path(model).read_bytes()
         self._model: Any = None
+        self._rows: Any = None
         self._pid: int | None = None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_model"], state["_pid"] = None, None
+        state["_model"], state["_rows"], state["_pid"] = None, None, None
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -59,8 +58,20 @@ class Scorer:
             if self.threads is not None:
                 set_num_threads(self.threads)
             self._model = _native.Model.from_bytes(self._bytes)
+            self._rows = _native.RowFormat(
+                self._model.categories,
+                k=self.k,
+                max_length=self.max_length,
+                min_probability=self.min_probability,
+            )
             self._pid = os.getpid()
         return self._model
+
+    @property
+    def row_format(self):
+        """The checked row options (k capped at the languages) for this process's model."""
+        self.model  # noqa: B018 (loads the model and its row format)
+        return self._rows
 
     @property
     def categories(self) -> list[str]:
@@ -115,25 +126,9 @@ def _columns_from_arrow(scorer: Scorer, array):
     data = (
         np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     )
-    top, prob, error = _abstain(
-        scorer, *scorer.model.score_utf8(offsets, data, scorer.k, scorer.max_length)
-    )
+    top, prob, error = scorer.model.score_utf8(offsets, data, scorer.row_format)
     nulls = array.is_null().to_numpy(zero_copy_only=False) if array.null_count else None
     return top, prob, error, nulls
-
-
-def _abstain(scorer: Scorer, top, prob, error):
-    """Rows whose top probability is under the scorer's minimum lose their languages and
-    say low_confidence (compared in float32, as bulk scoring does)."""
-    import numpy as np
-
-    from namelang import _native
-
-    if scorer.min_probability > 0:
-        low = (error == 0) & (prob[:, 0] < np.float32(scorer.min_probability))
-        error[low] = _native.ERROR_CODES.index("low_confidence") + 1
-        top[low], prob[low] = -1, np.nan
-    return top, prob, error
 
 
 def _score_batch(scorer: Scorer, data):
@@ -145,9 +140,7 @@ def _score_batch(scorer: Scorer, data):
         values = series.tolist()
         nulls = np.array([not isinstance(v, str) for v in values], dtype=bool)
         names = [v if isinstance(v, str) else "" for v in values]
-        top, prob, error = _abstain(
-            scorer, *scorer.model.score_names(names, scorer.k, scorer.max_length)
-        )
+        top, prob, error = scorer.model.score_names(names, scorer.row_format)
         return _to_pandas(scorer, data, top, prob, error, nulls if nulls.any() else None)
     if kind == "pyarrow":
         import pyarrow as pa
@@ -174,7 +167,7 @@ def _error_names(error, nulls):
 
     names = np.array([None, *_native.ERROR_CODES], dtype=object)[error]
     if nulls is not None:
-        names[nulls] = NULL_ERROR
+        names[nulls] = "null"
     return names
 
 

@@ -81,9 +81,6 @@ class _RustBackend:
     def log_probs(self, names: Sequence[str]) -> np.ndarray:
         return self.model.log_probs(names, self.method)
 
-    def predict(self, names: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
-        return self.model.predict(names, k)
-
 
 def _rust_available() -> bool:
     from namelang import _native
@@ -123,26 +120,39 @@ class Classifier:
         names = names if isinstance(names, list) else list(names)
         return self._impl.log_probs(names)
 
+    def row_format(
+        self,
+        format: str = "csv",
+        k: int = 1,
+        max_length: int = 256,
+        set_threshold: float | None = None,
+        min_probability: float = 0.0,
+        columns: list[str] | None = None,
+    ):
+        """The checked options every row of a job follows (k capped at the languages),
+        for the native row check, top-k and formatting."""
+        from namelang import _native
+
+        return _native.RowFormat(
+            self.categories,
+            self.spec.text_rule,
+            format,
+            k,
+            max_length,
+            set_threshold,
+            min_probability,
+            columns,
+        )
+
     def predict(self, names: Iterable[str], k: int = 3) -> list[list[tuple[str, float]]]:
         """Top-k (language, probability) per name, best first; [] for a name with no letters."""
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
-        if isinstance(names, str):
-            raise TypeError("names must be a sequence of str, not a single str: wrap it in a list")
-        if isinstance(self._impl, _RustBackend):
-            return self._impl.predict(names, k)
-        import numpy as np
-
-        scores = self.log_probs(names)
-        k = min(k, len(self.categories))
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        out: list[list[tuple[str, float]]] = []
-        for row, best in zip(scores, top, strict=True):
-            if np.isnan(row).any():
-                out.append([])
-            else:
-                out.append([(self.categories[i], float(np.exp(row[i]))) for i in best])
-        return out
+        rows = self.row_format(k=k)
+        top, prob, _ = rows.columns(self.log_probs(names))
+        categories = self.categories
+        return [
+            [(categories[c], float(p)) for c, p in zip(cs, ps, strict=True) if c >= 0]
+            for cs, ps in zip(top.tolist(), prob.tolist(), strict=True)
+        ]
 
     def conformal_threshold(self, coverage: float) -> float:
         """The probability a language needs to enter the prediction set at `coverage`

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import json
 import os
 import sys
@@ -39,6 +38,13 @@ class ScoreSummary:
     scored: int = 0
     flagged: int = 0
     seconds: float = 0.0
+
+    def add(self, data: bytes, rows: int, scored: int, flagged: int, sink: BinaryIO) -> None:
+        """Writes one batch's formatted rows and counts them."""
+        sink.write(data)
+        self.rows += rows
+        self.scored += scored
+        self.flagged += flagged
 
     @property
     def names_per_second(self) -> float:
@@ -99,40 +105,28 @@ def score_file(
         raise ValueError(f"input format must be one of {INPUT_FORMATS}, got {in_format!r}")
     if in_format == "text" and column is not None:
         raise ValueError("--column needs a CSV, TSV or JSONL input (or --input-format)")
-    if k < 1 or batch_size < 1 or max_length < 1:
-        raise ValueError("k, batch size and max length must be at least 1")
-    if not 0.0 <= min_probability <= 1.0:
-        raise ValueError(f"min probability must be in [0, 1], got {min_probability}")
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
     if threads is not None:
         set_num_threads(threads)
     classifier = model if isinstance(model, Classifier) else load(model, backend=backend)
-    answer = _Answer(
-        None if coverage is None else classifier.conformal_threshold(coverage), min_probability
-    )
+    threshold = None if coverage is None else classifier.conformal_threshold(coverage)
+
+    def rows_for(columns: list[str] | None = None):
+        return classifier.row_format(out_format, k, max_length, threshold, min_probability, columns)
+
+    rows_for()  # every option checked before the output is touched
     start = time.perf_counter()
     with _open_input(input) as source, _atomic_output(output) as sink:
         bar = _progress_bar(source, input, progress)
         if in_format == "text" and classifier.backend == "rust":
-            summary = _score_text_native(
-                classifier, source, sink, out_format, k, max_length, answer, bar
-            )
+            summary = _score_text_native(classifier, source, sink, rows_for(), bar)
         else:
-            rows = _read_rows(source, in_format, column or "name", bar)
-            summary = _score_rows(
-                classifier, rows, sink, out_format, k, max_length, batch_size, in_format, answer
-            )
+            columns, rows = _read_rows(source, in_format, out_format, column or "name", bar)
+            summary = _score_rows(classifier, rows, sink, rows_for(columns), batch_size)
         bar.close()
     summary.seconds = time.perf_counter() - start
     return summary
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """What a row says beyond its top-k: a prediction set (its probability threshold),
-    and the top probability under which it abstains."""
-
-    set_threshold: float | None = None
-    min_probability: float = 0.0
 
 
 @contextlib.contextmanager
@@ -194,55 +188,40 @@ def _strip_bom(chunk: bytes, first: bool) -> bytes:
     return chunk[3:] if first and chunk.startswith(b"\xef\xbb\xbf") else chunk
 
 
-def _score_text_native(
-    classifier, source, sink, out_format, k, max_length, answer: _Answer, bar
-) -> ScoreSummary:
+def _score_text_native(classifier, source, sink, rows, bar) -> ScoreSummary:
     """Chunks of complete lines go to the native scorer on a worker thread (which releases
     the GIL), so reading the next chunk and writing the last one's rows overlap with
     scoring; at most two chunks are in flight, in input order."""
     from namelang import _native
 
     model = classifier._impl.model
-    sets = answer.set_threshold is not None
-    sink.write(_native.score_header(out_format, k, sets).encode())
+    sink.write(rows.header())
     summary = ScoreSummary()
 
-    def score(data: bytes) -> tuple[bytes, int, int, int]:
-        return _native.score_chunk(
-            model, data, out_format, k, max_length, answer.set_threshold, answer.min_probability
-        )
-
-    def write(result: tuple[bytes, int, int, int]) -> None:
-        rows, n, scored, flagged = result
-        sink.write(rows)
-        summary.rows += n
-        summary.scored += scored
-        summary.flagged += flagged
+    def score(piece: tuple[bytes, bool]) -> tuple[bytes, int, int, int]:
+        data, is_lines = piece
+        if is_lines:
+            return _native.score_chunk(model, data, rows)
+        return _format_unread(rows, [_shown(data)], [None], ["too_long"], classifier)
 
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="namelang-score")
     pending: Future | None = None
     try:
-        for data, is_lines in _native_pieces(source, bar, out_format, k, sets):
-            if is_lines:
-                future = worker.submit(score, data)
-            else:
-                future = Future()
-                future.set_result((data, 1, 0, 1))
+        for piece in _native_pieces(source, bar):
+            future = worker.submit(score, piece)
             if pending is not None:
-                write(pending.result())
+                summary.add(*pending.result(), sink)
             pending = future
         if pending is not None:
-            write(pending.result())
+            summary.add(*pending.result(), sink)
     finally:
         worker.shutdown(wait=True, cancel_futures=True)
     return summary
 
 
-def _native_pieces(
-    source: BinaryIO, bar, out_format: str, k: int, sets: bool
-) -> Iterator[tuple[bytes, bool]]:
-    """The input cut for the native scorer: (complete lines, True), or (the finished
-    row of a line over MAX_LINE_BYTES, False), in input order."""
+def _native_pieces(source: BinaryIO, bar) -> Iterator[tuple[bytes, bool]]:
+    """The input cut for the native scorer: (complete lines, True), or (the start of a
+    line over MAX_LINE_BYTES, False), in input order."""
     carry, first, skipping = b"", True, False
     while True:
         block = source.read(CHUNK_BYTES)
@@ -262,23 +241,18 @@ def _native_pieces(
         if data:
             yield data, True
         if len(carry) > MAX_LINE_BYTES:
-            yield _flagged_row(carry, out_format, k, sets), False
+            yield carry, False
             carry, skipping = b"", True
     if carry:
         yield carry, True
 
 
-def _flagged_row(line: bytes, out_format: str, k: int, sets: bool) -> bytes:
-    """The output row of a line too long to hold, as the native path writes rows."""
-    name = line[: SHOWN_CHARS * 4].decode("utf-8", "replace")[:SHOWN_CHARS]
-    if out_format == "jsonl":
-        record: dict = {"name": name, "ascii": "", "language": None, "probability": None}
-        record.update(top=[], **({"set": []} if sets else {}), error="too_long")
-        return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-    text = io.StringIO()
-    writer = csv.writer(text, delimiter="\t" if out_format == "tsv" else ",", lineterminator="\n")
-    writer.writerow([name, "", *[""] * (2 * k), *([""] if sets else []), "too_long"])
-    return text.getvalue().encode()
+def _format_unread(rows, leads, names, errors, classifier):
+    """Rows that need no forward pass (every one already flagged), formatted natively."""
+    import numpy as np
+
+    scores = np.zeros((len(leads), len(classifier.categories)), dtype=np.float32)
+    return rows.format_rows(leads, names, errors, scores)
 
 
 def _physical_lines(source: BinaryIO, bar) -> Iterator[tuple[bytes, bool]]:
@@ -315,8 +289,12 @@ def _shown(line: bytes) -> str:
     return line[: SHOWN_CHARS * 4].decode("utf-8", "replace")[:SHOWN_CHARS]
 
 
-# The generic path: rows as (passthrough fields, name or None, error or None).
-Row = tuple[object, str | None, str | None]
+# Rows as the native formatter takes them: (lead, name or None, error code or None). The
+# lead is the name (text), the record's fields (CSV/TSV), or for JSONL the record's JSON
+# text without its closing brace (JSONL out) or the name (CSV/TSV out).
+Row = tuple[str | list[str], str | None, str | None]
+# Keys the output adds to a JSONL record; the record's own are replaced.
+ADDED_KEYS = ("ascii", "language", "probability", "top", "set", "error")
 
 
 def _decode_line(raw: bytes) -> tuple[str, str | None]:
@@ -326,81 +304,122 @@ def _decode_line(raw: bytes) -> tuple[str, str | None]:
         return raw.decode("utf-8", "replace"), "invalid_utf8"
 
 
-def _read_rows(source: BinaryIO, in_format: str, column: str, bar) -> Iterator[Row]:
+def _read_rows(
+    source: BinaryIO, in_format: str, out_format: str, column: str, bar
+) -> tuple[list[str] | None, Iterator[Row]]:
+    """The input's columns (None: a name list or JSONL) and its rows."""
     if in_format == "text":
-        for line, too_long in _text_lines(source, bar):
-            if too_long:
-                name = _shown(line)
-                yield name, name, "too_long"
-                continue
-            name, error = _decode_line(line)
-            yield name, name, error
-    elif in_format == "jsonl":
-        for raw, too_long in _text_lines(source, bar):
-            if too_long:
-                yield {"line": _shown(raw)}, None, "too_long"
-                continue
-            text, error = _decode_line(raw)
+        return None, _name_rows(source, bar)
+    if in_format == "jsonl":
+        return None, _jsonl_rows(source, out_format, column, bar)
+    return _csv_rows(source, in_format, column, bar)
+
+
+def _name_rows(source: BinaryIO, bar) -> Iterator[Row]:
+    for line, too_long in _text_lines(source, bar):
+        if too_long:
+            yield _shown(line), None, "too_long"
+            continue
+        name, error = _decode_line(line)
+        yield name, (None if error else name), error
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _jsonl_rows(source: BinaryIO, out_format: str, column: str, bar) -> Iterator[Row]:
+    """One row per line: a blank line is `empty`; a line that is not one JSON object
+    (or holds NaN, a lone surrogate, nesting or a number Python refuses) is
+    `invalid_json` and shown as {"line": ...}; a record without `column` is
+    `missing_column`, one whose `column` is not a string is `not_a_string`."""
+    jsonl = out_format == "jsonl"
+
+    def lead(record: dict, name: str | None) -> str:
+        if not jsonl:
+            return name if isinstance(name, str) else ""
+        kept = {k: v for k, v in record.items() if k not in ADDED_KEYS}
+        return json.dumps(kept, ensure_ascii=False, separators=(",", ":"))[:-1]
+
+    for raw, too_long in _text_lines(source, bar):
+        text, error = (_shown(raw), "too_long") if too_long else _decode_line(raw)
+        record = None
+        if error is None and not text.strip():
+            error = "empty"
+        elif error is None:
             try:
-                record = json.loads(text) if error is None else None
-            except json.JSONDecodeError:
+                record = json.loads(text, parse_constant=_no_constants)
+                if not isinstance(record, dict):
+                    raise ValueError("not an object")
+                body = lead(record, record.get(column))
+                body.encode("utf-8")  # a lone surrogate from a \ud800 escape fails here
+            except (ValueError, RecursionError):
                 record, error = None, "invalid_json"
-            if error is None and not isinstance(record, dict):
-                record, error = None, "invalid_json"
-            if record is None:
-                yield {"line": text}, None, error
-            elif not isinstance(record.get(column), str):
-                yield record, None, "missing_column"
+        if record is None:
+            yield lead({"line": text}, ""), None, error
+        elif column not in record:
+            yield body, None, "missing_column"
+        elif not isinstance(record[column], str):
+            yield body, None, "not_a_string"
+        else:
+            yield body, record[column], None
+
+
+def _csv_rows(
+    source: BinaryIO, in_format: str, column: str, bar
+) -> tuple[list[str] | None, Iterator[Row]]:
+    """CSV/TSV records, one per physical line (a quoted field cannot hold a line
+    break): a line whose quote never closes, or that has more fields than the header,
+    is `invalid_csv`, its text shown in the name column, and reading resynchronises at
+    the next line. A line over MAX_LINE_BYTES is cut, and its record is `too_long`."""
+    sep = "\t" if in_format == "tsv" else ","
+    lines = _physical_lines(source, bar)
+    first = next(lines, None)
+    if first is None:
+        return None, iter(())
+    header = _parse_line(first[0].decode("utf-8", "surrogateescape"), sep)
+    header = [_repair(f)[0] for f in header or []]
+    if column not in header:
+        raise ValueError(f"the input has no column {column!r}; columns: {header}")
+    at = header.index(column)
+
+    def rows() -> Iterator[Row]:
+        for raw, too_long in lines:
+            line = raw.decode("utf-8", "surrogateescape")
+            fields = _parse_line(line, sep)
+            if too_long or fields is None or len(fields) > len(header):
+                shown = _repair(line.rstrip("\r\n"))[0][:SHOWN_CHARS]
+                if too_long and fields is not None:
+                    cells = [_repair(f)[0][:SHOWN_CHARS] for f in fields]
+                else:
+                    cells = [""] * len(header)
+                    cells[at] = shown
+                yield cells, None, "too_long" if too_long else "invalid_csv"
+                continue
+            repaired = [_repair(f) for f in fields]
+            cells = [f for f, _ in repaired]
+            if at >= len(cells):
+                yield cells, None, "missing_column"
+            elif repaired[at][1]:
+                yield cells, None, "invalid_utf8"
             else:
-                yield record, record[column], None
-    else:
-        yield from _csv_rows(source, in_format, column, bar)
+                yield cells, cells[at], None
+
+    return header, rows()
 
 
-def _csv_rows(source: BinaryIO, in_format: str, column: str, bar) -> Iterator[Row]:
-    """CSV/TSV records, read line by line so that no line over MAX_LINE_BYTES is held:
-    such a line is cut, and its record flagged too_long; a record the csv module
-    refuses (a quoted field that never closes, over the field limit) is flagged
-    invalid_csv, and reading goes on with the next line."""
-    cut: list[bool] = []  # a line of the record being read was cut
-
-    def lines() -> Iterator[str]:
-        for raw, too_long in _physical_lines(source, bar):
-            if too_long:
-                cut.append(True)
-            yield raw.decode("utf-8", "surrogateescape")
-
-    limit = csv.field_size_limit()
-    csv.field_size_limit(2 * MAX_LINE_BYTES)
+def _parse_line(line: str, sep: str) -> list[str] | None:
+    """One line's fields, or None when a quoted field does not close on it."""
+    if line.endswith("\n"):
+        line = line[:-2] if line.endswith("\r\n") else line[:-1]
+    if '"' not in line:
+        return line.split(sep)
+    reader = csv.reader([line], delimiter=sep, strict=True)
     try:
-        reader = csv.reader(lines(), delimiter="\t" if in_format == "tsv" else ",")
-        header = next(reader, None)
-        if header is None:
-            return
-        header = [_repair(f)[0] for f in header]
-        if column not in header:
-            raise ValueError(f"the input has no column {column!r}; columns: {header}")
-        at = header.index(column)
-        yield header, None, "header"
-        while True:
-            cut.clear()
-            try:
-                raw_fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error:
-                yield [], None, "too_long" if cut else "invalid_csv"
-                continue
-            repaired = [_repair(f) for f in raw_fields]
-            fields = [f[:SHOWN_CHARS] if cut else f for f, _ in repaired]
-            if cut:
-                yield fields, None, "too_long"
-            elif at >= len(fields):
-                yield fields, None, "missing_column"
-            else:
-                yield fields, fields[at], "invalid_utf8" if repaired[at][1] else None
-    finally:
-        csv.field_size_limit(limit)
+        fields = next(reader, [])
+    except csv.Error:
+        return None
+    return fields if reader.line_num == 1 else None
 
 
 def _repair(field: str) -> tuple[str, bool]:
@@ -412,107 +431,30 @@ def _repair(field: str) -> tuple[str, bool]:
         return field.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), True
 
 
-def _score_rows(
-    classifier, rows, sink, out_format, k, max_length, batch_size, in_format, answer: _Answer
-):
-    import numpy as np
-
-    from namelang.calibration import prediction_set
-    from namelang.text import apply_text_rule, to_ascii_batch
-
-    sets = answer.set_threshold is not None
-    rule = classifier.spec.text_rule
-
+def _score_rows(classifier, rows: Iterator[Row], sink, row_format, batch_size: int):
+    """The generic path: batches of rows checked, scored on the classifier's backend and
+    formatted natively, in input order."""
     summary = ScoreSummary()
-    text = io.TextIOWrapper(sink, encoding="utf-8", newline="", write_through=True)
-    writer = csv.writer(text, delimiter="\t" if out_format == "tsv" else ",", lineterminator="\n")
-    k = min(k, len(classifier.categories))
-    added = ["ascii"]
-    for i in range(1, k + 1):
-        suffix = "" if i == 1 else f"_{i}"
-        added += [f"language{suffix}", f"probability{suffix}"]
-    added += ["set", "error"] if sets else ["error"]
-    if in_format in ("text", "jsonl") and out_format != "jsonl":
-        writer.writerow(["name", *added])
-
-    def flush(batch: list[Row]) -> None:
-        names = [name if (error is None and name) else "" for _, name, error in batch]
-        asciis = to_ascii_batch(names)
-        read = asciis if rule == "exact" else apply_text_rule(names, rule)
-        errors: list[str | None] = []
-        for (_, name, error), letters in zip(batch, read, strict=True):
-            if error is None and (name is None or not name.strip()):
-                error = "empty"
-            elif error is None and not letters:
-                error = "no_letters"
-            elif error is None and len(letters) > max_length:
-                error = "too_long"
-            errors.append(error)
-        scores = classifier.log_probs(
-            [n if e is None else "" for n, e in zip(names, errors, strict=True)]
-        )
-        top = np.argsort(-np.nan_to_num(scores, nan=0.0), axis=1, kind="stable")[:, :k]
-        for i, (fields, name, _) in enumerate(batch):
-            error = errors[i]
-            best, chosen = [], []
-            if error is None:
-                best = [
-                    (classifier.categories[c], float(np.exp(np.float64(scores[i, c]))))
-                    for c in top[i]
-                ]
-                if sets:
-                    probs = np.exp(scores[i])
-                    kept = prediction_set(probs, np.float32(answer.set_threshold))
-                    chosen = [classifier.categories[c] for c in kept]
-                # Compared in float32, as the native path does.
-                if best[0][1] < float(np.float32(answer.min_probability)):
-                    error, best = "low_confidence", []
-            ascii_name = asciis[i] if errors[i] in (None, "too_long") else ""
-            summary.rows += 1
-            summary.scored += error is None
-            summary.flagged += error is not None
-            if out_format == "jsonl":
-                if isinstance(fields, dict):
-                    record = dict(fields)
-                elif isinstance(fields, list) and header_row:
-                    record = dict(zip(header_row, fields, strict=False))
-                else:
-                    record = {}
-                record.setdefault("name", name)
-                record.update(
-                    ascii=ascii_name,
-                    language=best[0][0] if best else None,
-                    probability=round(best[0][1], 6) if best else None,
-                    top=[[lang, round(p, 6)] for lang, p in best],
-                    **({"set": chosen} if sets else {}),
-                    error=error,
-                )
-                text.write(json.dumps(record, ensure_ascii=False) + "\n")
-            else:
-                cells = fields if isinstance(fields, list) else [name]
-                if isinstance(fields, list) and len(fields) < len(header_row):
-                    # A short record (or none): pad so the added columns stay aligned.
-                    cells = [*fields, *[""] * (len(header_row) - len(fields))]
-                flat: list[object] = []
-                for j in range(k):
-                    flat += [best[j][0], f"{best[j][1]:.6f}"] if j < len(best) else ["", ""]
-                extra = ["|".join(chosen)] if sets else []
-                writer.writerow([*cells, ascii_name, *flat, *extra, error or ""])
-
-    header_row: list[str] = []
+    sink.write(row_format.header())
     batch: list[Row] = []
     for row in rows:
-        if row[2] == "header":
-            header_row = list(row[0])  # type: ignore[arg-type]
-            if out_format != "jsonl":
-                writer.writerow([*header_row, *added])
-            continue
         batch.append(row)
         if len(batch) >= batch_size:
-            flush(batch)
+            summary.add(*_score_batch_of_rows(classifier, batch, row_format), sink)
             batch = []
     if batch:
-        flush(batch)
-    text.flush()
-    text.detach()
+        summary.add(*_score_batch_of_rows(classifier, batch, row_format), sink)
     return summary
+
+
+def _score_batch_of_rows(classifier, batch: list[Row], row_format):
+    leads, names, errors = (list(x) for x in zip(*batch, strict=True))
+    if classifier.backend == "rust":
+        return classifier._impl.model.score_rows(row_format, leads, names, errors)
+    codes = row_format.check(
+        [n if n is not None and e is None else "" for n, e in zip(names, errors, strict=True)]
+    )
+    scores = classifier.log_probs(
+        [n if c == 0 else "" for n, c in zip(names, codes.tolist(), strict=True)]
+    )
+    return row_format.format_rows(leads, names, errors, scores)

@@ -1,0 +1,151 @@
+"""One row pipeline: every input format and both backends give the same added columns,
+from the same row check, top-k and formatting (the native `RowFormat`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+import namelang
+from namelang import _native
+from namelang.score import score_file
+
+NAMES = [
+    "Hinton",
+    "",
+    "   ",
+    "王",
+    "Zhou",
+    "Ślusàrski",
+    "O'Neil, Jr.",
+    'Quote"d',
+    "x" * 300,
+    "Schmidhuber",
+    "SMITH",
+    "  tanaka ",
+]
+
+
+def write_inputs(folder):
+    """The same names as a name list, a CSV with other columns, a TSV and JSONL."""
+    paths = {"text": folder / "in.txt", "csv": folder / "in.csv"}
+    paths["text"].write_text("\n".join(NAMES) + "\n", encoding="utf-8")
+    with open(paths["csv"], "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["id", "name", "city"])
+        writer.writerows([i, n, "Oslo"] for i, n in enumerate(NAMES))
+    paths["tsv"] = folder / "in.tsv"
+    paths["tsv"].write_text(
+        "name\tid\n" + "".join(f"{n}\t{i}\n" for i, n in enumerate(NAMES)), encoding="utf-8"
+    )
+    paths["jsonl"] = folder / "in.jsonl"
+    paths["jsonl"].write_text(
+        "".join(json.dumps({"id": i, "name": n}) + "\n" for i, n in enumerate(NAMES)),
+        encoding="utf-8",
+    )
+    return paths
+
+
+def added_columns(path, out_format, k, sets):
+    """Each row's added columns, as the text the output holds."""
+    text = path.read_text(encoding="utf-8")
+    if out_format == "jsonl":
+        keys = ["ascii", "language", "probability", "top", *(["set"] if sets else []), "error"]
+        return [
+            [json.dumps(json.loads(line)[key], separators=(",", ":")) for key in keys]
+            for line in text.splitlines()
+        ]
+    width = 2 + 2 * k + (1 if sets else 0)
+    rows = list(csv.reader(io.StringIO(text), delimiter="\t" if out_format == "tsv" else ","))
+    return [row[-width:] for row in rows[1:]]
+
+
+@pytest.mark.parametrize("out_format", ["csv", "jsonl"])
+def test_every_input_format_and_backend_writes_the_same_added_columns(tmp_path, out_format):
+    inputs = write_inputs(tmp_path)
+    k, coverage = 2, 0.9
+    results = {}
+    for backend in ("rust", "torch"):
+        clf = namelang.load("default", backend=backend)
+        for in_format, path in inputs.items():
+            out = tmp_path / f"{in_format}-{backend}.{out_format}"
+            summary = score_file(
+                path, out, k=k, model=clf, coverage=coverage, min_probability=0.3, progress=False
+            )
+            assert summary.rows == len(NAMES)
+            results[in_format, backend] = added_columns(out, out_format, k, sets=True)
+    reference = results["text", "rust"]
+    assert len(reference) == len(NAMES)
+    for (in_format, backend), rows in results.items():
+        if backend == "rust":
+            assert rows == reference, in_format  # the same bytes
+        else:
+            # The torch backend's log-probabilities agree to ~1e-6, so a probability's
+            # sixth decimal may differ; every other column is the same text.
+            for ours, theirs in zip(rows, reference, strict=True):
+                assert _without_probabilities(ours) == _without_probabilities(theirs)
+    errors = [row[-1].strip('"') for row in reference]
+    assert errors[1:4] == ["empty", "empty", "no_letters"] and errors[8] == "too_long"
+
+
+def _without_probabilities(row):
+    return [cell for cell in row if not cell.replace(".", "", 1).isdigit() and "[[" not in cell]
+
+
+def test_probabilities_have_one_format_in_every_output(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"name": "Zhou"}\n', encoding="utf-8")
+    for backend in ("rust", "torch"):
+        out = tmp_path / f"out-{backend}.jsonl"
+        score_file(src, out, k=2, model=namelang.load(backend=backend), progress=False)
+        line = out.read_text(encoding="utf-8")
+        number = line.split('"probability":')[1].split(",")[0]
+        assert len(number) == 8 and number.startswith("0."), line
+
+
+def test_k_is_capped_at_the_languages_on_every_path(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("Zhou\n", encoding="utf-8")
+    widths = set()
+    for backend in ("rust", "torch"):
+        clf = namelang.load(backend=backend)
+        for in_format in ("text", "jsonl"):
+            out = tmp_path / "out.csv"
+            if in_format == "jsonl":
+                src.write_text('{"name": "Zhou"}\n', encoding="utf-8")
+            score_file(src, out, input_format=in_format, k=10**9, model=clf, progress=False)
+            header = out.read_text(encoding="utf-8").splitlines()[0].split(",")
+            widths.add(len(header))
+        assert len(clf.predict(["Zhou"], k=2**64)[0]) == 18
+    assert widths == {1 + 1 + 2 * 18 + 1}
+
+
+def test_row_format_refuses_options_out_of_range():
+    categories = ["A", "B"]
+    for bad in ({"k": 0}, {"k": -1}, {"max_length": 0}, {"max_length": 10**20}):
+        with pytest.raises(ValueError):
+            _native.RowFormat(categories, **bad)
+    with pytest.raises(ValueError):
+        _native.RowFormat(categories, min_probability=1.5)
+    with pytest.raises(TypeError):
+        _native.RowFormat(categories, k="3")
+    assert _native.RowFormat(categories, k=2**64).k == 2
+
+
+def test_format_rows_matches_the_native_scorer_on_given_log_probs():
+    clf = namelang.load()
+    rows = clf.row_format("csv", k=3)
+    names = ["Zhou", "", "Hinton"]
+    scores = clf.log_probs(names)
+    data, n, scored, flagged = rows.format_rows(names, names, [None] * 3, scores)
+    native, *_ = clf._impl.model.score_rows(rows, names, names, [None] * 3)
+    assert data == native and (n, scored, flagged) == (3, 2, 1)
+    with pytest.raises(ValueError, match="numbers for"):
+        rows.format_rows(names, names, [None] * 3, scores[:2])
+    codes = rows.check(names)
+    assert codes.tolist() == [0, _native.ERROR_CODES.index("empty") + 1, 0]
+    assert np.array_equal(rows.columns(scores)[0][[0, 2], 0], scores[[0, 2]].argmax(axis=1))
