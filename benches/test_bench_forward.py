@@ -8,8 +8,7 @@ import namelang
 import pytest
 import torch
 from namelang import reference
-from namelang.classifier import model_path
-from namelang.model_file import load_module
+from namelang.classifier import load_module, model_path
 
 from .conftest import run
 

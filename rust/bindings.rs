@@ -89,14 +89,7 @@ fn to_ascii_batch<'py>(py: Python<'py>, names: &Bound<'py, PyAny>) -> PyResult<B
                 Some(normalize::to_ascii(t))
             }
         };
-        threads::run(texts.len(), || {
-            use rayon::prelude::*;
-            if texts.len() >= threads::PARALLEL_THRESHOLD {
-                texts.par_iter().map(convert).collect()
-            } else {
-                texts.iter().map(convert).collect()
-            }
-        })
+        threads::map(&texts, convert)
     });
     let out = converted.into_iter().zip(&items).map(|(c, item)| match c {
         None => item.clone(),
@@ -702,6 +695,7 @@ fn get_num_threads() -> usize {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ALPHABET", ALPHABET)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     let codes: Vec<&str> = rows::RowError::ALL.iter().map(|e| e.code()).collect();
     m.add("ERROR_CODES", codes)?;
     m.add_function(wrap_pyfunction!(to_ascii, m)?)?;

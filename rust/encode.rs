@@ -17,13 +17,7 @@ pub fn lengths_with<S: AsRef<str> + Sync>(names: &[S], rule: TextRule) -> Vec<us
         TextRule::Exact => normalized_len(n.as_ref()),
         _ => rule.len(n.as_ref()),
     };
-    threads::run(names.len(), || {
-        if names.len() >= threads::PARALLEL_THRESHOLD {
-            names.par_iter().map(len).collect()
-        } else {
-            names.iter().map(len).collect()
-        }
-    })
+    threads::map(names, len)
 }
 
 /// Indices of `names` as `rule` reads them into a zeroed row-major (B, width) buffer.

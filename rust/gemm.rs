@@ -2,8 +2,7 @@
 //! matrix packed once into column panels, and `a` a few hundred rows of hidden state.
 //! Register-blocked AVX-512 and AVX2+FMA kernels are chosen at run time; a portable
 //! loop runs elsewhere. Packing makes each panel's rows contiguous, so the kernel
-//! streams weights sequentially (measured here: 67 -> 78 GFLOP/s on one AVX2 core for
-//! 384x128x128, 54 -> 80 for 384x256x768).
+//! streams weights sequentially (BENCHMARKS.md has what that was measured to gain).
 
 use std::sync::OnceLock;
 

@@ -84,26 +84,81 @@ pub fn spec_from_metadata(meta: &HashMap<String, String>) -> Result<Spec> {
             get("alphabet")
         )));
     }
-    let cell = match get("cell") {
-        Some("elman") => Cell::Elman,
-        Some("gru") => Cell::Gru,
-        Some("lstm") => Cell::Lstm,
-        other => {
-            return Err(invalid(format!(
-                "cell is {other:?}, expected elman, gru or lstm"
-            )))
-        }
+    let cell = choice(
+        meta,
+        "cell",
+        &[
+            ("elman", Cell::Elman),
+            ("gru", Cell::Gru),
+            ("lstm", Cell::Lstm),
+        ],
+        None,
+    )?;
+    let one_hot = choice(
+        meta,
+        "input",
+        &[("one_hot", true), ("embedding", false)],
+        None,
+    )?;
+    let spec = Spec {
+        cell,
+        hidden_size: int(meta, "hidden_size", 1, 8192)?,
+        num_layers: int(meta, "num_layers", 1, 16)?,
+        embedding_dim: int(meta, "embedding_dim", 0, 8192)?,
+        // Absent in files from before these existed: false, exact.
+        bidirectional: choice(
+            meta,
+            "bidirectional",
+            &[("false", false), ("true", true)],
+            Some(false),
+        )?,
+        categories: categories(meta)?,
+        metadata: meta.clone(),
+        text_rule: choice(
+            meta,
+            "text_rule",
+            &[
+                ("exact", TextRule::Exact),
+                ("trim_lower", TextRule::TrimLower),
+            ],
+            Some(TextRule::Exact),
+        )?,
+        ngrams: match (get("ngram_max"), get("ngram_buckets")) {
+            (None, None) => None,
+            _ => Some(NGramSpec {
+                max_n: int(meta, "ngram_max", 1, 8)?,
+                buckets: int(meta, "ngram_buckets", 1, 1 << 24)?,
+            }),
+        },
     };
-    let one_hot = match get("input") {
-        Some("one_hot") => true,
-        Some("embedding") => false,
-        other => {
-            return Err(invalid(format!(
-                "input is {other:?}, expected one_hot or embedding"
-            )))
-        }
-    };
-    let categories: Vec<String> = serde_json::from_str(get("categories").unwrap_or(""))
+    check_combination(&spec, one_hot)?;
+    Ok(spec)
+}
+
+/// One of a few allowed values of a metadata key (`absent`: its value when missing).
+fn choice<T: Copy>(
+    meta: &HashMap<String, String>,
+    key: &str,
+    allowed: &[(&str, T)],
+    absent: Option<T>,
+) -> Result<T> {
+    let raw = meta.get(key).map(String::as_str);
+    if let (None, Some(value)) = (raw, absent) {
+        return Ok(value);
+    }
+    allowed
+        .iter()
+        .find(|(name, _)| Some(*name) == raw)
+        .map(|&(_, value)| value)
+        .ok_or_else(|| {
+            let names: Vec<&str> = allowed.iter().map(|(n, _)| *n).collect();
+            invalid(format!("{key} is {raw:?}, expected one of {names:?}"))
+        })
+}
+
+fn categories(meta: &HashMap<String, String>) -> Result<Vec<String>> {
+    let raw = meta.get("categories").map_or("", String::as_str);
+    let categories: Vec<String> = serde_json::from_str(raw)
         .map_err(|_| invalid("metadata 'categories' is not a JSON list of strings"))?;
     let distinct: std::collections::HashSet<&String> = categories.iter().collect();
     if categories.is_empty()
@@ -114,40 +169,13 @@ pub fn spec_from_metadata(meta: &HashMap<String, String>) -> Result<Spec> {
             "'categories' must be a JSON list of distinct non-empty strings",
         ));
     }
-    let spec = Spec {
-        cell,
-        hidden_size: int(meta, "hidden_size", 1, 8192)?,
-        num_layers: int(meta, "num_layers", 1, 16)?,
-        embedding_dim: int(meta, "embedding_dim", 0, 8192)?,
-        bidirectional: match get("bidirectional") {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(invalid(format!(
-                    "metadata \"bidirectional\" is {other:?}, expected 'true' or 'false'"
-                )))
-            }
-        },
-        categories,
-        metadata: meta.clone(),
-        text_rule: match get("text_rule") {
-            None | Some("exact") => TextRule::Exact,
-            Some("trim_lower") => TextRule::TrimLower,
-            Some(other) => {
-                return Err(invalid(format!(
-                    "metadata \"text_rule\" is {other:?}, expected 'exact' or 'trim_lower'"
-                )))
-            }
-        },
-        ngrams: match (get("ngram_max"), get("ngram_buckets")) {
-            (None, None) => None,
-            _ => Some(NGramSpec {
-                max_n: int(meta, "ngram_max", 1, 8)?,
-                buckets: int(meta, "ngram_buckets", 1, 1 << 24)?,
-            }),
-        },
-    };
-    if spec.bidirectional && (cell == Cell::Elman || spec.num_layers != 1) {
+    Ok(categories)
+}
+
+/// The rules between fields: which cells take which inputs, layers and branches.
+fn check_combination(spec: &Spec, one_hot: bool) -> Result<()> {
+    let elman = spec.cell == Cell::Elman;
+    if spec.bidirectional && (elman || spec.num_layers != 1) {
         return Err(invalid("bidirectional goes with a one-layer gru or lstm"));
     }
     if one_hot != (spec.embedding_dim == 0) {
@@ -155,13 +183,13 @@ pub fn spec_from_metadata(meta: &HashMap<String, String>) -> Result<Spec> {
             "embedding_dim > 0 goes with input 'embedding', and only with it",
         ));
     }
-    if cell == Cell::Elman && (spec.num_layers != 1 || !one_hot) {
+    if elman && (spec.num_layers != 1 || !one_hot) {
         return Err(invalid("the elman cell has one layer and one-hot input"));
     }
-    if cell == Cell::Elman && spec.ngrams.is_some() {
+    if elman && spec.ngrams.is_some() {
         return Err(invalid("the n-gram branch goes with a gru or lstm cell"));
     }
-    Ok(spec)
+    Ok(())
 }
 
 /// Tensor name -> shape for a model of this spec (documented in namelang.model).
@@ -277,8 +305,11 @@ fn declared_len(head: &[u8]) -> Result<u64> {
             head.len()
         )));
     }
-    let header: serde_json::Value = serde_json::from_slice(&head[8..8 + header_len as usize])
+    let raw = &head[8..8 + header_len as usize];
+    serde_json::from_slice::<NoDuplicateKeys>(raw)
         .map_err(|e| invalid(format!("bad safetensors header: {e}")))?;
+    let header: serde_json::Value =
+        serde_json::from_slice(raw).map_err(|e| invalid(format!("bad safetensors header: {e}")))?;
     let end = header
         .as_object()
         .ok_or_else(|| invalid("the safetensors header is not a JSON object"))?
@@ -288,6 +319,69 @@ fn declared_len(head: &[u8]) -> Result<u64> {
         .max()
         .unwrap_or(0);
     Ok(8 + header_len + end)
+}
+
+/// Any JSON value in which no object repeats a key: a repeated tensor or `__metadata__`
+/// would otherwise be read as its last copy, silently.
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeysVisitor)
+    }
+}
+
+struct NoDuplicateKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeysVisitor {
+    type Value = NoDuplicateKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(
+        self,
+        mut map: M,
+    ) -> std::result::Result<NoDuplicateKeys, M::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "key {key:?} appears twice"
+                )));
+            }
+            map.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: S,
+    ) -> std::result::Result<NoDuplicateKeys, S::Error> {
+        while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
 }
 
 fn refuse_other_formats(bytes: &[u8]) -> Result<()> {

@@ -217,17 +217,7 @@ pub fn score_columns(model: &Model, fmt: &RowFormat, texts: &[Option<&str>]) -> 
             error: None,
         })
         .collect();
-    let checked: Vec<(usize, Option<RowError>)> = threads::run(rows.len(), || {
-        if rows.len() >= threads::PARALLEL_THRESHOLD {
-            rows.par_iter()
-                .map(|r| fmt.check_len(r.name, r.error))
-                .collect()
-        } else {
-            rows.iter()
-                .map(|r| fmt.check_len(r.name, r.error))
-                .collect()
-        }
-    });
+    let checked = threads::map(&rows, |r| fmt.check_len(r.name, r.error));
     let (errors, scores) =
         check_and_score_checked(fmt, &rows, checked, Scores::Model(model, true))?;
     columns(fmt, &errors, &scores)

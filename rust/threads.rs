@@ -76,6 +76,19 @@ pub fn run<R: Send>(batch: usize, work: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// `f` over every item, in order: across the pool when there are enough items to pay
+/// for waking it, else on this thread.
+pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
+    use rayon::prelude::*;
+    run(items.len(), || {
+        if items.len() >= PARALLEL_THRESHOLD {
+            items.par_iter().map(f).collect()
+        } else {
+            items.iter().map(f).collect()
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +100,16 @@ mod tests {
         assert_eq!(pool().current_num_threads(), 3);
         set_num_threads(0);
         assert!(num_threads() >= 1);
+    }
+
+    #[test]
+    fn map_keeps_order_below_and_above_the_threshold() {
+        for n in [3, PARALLEL_THRESHOLD + 5] {
+            let items: Vec<usize> = (0..n).collect();
+            assert_eq!(
+                map(&items, |&i| i * 2),
+                (0..n).map(|i| i * 2).collect::<Vec<_>>()
+            );
+        }
     }
 }

@@ -15,8 +15,9 @@ import pytest
 import torch
 from namelang import _native, calibration, model_file, reference
 from namelang.cli import main
-from namelang.model import ModelConfig, build, ngram_input
+from namelang.model import build, ngram_input
 from namelang.score import score_file
+from namelang.spec import ModelConfig
 from namelang.train import fold_temperature
 from torch.nn import functional as F
 

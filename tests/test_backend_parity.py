@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 from namelang import model_file
-from namelang.model import ModelConfig, build
+from namelang.model import build
+from namelang.spec import ModelConfig
 
 from .test_text import random_strings
 

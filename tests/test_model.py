@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 from namelang import model_file, reference
+from namelang.classifier import load_module
 from namelang.data import split_names
-from namelang.model import ModelConfig, build
+from namelang.model import build
+from namelang.spec import ModelConfig
 from namelang.train import TrainConfig, train
 
 CATS3 = ["Alpha", "Beta", "Gamma"]
@@ -93,7 +95,7 @@ def test_gated_models_are_order_independent(cell, layers, embedding):
 def test_model_file_round_trip(tmp_path):
     model = random_model("gru", layers=2, embedding=8)
     path = model_file.save(tmp_path / "m.safetensors", model, CATS3, {"seed": "5"})
-    spec, loaded = model_file.load_module(path)
+    spec, loaded = load_module(path)
     assert spec.categories == CATS3 and spec.metadata["seed"] == "5"
     for k, v in model.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[k], v)

@@ -204,3 +204,101 @@ print(grown_mb)
     )
     assert done.returncode == 0, done.stderr
     assert float(done.stdout) < 100, f"peak RSS grew by {done.stdout.strip()} MB"
+
+
+def _tutorial_header() -> tuple[dict, bytes]:
+    (n,) = struct.unpack("<Q", TUTORIAL[:8])
+    return json.loads(TUTORIAL[8 : 8 + n]), TUTORIAL[8 + n :]
+
+
+def _raw_header(text: str, data: bytes) -> bytes:
+    raw = text.encode()
+    return struct.pack("<Q", len(raw)) + raw + data
+
+
+def _malformed_files() -> dict[str, bytes]:
+    """Files one loader once accepted and the other refused, each a byte string."""
+    header, data = _tutorial_header()
+    text = json.dumps(header)
+    first = next(k for k in header if k != "__metadata__")
+    meta = header["__metadata__"]
+
+    def with_meta(**changes) -> bytes:
+        return with_header({**header, "__metadata__": {**meta, **changes}}, data)
+
+    gap = json.loads(text)
+    for info in gap.values():
+        if "data_offsets" in info:
+            info["data_offsets"] = [o + 4 for o in info["data_offsets"]]
+    shape_float = json.loads(text)
+    shape_float["i2o.bias"]["shape"] = [18.0]
+    return {
+        "bytes after the last tensor": TUTORIAL + b"\0" * 8,
+        "a gap between tensors": with_header(gap, b"\0" * 4 + data),
+        "a duplicate tensor key": _raw_header(
+            text[:-1] + f", {json.dumps(first)}: {json.dumps(header[first])}}}", data
+        ),
+        "a duplicate __metadata__": _raw_header(
+            text[:-1] + ', "__metadata__": {"format": "namelang/1"}}', data
+        ),
+        "shape [18.0]": with_header(shape_float, data),
+        "hidden_size ' 128 '": with_meta(hidden_size=" 128 "),
+        "hidden_size '1_28'": with_meta(hidden_size="1_28"),
+        "hidden_size in Arabic-Indic digits": with_meta(hidden_size="١٢٨"),
+        "a category with a lone surrogate": with_meta(
+            categories=meta["categories"].replace('"Arabic"', '"\\ud800"')
+        ),
+        "a header nested 100k deep": _raw_header(
+            '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", data
+        ),
+        "shape 18": with_header({**header, "i2o.bias": {**header["i2o.bias"], "shape": 18}}, data),
+        "shape null": with_header(
+            {**header, "i2o.bias": {**header["i2o.bias"], "shape": None}}, data
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(_malformed_files()))
+def test_both_loaders_give_one_verdict_on_malformed_files(tmp_path, case):
+    data = _malformed_files()[case]
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(data)
+    messages = []
+    for load in (
+        lambda: model_file.read(path),
+        lambda: namelang.load(path, backend="torch"),
+        lambda: namelang._native.Model(str(path)),
+        lambda: namelang._native.Model.from_bytes(data),
+    ):
+        with pytest.raises(ValueError) as refused:
+            load()
+        messages.append(str(refused.value).split("invalid model file: ")[-1])
+    assert len(set(messages)) == 1, messages
+
+
+def test_only_regular_files_of_their_declared_size_are_read(tmp_path):
+    import os
+    import resource
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    sparse = tmp_path / "sparse.safetensors"
+    with open(sparse, "wb") as f:
+        f.truncate(2 << 30)
+    big_header = tmp_path / "claims.safetensors"
+    header, _ = _tutorial_header()
+    big_header.write_bytes(with_header(header, b""))  # declares data it does not have
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for path, message in [
+        ("/dev/zero", "not a regular file"),
+        ("/dev/urandom", "not a regular file"),
+        (fifo, "not a regular file"),
+        (tmp_path, "not a regular file"),
+        (sparse, "more than|header"),
+        (big_header, "declares"),
+    ]:
+        for load in (model_file.read, namelang._native.Model):
+            with pytest.raises(ValueError, match=message):
+                load(str(path))
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 200_000  # nothing near the sparse file's 2 GB was read

@@ -7,10 +7,9 @@ import csv
 import io
 import json
 
+import namelang
 import numpy as np
 import pytest
-
-import namelang
 from namelang import _native
 from namelang.score import score_file
 

@@ -7,6 +7,7 @@ Importing namelang does not import torch.
 
 from __future__ import annotations
 
+from namelang._native import __version__  # Cargo.toml's, the one place it is written
 from namelang.batch import Scorer, score_batch
 from namelang.classifier import Classifier, load
 from namelang.score import score_file
@@ -19,8 +20,6 @@ from namelang.text import (
     to_ascii,
     to_ascii_batch,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ALPHABET",

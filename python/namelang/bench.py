@@ -168,8 +168,8 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
 
     import namelang
     from namelang import _native, reference
+    from namelang.classifier import load_module
     from namelang.data import load_names
-    from namelang.model_file import load_module
 
     threads = threads or namelang.get_num_threads()
     namelang.set_num_threads(threads)
@@ -413,7 +413,8 @@ def _random_model(folder: str, cell: str):
     import torch
 
     from namelang import model_file
-    from namelang.model import ModelConfig, build
+    from namelang.model import build
+    from namelang.spec import ModelConfig
 
     torch.manual_seed(0)
     config = ModelConfig(cell=cell, hidden_size=128, input="embedding", embedding_dim=64)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from namelang import model_file
+from namelang.spec import spec_from_metadata
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,6 +34,14 @@ def model_path(model: str | os.PathLike[str]) -> Path:
     return path
 
 
+def load_module(path: str | os.PathLike[str], device: str = "cpu"):
+    """(spec, PyTorch module in eval mode) from a model file."""
+    from namelang.model import from_tensors
+
+    spec, tensors = model_file.read(path)
+    return spec, from_tensors(spec.config, tensors, device)
+
+
 class _TorchBackend:
     name = "torch"
 
@@ -42,11 +51,11 @@ class _TorchBackend:
         require("torch", "the torch backend")
         import torch
 
-        from namelang.train import resolve_device
+        from namelang.model import resolve_device
 
         self._torch = torch
         self.device = resolve_device(device)
-        self.spec, self.module = model_file.load_module(path, self.device)
+        self.spec, self.module = load_module(path, self.device)
 
     def log_probs(self, names: Sequence[str], batch: int = 4096) -> np.ndarray:
         import numpy as np
@@ -76,7 +85,7 @@ class _RustBackend:
 
         self.model = _native.Model(str(path), share_prefixes=share_prefixes)
         self.method = method
-        self.spec = model_file.spec_from_metadata(self.model.metadata())
+        self.spec = spec_from_metadata(self.model.metadata())
 
     def log_probs(self, names: Sequence[str]) -> np.ndarray:
         return self.model.log_probs(names, self.method)

@@ -30,59 +30,17 @@ by running the file as it is.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from namelang.model_file import CELLS, INPUTS, N_LETTERS, TEXT_RULES
+from namelang.spec import N_LETTERS, ModelConfig
 
 # What an n-gram branch reads: the arguments of `nn.EmbeddingBag.forward`, either
 # (flat rows, offsets, flat weights) or (padded rows (B, G), None, weights (B, G)),
 # each row weighted 1/sqrt(G) (0 for padding).
 NGramInput = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    cell: str = "gru"
-    hidden_size: int = 128
-    num_layers: int = 1
-    input: str = "one_hot"
-    embedding_dim: int = 0
-    n_categories: int = 18
-    bidirectional: bool = False
-    text_rule: str = "exact"
-    ngram_max: int = 0  # 0: no n-gram branch
-    ngram_buckets: int = 0
-
-    def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
-        if self.input not in INPUTS:
-            raise ValueError(f"input must be one of {INPUTS}, got {self.input!r}")
-        if self.hidden_size < 1 or self.num_layers < 1 or self.n_categories < 1:
-            raise ValueError(f"sizes must be positive: {self}")
-        if self.cell == "elman" and (self.num_layers != 1 or self.input != "one_hot"):
-            raise ValueError("the elman cell has one layer and one-hot input")
-        if (self.input == "embedding") != (self.embedding_dim > 0):
-            raise ValueError("embedding_dim > 0 goes with input 'embedding', and only with it")
-        if self.bidirectional and (self.cell == "elman" or self.num_layers != 1):
-            raise ValueError("bidirectional goes with a one-layer gru or lstm")
-        if self.text_rule not in TEXT_RULES:
-            raise ValueError(f"text_rule must be one of {TEXT_RULES}, got {self.text_rule!r}")
-        if (self.ngram_max > 0) != (self.ngram_buckets > 0):
-            raise ValueError("ngram_max and ngram_buckets go together")
-        if self.ngram_max and self.cell == "elman":
-            raise ValueError("the n-gram branch goes with a gru or lstm cell")
-
-    @property
-    def directions(self) -> int:
-        return 2 if self.bidirectional else 1
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def ngram_input(
@@ -113,6 +71,15 @@ def ngram_input(
     ids[mask] = rows
     weights[mask] = np.repeat(weight, counts)
     return torch.from_numpy(ids).to(device), None, torch.from_numpy(weights).to(device)
+
+
+def resolve_device(device: str) -> str:
+    """ "auto" -> "cuda" when torch sees a GPU, else "cpu"; "cuda" without one is an error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU")
+    return device
 
 
 def _nan_rows(out: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -274,3 +241,10 @@ def build(config: ModelConfig, dropout: float = 0.0) -> ElmanRNN | RecurrentClas
     if config.cell == "elman":
         return ElmanRNN(config)
     return RecurrentClassifier(config, dropout=dropout)
+
+
+def from_tensors(config: ModelConfig, tensors: dict, device: str = "cpu") -> nn.Module:
+    """The module of this configuration holding these weights (numpy arrays), in eval mode."""
+    module = build(config)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()})
+    return module.to(device).eval()

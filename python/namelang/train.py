@@ -27,7 +27,8 @@ from namelang.calibration import (
 )
 from namelang.data import Split, load_names, split_names
 from namelang.evaluate import Metrics, metrics, top_k_accuracy
-from namelang.model import ModelConfig, NGramInput, build, ngram_input
+from namelang.model import NGramInput, build, ngram_input, resolve_device
+from namelang.spec import ModelConfig
 from namelang.text import encode
 
 
@@ -115,14 +116,6 @@ def feminine_forms(split: Split) -> list[tuple[str, int]]:
                 out.append((name[: -len(masculine)] + feminine, russian))
                 break
     return out
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but torch sees no CUDA GPU")
-    return device
 
 
 @torch.no_grad()

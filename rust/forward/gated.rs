@@ -1,0 +1,342 @@
+//! GRU and LSTM cells on the CPU, one or more layers, optionally bidirectional. The
+//! first layer's input projection is a per-letter table (one-hot or embedding input
+//! alike), so each step is one product per layer plus the gates.
+
+use super::letters::Letters;
+use super::scratch::{at_least, zeroed, Scratch, GATE_ROWS};
+use super::{packed_t, padded, row};
+use crate::alphabet::N_LETTERS;
+use crate::gates;
+use crate::gemm::{matmul_acc, matmul_from_table, padded_cols, Packed};
+use crate::model_file::{Cell, Spec};
+use crate::prefixes::Prefixes;
+use std::collections::HashMap;
+
+struct Layer {
+    wih: Option<Packed>, // (H, G): layers above the first
+    whh: Packed,         // (H, G)
+    bih: Vec<f32>,       // (Gp) (for an LSTM, b_ih + b_hh), zero-padded
+    bhh: Vec<f32>,       // (Gp)
+}
+
+/// GRU or LSTM: the first layer's input projection is a per-letter table.
+pub(super) struct Gated {
+    lstm: bool,
+    hidden: usize,
+    gates: usize,
+    forward: Direction,
+    reverse: Option<Direction>, // bidirectional: the same layers reading names backwards
+    pub(super) out: Packed,     // (D * H, C): [forward final state, reverse final state]
+    out_b: Vec<f32>,            // (Cp): bias plus logit adjustment, zero-padded
+}
+
+/// One direction's layers.
+struct Direction {
+    table0: Vec<f32>, // (57, Gp): W_ih0 · input(letter) + b_ih0 (+ b_hh0 for an LSTM)
+    layers: Vec<Layer>,
+}
+
+/// Where one direction's final top-layer states go: row r's to
+/// finals[r * stride + col..][..h].
+struct Finals<'a> {
+    data: &'a mut [f32],
+    col: usize,
+    stride: usize,
+}
+
+/// A block of up to GATE_ROWS nodes at one step of one layer.
+struct Block<'a> {
+    step: usize,
+    first: usize,
+    letters: &'a [u8],
+}
+
+impl Gated {
+    pub(super) fn new(spec: &Spec, t: &HashMap<String, Vec<f32>>) -> Gated {
+        let lstm = spec.cell == Cell::Lstm;
+        let h = spec.hidden_size;
+        let c = spec.categories.len();
+        let g = if lstm { 4 * h } else { 3 * h };
+        // Tables and biases get rows as wide as the kernel's output rows: its sums
+        // start from them.
+        let gp = padded_cols(g);
+        let direction = |suffix: &str| Direction {
+            table0: padded(&input_table(spec, t, suffix, g), g, gp),
+            layers: (0..spec.num_layers)
+                .map(|k| {
+                    let name = |w: &str| format!("rnn.{w}_l{k}{suffix}");
+                    let mut bih = t[&name("bias_ih")].clone();
+                    let bhh = t[&name("bias_hh")].clone();
+                    if lstm {
+                        bih.iter_mut().zip(&bhh).for_each(|(a, b)| *a += b);
+                    }
+                    Layer {
+                        wih: (k > 0).then(|| packed_t(&t[&name("weight_ih")], g, h, 0, h)),
+                        whh: packed_t(&t[&name("weight_hh")], g, h, 0, h),
+                        bih: padded(&bih, g, gp),
+                        bhh: padded(&bhh, g, gp),
+                    }
+                })
+                .collect(),
+        };
+        let directions = if spec.bidirectional { 2 } else { 1 };
+        let adj = &t["logit_adjustment"];
+        let out = packed_t(&t["out.weight"], c, directions * h, 0, directions * h);
+        let out_b: Vec<f32> = t["out.bias"].iter().zip(adj).map(|(a, b)| a + b).collect();
+        Gated {
+            lstm,
+            hidden: h,
+            gates: g,
+            forward: direction(""),
+            reverse: spec.bidirectional.then(|| direction("_reverse")),
+            out_b: padded(&out_b, c, out.padded_cols),
+            out,
+        }
+    }
+
+    /// Logits (rows, out.padded_cols) for rows of length >= 1.
+    pub(super) fn recurrence(
+        &self,
+        x: &Letters,
+        lens: &[usize],
+        share: bool,
+        scratch: &mut Scratch,
+    ) -> Vec<f32> {
+        let (n, h) = (lens.len(), self.hidden);
+        let cp = self.out.padded_cols;
+        let width = if self.reverse.is_some() { 2 * h } else { h };
+        // Each row's final top-layer state, per direction, side by side.
+        let mut finals = vec![0f32; n * width];
+        let mut to = Finals {
+            data: &mut finals,
+            col: 0,
+            stride: width,
+        };
+        self.run(&self.forward, x, lens, &mut to, share, scratch);
+        if let Some(reverse) = &self.reverse {
+            to.col = h;
+            self.run(reverse, &x.reversed(), lens, &mut to, share, scratch);
+        }
+        let mut logits = vec![0f32; n * cp];
+        let zeros = vec![0u8; n]; // every row starts from the bias
+        matmul_from_table(
+            &finals,
+            width,
+            &self.out,
+            &self.out_b,
+            &zeros,
+            &mut logits,
+            cp,
+        );
+        logits
+    }
+
+    /// Runs one direction over the rows' letters `x`, leaving each row's final
+    /// top-layer state in `finals`.
+    fn run(
+        &self,
+        dir: &Direction,
+        x: &Letters,
+        lens: &[usize],
+        finals: &mut Finals<'_>,
+        share: bool,
+        scratch: &mut Scratch,
+    ) {
+        let (n, h) = (lens.len(), self.hidden);
+        let gp = dir.layers[0].whh.padded_cols;
+        let layers = dir.layers.len();
+        let Scratch {
+            gi,
+            gh,
+            hs,
+            cs,
+            spare_h,
+            spare_c,
+            prefixes,
+            ..
+        } = scratch;
+        prefixes.reset(n, share);
+        for v in [&mut *hs, &mut *cs, &mut *spare_h, &mut *spare_c] {
+            v.resize_with(layers, Vec::new);
+        }
+        for k in 0..layers {
+            // h_0 = c_0 = 0; the spares only ever hold gathered rows.
+            zeroed(&mut hs[k], n * h);
+            at_least(&mut spare_h[k], n * h);
+            if self.lstm {
+                zeroed(&mut cs[k], n * h);
+                at_least(&mut spare_c[k], n * h);
+            }
+        }
+        // Gate pre-activations for one block of rows only: the block's products are
+        // still in L1/L2 when its gates read them (whole-chunk buffers were not).
+        let gi = zeroed(gi, GATE_ROWS * gp);
+        let gh = zeroed(gh, GATE_ROWS * gp);
+        let width = lens.iter().copied().max().unwrap_or(0);
+        for s in 0..width {
+            // States are per node: a distinct prefix among the rows still reading.
+            prefixes.keep_longer(lens, s);
+            prefixes.next(|r| x.at(r, s));
+            let nodes = prefixes.count();
+            for (k, layer) in dir.layers.iter().enumerate() {
+                // Where prefixes parted, states move to their children's slots.
+                if s > 0 && !prefixes.in_place() {
+                    prefixes.gather(&hs[k], &mut spare_h[k], h);
+                    std::mem::swap(&mut hs[k], &mut spare_h[k]);
+                    if self.lstm {
+                        prefixes.gather(&cs[k], &mut spare_c[k], h);
+                        std::mem::swap(&mut cs[k], &mut spare_c[k]);
+                    }
+                }
+                let (below, rest) = hs.split_at_mut(k);
+                let below = below.last().map(|b| &b[..]);
+                for first in (0..nodes).step_by(GATE_ROWS) {
+                    let rows = GATE_ROWS.min(nodes - first);
+                    let block = Block {
+                        step: s,
+                        first,
+                        letters: &prefixes.letters()[first..first + rows],
+                    };
+                    if self.lstm {
+                        self.lstm_block(dir, layer, &block, below, &mut rest[0], &mut cs[k], gi);
+                    } else {
+                        self.gru_block(dir, layer, &block, below, &mut rest[0], gi, gh);
+                    }
+                }
+            }
+            self.keep_finals(&hs[layers - 1], prefixes, lens, s, finals);
+        }
+    }
+
+    /// Rows whose last letter was `s` are done: keep their top-layer state.
+    fn keep_finals(
+        &self,
+        top: &[f32],
+        prefixes: &Prefixes,
+        lens: &[usize],
+        s: usize,
+        finals: &mut Finals<'_>,
+    ) {
+        let h = self.hidden;
+        for &r in prefixes.active() {
+            let r = r as usize;
+            if lens[r] == s + 1 {
+                let node = prefixes.of_row(r);
+                let at = r * finals.stride + finals.col;
+                finals.data[at..at + h].copy_from_slice(&top[node * h..(node + 1) * h]);
+            }
+        }
+    }
+
+    /// One LSTM block: gates = input projection (a lookup for the first layer, a
+    /// product above) + W_hh h (skipped at the first step, where h_0 = 0), then the cell.
+    #[allow(clippy::too_many_arguments)] // the block's state slices, borrowed apart
+    fn lstm_block(
+        &self,
+        dir: &Direction,
+        layer: &Layer,
+        block: &Block<'_>,
+        below: Option<&[f32]>,
+        state: &mut [f32],
+        cell: &mut [f32],
+        gi: &mut [f32],
+    ) {
+        let (h, g, gp) = (self.hidden, self.gates, layer.whh.padded_cols);
+        let (s, r0, rows) = (block.step, block.first, block.letters.len());
+        let zeros = &[0u8; GATE_ROWS][..rows]; // rows that start from a bias
+        if let (Some(wih), Some(below)) = (&layer.wih, below) {
+            matmul_from_table(&below[r0 * h..], h, wih, &layer.bih, zeros, gi, gp);
+            if s > 0 {
+                matmul_acc(rows, &state[r0 * h..], h, &layer.whh, gi, gp);
+            }
+        } else if s > 0 {
+            let hidden = &state[r0 * h..];
+            matmul_from_table(hidden, h, &layer.whh, &dir.table0, block.letters, gi, gp);
+        } else {
+            for (r, &l) in block.letters.iter().enumerate() {
+                gi[r * gp..(r + 1) * gp].copy_from_slice(row(&dir.table0, gp, l));
+            }
+        }
+        for r in 0..rows {
+            let at = (r0 + r) * h;
+            gates::lstm(
+                &gi[r * gp..r * gp + g],
+                &mut cell[at..at + h],
+                &mut state[at..at + h],
+            );
+        }
+    }
+
+    /// One GRU block: input projection (a lookup for the first layer, a product above)
+    /// and W_hh h + b_hh (just b_hh at the first step, where h_0 = 0), then the gates.
+    #[allow(clippy::too_many_arguments)] // the block's state slices, borrowed apart
+    fn gru_block(
+        &self,
+        dir: &Direction,
+        layer: &Layer,
+        block: &Block<'_>,
+        below: Option<&[f32]>,
+        state: &mut [f32],
+        gi: &mut [f32],
+        gh: &mut [f32],
+    ) {
+        let (h, g, gp) = (self.hidden, self.gates, layer.whh.padded_cols);
+        let (s, r0, rows) = (block.step, block.first, block.letters.len());
+        let zeros = &[0u8; GATE_ROWS][..rows]; // rows that start from a bias
+        if let (Some(wih), Some(below)) = (&layer.wih, below) {
+            matmul_from_table(&below[r0 * h..], h, wih, &layer.bih, zeros, gi, gp);
+        }
+        if s > 0 {
+            let hidden = &state[r0 * h..];
+            matmul_from_table(hidden, h, &layer.whh, &layer.bhh, zeros, gh, gp);
+        } else {
+            for r in 0..rows {
+                gh[r * gp..(r + 1) * gp].copy_from_slice(&layer.bhh);
+            }
+        }
+        for r in 0..rows {
+            let input = if layer.wih.is_some() {
+                &gi[r * gp..r * gp + g]
+            } else {
+                &row(&dir.table0, gp, block.letters[r])[..g]
+            };
+            let at = (r0 + r) * h;
+            gates::gru(input, &mut gh[r * gp..r * gp + g], &mut state[at..at + h]);
+        }
+    }
+}
+
+/// The first layer's input projection per letter: W_ih0 · input(letter) + b_ih0
+/// (+ b_hh0 for an LSTM), computed in f64, for the direction with this tensor suffix.
+fn input_table(spec: &Spec, t: &HashMap<String, Vec<f32>>, suffix: &str, g: usize) -> Vec<f32> {
+    let lstm = spec.cell == Cell::Lstm;
+    let input = if spec.embedding_dim > 0 {
+        spec.embedding_dim
+    } else {
+        N_LETTERS
+    };
+    let w0 = &t[&format!("rnn.weight_ih_l0{suffix}")];
+    let (bih, bhh) = (
+        &t[&format!("rnn.bias_ih_l0{suffix}")],
+        &t[&format!("rnn.bias_hh_l0{suffix}")],
+    );
+    let mut table = vec![0f32; N_LETTERS * g];
+    for l in 0..N_LETTERS {
+        for q in 0..g {
+            let v: f64 = if spec.embedding_dim > 0 {
+                let emb = &t["embedding.weight"][l * input..(l + 1) * input];
+                (0..input)
+                    .map(|e| w0[q * input + e] as f64 * emb[e] as f64)
+                    .sum()
+            } else {
+                w0[q * input + l] as f64
+            };
+            let mut bias = bih[q] as f64;
+            if lstm {
+                bias += bhh[q] as f64;
+            }
+            table[l * g + q] = (v + bias) as f32;
+        }
+    }
+    table
+}

@@ -1,0 +1,401 @@
+//! The CPU forward pass: names -> log-probabilities (B, C) for the tutorial's Elman
+//! cell (recurrence or collapsed tables), GRU and LSTM.
+//!
+//! A batch flows one way: each name's letters are read once (`letters`); rows that need
+//! the recurrence are ordered (longest first, or by their letters to share prefixes)
+//! and cut into chunks run in parallel, each on one thread's `scratch` memory; then
+//! every row gets its logits (collapsed tables for short Elman rows, the recurrence's
+//! otherwise), the n-gram branch and the log-softmax. The cells: `elman`, `gated`.
+
+mod elman;
+mod gated;
+mod letters;
+mod scratch;
+#[cfg(test)]
+mod tests;
+
+use crate::error::{Error, Result};
+use crate::gemm::Packed;
+use crate::math::log_softmax_rows;
+use crate::model_file::{parse, Cell, NGramSpec, Spec};
+use crate::ngrams;
+use crate::normalize::TextRule;
+use crate::{encode, threads};
+use elman::Elman;
+use gated::Gated;
+use letters::Letters;
+use rayon::prelude::*;
+use scratch::{Scratch, CHUNK, ROWS_PER_TASK, SCRATCH};
+
+/// Longest name the collapsed tables cover; longer ones run the recurrence.
+pub const COLLAPSED_MAX_LEN: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Collapsed tables where the cell allows and the name is short enough.
+    Auto,
+    /// Always the step-by-step recurrence.
+    Recurrence,
+    /// Collapsed tables (linear cells only); names past the bound fall back.
+    Collapsed,
+}
+
+impl std::str::FromStr for Method {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Method> {
+        match s {
+            "auto" => Ok(Method::Auto),
+            "recurrence" => Ok(Method::Recurrence),
+            "collapsed" => Ok(Method::Collapsed),
+            _ => Err(Error::InvalidArgument(format!(
+                "method must be 'auto', 'recurrence' or 'collapsed', got {s:?}"
+            ))),
+        }
+    }
+}
+
+pub struct Model {
+    pub spec: Spec,
+    /// What bulk scoring and `predict` use; `log_probs` callers choose per call.
+    pub share_prefixes: bool,
+    classes: usize,
+    net: Net,
+    /// The hashed n-gram branch: its spec and (buckets, C) table, added to the logits.
+    ngrams: Option<(NGramSpec, Vec<f32>)>,
+}
+
+/// The cell, which runs the recurrence over a chunk of rows.
+enum Net {
+    Elman(Elman),
+    Gated(Gated),
+}
+
+impl Net {
+    /// Logits (rows, out_cols) for a chunk of rows of length >= 1.
+    fn recurrence(&self, x: &Letters, lens: &[usize], share: bool, s: &mut Scratch) -> Vec<f32> {
+        match self {
+            Net::Elman(e) => e.recurrence(x, lens, share, s),
+            Net::Gated(g) => g.recurrence(x, lens, share, s),
+        }
+    }
+
+    /// Floats per row of the recurrence's logits (C, padded for the kernel).
+    fn out_cols(&self) -> usize {
+        match self {
+            Net::Elman(e) => e.oh.padded_cols,
+            Net::Gated(g) => g.out.padded_cols,
+        }
+    }
+
+    /// The collapsed tables, where the cell is linear.
+    fn collapsed(&self) -> Option<&Elman> {
+        match self {
+            Net::Elman(e) => Some(e),
+            Net::Gated(_) => None,
+        }
+    }
+}
+
+/// Which rows of a batch run the recurrence, their letters, and the order they run in.
+struct Plan {
+    /// Short Elman rows take the collapsed tables (and rows without letters, nothing).
+    collapsed: bool,
+    /// Input rows that run the recurrence, in input order.
+    recurrent: Vec<usize>,
+    /// Their letters, row j for recurrent[j].
+    letters: Letters,
+    /// Positions in `recurrent`, in the order they run.
+    order: Vec<usize>,
+}
+
+impl Plan {
+    /// Whether a row of this length skips the recurrence.
+    fn direct(&self, len: usize) -> bool {
+        len == 0 || (self.collapsed && len <= COLLAPSED_MAX_LEN)
+    }
+}
+
+/// Columns col0..col0+ncols of a row-major (rows, cols) matrix, transposed to a
+/// row-major (ncols, rows) matrix.
+fn transpose(m: &[f32], rows: usize, cols: usize, col0: usize, ncols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; ncols * rows];
+    for r in 0..rows {
+        for c in 0..ncols {
+            t[c * rows + r] = m[r * cols + col0 + c];
+        }
+    }
+    t
+}
+
+/// `weight[:, col0..col0+ncols]` of a (rows, cols) weight, packed as its transpose.
+pub(super) fn packed_t(m: &[f32], rows: usize, cols: usize, col0: usize, ncols: usize) -> Packed {
+    Packed::new(&transpose(m, rows, cols, col0, ncols), ncols, rows)
+}
+
+/// The rows of `m`, `width` floats each, zero-padded to `ld`.
+pub(super) fn padded(m: &[f32], width: usize, ld: usize) -> Vec<f32> {
+    let mut out = vec![0f32; m.len() / width * ld];
+    for (to, from) in out.chunks_mut(ld).zip(m.chunks(width)) {
+        to[..width].copy_from_slice(from);
+    }
+    out
+}
+
+/// Row `l` of a table of rows `width` wide.
+pub(super) fn row(table: &[f32], width: usize, l: u8) -> &[f32] {
+    let l = l as usize;
+    &table[l * width..(l + 1) * width]
+}
+
+impl Model {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
+        let file = parse(bytes)?;
+        let spec = file.spec;
+        let t = file.tensors;
+        let classes = spec.categories.len();
+        let ngrams = spec.ngrams.map(|ng| (ng, t["ngram.weight"].clone()));
+        let net = match spec.cell {
+            Cell::Elman => Net::Elman(Elman::new(&spec, &t)),
+            Cell::Gru | Cell::Lstm => Net::Gated(Gated::new(&spec, &t)),
+        };
+        Ok(Model {
+            spec,
+            share_prefixes: true,
+            classes,
+            net,
+            ngrams,
+        })
+    }
+
+    pub fn from_path(path: &str) -> Result<Model> {
+        Model::from_bytes(&crate::model_file::read_path(path)?)
+    }
+
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// How this model reads names (the file's `text_rule`).
+    pub fn text_rule(&self) -> TextRule {
+        self.spec.text_rule
+    }
+
+    /// Letters this model reads from each name (0: nothing to score).
+    pub fn lengths<S: AsRef<str> + Sync>(&self, names: &[S]) -> Vec<usize> {
+        encode::lengths_with(names, self.spec.text_rule)
+    }
+
+    /// Log-probabilities, row-major (B, C); a name with no letters gets a row of NaN.
+    /// With `share_prefixes`, rows whose names start alike share their recurrent state
+    /// while their letters agree (same results to the bit, less work on real lists);
+    /// without, every row runs its own recurrence.
+    pub fn log_probs<S: AsRef<str> + Sync>(
+        &self,
+        names: &[S],
+        method: Method,
+        share_prefixes: bool,
+    ) -> Result<Vec<f32>> {
+        self.log_probs_with_lengths(names, &self.lengths(names), method, share_prefixes)
+    }
+
+    /// `log_probs` when the caller already has each name's normalised length; in the
+    /// thread pool when the batch is large enough.
+    pub fn log_probs_with_lengths<S: AsRef<str> + Sync>(
+        &self,
+        names: &[S],
+        lengths: &[usize],
+        method: Method,
+        share_prefixes: bool,
+    ) -> Result<Vec<f32>> {
+        let batch = names.len();
+        threads::run(batch, || {
+            let par = batch >= threads::PARALLEL_THRESHOLD;
+            self.forward(names, lengths, method, share_prefixes, par)
+        })
+    }
+
+    /// The forward pass on this thread only, for callers that already split their work
+    /// across the pool (bulk scoring scores each block of lines in one task).
+    pub fn log_probs_sequential<S: AsRef<str> + Sync>(
+        &self,
+        names: &[S],
+        lengths: &[usize],
+        method: Method,
+        share_prefixes: bool,
+    ) -> Result<Vec<f32>> {
+        self.forward(names, lengths, method, share_prefixes, false)
+    }
+
+    fn forward<S: AsRef<str> + Sync>(
+        &self,
+        names: &[S],
+        lengths: &[usize],
+        method: Method,
+        share_prefixes: bool,
+        par: bool,
+    ) -> Result<Vec<f32>> {
+        assert_eq!(names.len(), lengths.len());
+        let plan = self.plan(names, lengths, method, share_prefixes, par)?;
+        let results = self.run_chunks(&plan, share_prefixes, par);
+        let mut out = vec![0f32; names.len() * self.classes];
+        self.finish(names, lengths, &plan, &results, &mut out, par);
+        Ok(out)
+    }
+
+    /// Which rows run the recurrence, their letters (read once, in input order: reading
+    /// each name in sorted order would jump around memory), and their order: longest
+    /// first, or by their letters, which makes equal prefixes neighbours.
+    fn plan<S: AsRef<str> + Sync>(
+        &self,
+        names: &[S],
+        lengths: &[usize],
+        method: Method,
+        share_prefixes: bool,
+        par: bool,
+    ) -> Result<Plan> {
+        let collapsed = match (&self.net, method) {
+            (Net::Elman(_), Method::Auto | Method::Collapsed) => true,
+            (_, Method::Collapsed) => {
+                return Err(Error::InvalidArgument(
+                    "the collapsed method needs a linear cell (elman); use 'auto' or \
+                     'recurrence'"
+                        .into(),
+                ))
+            }
+            _ => false,
+        };
+        let mut plan = Plan {
+            collapsed,
+            recurrent: Vec::new(),
+            letters: Letters::default(),
+            order: Vec::new(),
+        };
+        plan.recurrent = (0..names.len())
+            .filter(|&i| !plan.direct(lengths[i]))
+            .collect();
+        plan.letters = Letters::read(names, &plan.recurrent, lengths, self.spec.text_rule, par);
+        plan.order = if share_prefixes {
+            plan.letters.by_prefix(par)
+        } else {
+            plan.letters.longest_first(par)
+        };
+        Ok(plan)
+    }
+
+    /// The recurrence's logits, chunk by chunk in `plan.order`.
+    fn run_chunks(&self, plan: &Plan, share_prefixes: bool, par: bool) -> Vec<Vec<f32>> {
+        let run_chunk = |rows: &[usize]| -> Vec<f32> {
+            SCRATCH.with(|cell| {
+                let scratch = &mut *cell.borrow_mut();
+                let mut x = std::mem::take(&mut scratch.x);
+                x.select(&plan.letters, rows);
+                let lens: Vec<usize> = (0..rows.len()).map(|r| x.len(r)).collect();
+                let logits = self.net.recurrence(&x, &lens, share_prefixes, scratch);
+                scratch.x = x;
+                logits
+            })
+        };
+        if par {
+            // One task per chunk: chunks of long names cost more than chunks of short
+            // ones, so threads take them one at a time rather than in halves.
+            plan.order
+                .par_chunks(CHUNK)
+                .with_max_len(1)
+                .map(run_chunk)
+                .collect()
+        } else {
+            plan.order.chunks(CHUNK).map(run_chunk).collect()
+        }
+    }
+
+    /// Every row once: collapsed tables or the recurrence's logits, the n-gram branch,
+    /// then the log-softmax; NaN for a name with no letters.
+    fn finish<S: AsRef<str> + Sync>(
+        &self,
+        names: &[S],
+        lengths: &[usize],
+        plan: &Plan,
+        results: &[Vec<f32>],
+        out: &mut [f32],
+        par: bool,
+    ) {
+        let c = self.classes;
+        let cp = self.net.out_cols();
+        // Where each input row's logits sit among the sorted results (nothing to hold
+        // when every row is direct, as with short names through the collapsed tables).
+        let mut slot = if plan.order.is_empty() {
+            Vec::new()
+        } else {
+            vec![usize::MAX; names.len()]
+        };
+        for (k, &j) in plan.order.iter().enumerate() {
+            slot[plan.recurrent[j]] = k;
+        }
+        let rule = self.spec.text_rule;
+        let finish = |(block, rows): (usize, &mut [f32])| {
+            for (k, row) in rows.chunks_mut(c).enumerate() {
+                let i = block * ROWS_PER_TASK + k;
+                let (name, len) = (names[i].as_ref(), lengths[i]);
+                if len == 0 {
+                    continue;
+                } else if plan.direct(len) {
+                    if let Some(e) = self.net.collapsed() {
+                        e.collapsed(name, rule, len, c, row);
+                    }
+                } else {
+                    let k = slot[i];
+                    row.copy_from_slice(&results[k / CHUNK][(k % CHUNK) * cp..][..c]);
+                }
+                if let Some((spec, table)) = &self.ngrams {
+                    ngrams::add_rows(name, len, rule, *spec, table, row);
+                }
+            }
+            log_softmax_rows(rows, c);
+            for (k, row) in rows.chunks_mut(c).enumerate() {
+                if lengths[block * ROWS_PER_TASK + k] == 0 {
+                    row.fill(f32::NAN);
+                }
+            }
+        };
+        if par {
+            out.par_chunks_mut(c * ROWS_PER_TASK)
+                .enumerate()
+                .for_each(finish);
+        } else {
+            out.chunks_mut(c * ROWS_PER_TASK)
+                .enumerate()
+                .for_each(finish);
+        }
+    }
+}
+
+/// Indices of the k best scores, best first, ties in index order; none for a NaN row.
+pub fn top_k(row: &[f32], k: usize) -> Vec<usize> {
+    let mut taken = Vec::with_capacity(k.min(row.len()));
+    top_k_into(row, k, &mut taken);
+    taken
+}
+
+/// `top_k` into `taken` (cleared first), for callers that reuse one buffer per row.
+pub fn top_k_into(row: &[f32], k: usize, taken: &mut Vec<usize>) {
+    taken.clear();
+    if row.iter().any(|v| v.is_nan()) {
+        return;
+    }
+    // k scans beat a sort for the few languages asked for (k is usually 1 to 3).
+    let k = k.min(row.len());
+    if k == 1 {
+        let best = (1..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b });
+        taken.push(best);
+        return;
+    }
+    for _ in 0..k {
+        let mut best: Option<usize> = None;
+        for (i, &v) in row.iter().enumerate() {
+            if !taken.contains(&i) && best.is_none_or(|b| v > row[b]) {
+                best = Some(i);
+            }
+        }
+        taken.extend(best);
+    }
+}
