@@ -121,11 +121,30 @@ fn encode<'py>(
     let rule = self::text_rule(text_rule)?;
     let items = collect_items(names)?;
     let texts = borrow_names(&items)?;
-    let (indices, lengths, width) = py.detach(|| encode_all(&texts, rule));
+    let (indices, lengths, width) = py.detach(|| encode_all(&texts, rule, 1))?;
     let lengths: Array1<i64> = lengths.into_iter().map(|l| l as i64).collect();
     let indices =
         Array2::from_shape_vec((texts.len(), width), indices).expect("buffer sized as (B, T_max)");
     Ok((indices.into_pyarray(py), lengths.into_pyarray(py)))
+}
+
+/// (B,) int64: the letters a model with this rule reads from each name.
+#[pyfunction]
+#[pyo3(signature = (names, text_rule = "exact"))]
+fn lengths<'py>(
+    py: Python<'py>,
+    names: &Bound<'py, PyAny>,
+    text_rule: &str,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let rule = self::text_rule(text_rule)?;
+    let items = collect_items(names)?;
+    let texts = borrow_names(&items)?;
+    let lengths = py.detach(|| encoding::lengths_with(&texts, rule));
+    Ok(lengths
+        .into_iter()
+        .map(|l| l as i64)
+        .collect::<Array1<i64>>()
+        .into_pyarray(py))
 }
 
 /// (T_max, B, 57) float32 one-hot, time first, zero-padded.
@@ -135,22 +154,41 @@ fn one_hot<'py>(py: Python<'py>, names: &Bound<'py, PyAny>) -> PyResult<Bound<'p
     let texts = borrow_names(&items)?;
     let batch = texts.len();
     let (planes, width) = py.detach(|| {
-        let (indices, lengths, width) = encode_all(&texts, normalize::TextRule::Exact);
+        let (indices, lengths, width) = encode_all(&texts, normalize::TextRule::Exact, N_LETTERS)?;
         let mut planes = vec![0f32; width * batch * N_LETTERS];
         encoding::fill_one_hot(&indices, &lengths, width, &mut planes);
-        (planes, width)
-    });
+        Ok::<_, PyErr>((planes, width))
+    })?;
     let planes = Array3::from_shape_vec((width, batch, N_LETTERS), planes)
         .expect("buffer sized as (T_max, B, 57)");
     Ok(planes.into_pyarray(py))
 }
 
-fn encode_all(texts: &[Cow<'_, str>], rule: normalize::TextRule) -> (Vec<i64>, Vec<usize>, usize) {
+/// The most elements `encode` (B x T_max int64) or `one_hot` (T_max x B x 57 float32)
+/// returns: 2**28, 2 GiB of indices or 1 GiB of one-hot. Padded arrays grow with the
+/// longest name times the batch; past this, `log_probs` or `score` handle any lengths
+/// without padding.
+const MAX_PADDED_ELEMENTS: usize = 1 << 28;
+
+fn encode_all(
+    texts: &[Cow<'_, str>],
+    rule: normalize::TextRule,
+    per_letter: usize,
+) -> PyResult<(Vec<i64>, Vec<usize>, usize)> {
     let lengths = encoding::lengths_with(texts, rule);
     let width = lengths.iter().copied().max().unwrap_or(0);
+    let elements = width.saturating_mul(texts.len()).saturating_mul(per_letter);
+    if elements > MAX_PADDED_ELEMENTS {
+        return Err(PyValueError::new_err(format!(
+            "{} names padded to the longest ({width} letters) make {elements} elements, more \
+             than the {MAX_PADDED_ELEMENTS} a padded array may hold; encode long names apart \
+             from short ones, or use Classifier.log_probs or score_file, which need no padding",
+            texts.len()
+        )));
+    }
     let mut indices = vec![0i64; texts.len() * width];
     encoding::fill_indices(texts, rule, width, &mut indices);
-    (indices, lengths, width)
+    Ok((indices, lengths, width))
 }
 
 /// The letters a model with this rule reads from each name, as text.
@@ -683,8 +721,14 @@ fn kernel_isa() -> &'static str {
 }
 
 #[pyfunction]
-fn set_num_threads(n: usize) {
-    threads::set_num_threads(n);
+fn set_num_threads(n: usize) -> PyResult<()> {
+    Ok(threads::set_num_threads(n)?)
+}
+
+/// The most threads `set_num_threads` accepts (4 per core).
+#[pyfunction]
+fn max_threads() -> usize {
+    threads::max_threads()
 }
 
 #[pyfunction]
@@ -701,6 +745,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(to_ascii, m)?)?;
     m.add_function(wrap_pyfunction!(to_ascii_batch, m)?)?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;
+    m.add_function(wrap_pyfunction!(lengths, m)?)?;
     m.add_function(wrap_pyfunction!(apply_text_rule, m)?)?;
     m.add_function(wrap_pyfunction!(ngram_rows, m)?)?;
     m.add_function(wrap_pyfunction!(one_hot, m)?)?;
@@ -714,5 +759,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(expected_shapes, m)?)?;
     m.add_class::<PyModel>()?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(max_threads, m)?)?;
     Ok(())
 }

@@ -97,9 +97,11 @@ pub fn log_softmax(row: &mut [f32]) {
         }
     }
     let sum = sums.iter().sum::<f64>() + tail;
-    let shift = max + sum.ln() as f32;
+    // The max comes off first, the log-sum after: max + ln(sum) as one shift would lose
+    // ln(sum) next to a huge max (every row would read as probability 1).
+    let log_sum = sum.ln() as f32;
     for v in row.iter_mut() {
-        *v -= shift;
+        *v = (*v - max) - log_sum;
     }
 }
 
@@ -147,6 +149,18 @@ mod tests {
         assert_eq!(fast, plain);
         let total: f64 = fast[..18].iter().map(|&v| (v as f64).exp()).sum();
         assert!((total - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn log_softmax_is_stable_for_any_finite_logits() {
+        for (big, sign) in [(3e38f32, 1.0f32), (3e38, -1.0), (1e30, 1.0)] {
+            let mut row = [big * sign; 18];
+            row[3] = big * sign - big * 1e-6 * sign.abs(); // a little lower
+            log_softmax(&mut row);
+            let total: f64 = row.iter().map(|&v| (v as f64).exp()).sum();
+            assert!((total - 1.0).abs() < 1e-5, "{big} {sign}: {total}");
+            assert!(row.iter().all(|v| v.is_finite() && *v <= 0.0));
+        }
     }
 
     #[test]

@@ -151,7 +151,7 @@ impl RowFormat {
             return bad(format!(
                 "max length must be in [1, {MAX_LENGTH_LIMIT}], got {}",
                 if max_length == usize::MAX {
-                    "more".to_string()
+                    "a number past 2**64".to_string()
                 } else {
                     max_length.to_string()
                 }
@@ -265,6 +265,7 @@ pub struct Answer {
     pub set: Vec<usize>,
     pub error: Option<RowError>,
     best: Vec<usize>,
+    ascii: String, // the `ascii` column's buffer
 }
 
 impl Answer {
@@ -310,9 +311,10 @@ pub fn write_row(
     fmt: &RowFormat,
     lead: Lead<'_>,
     name: Option<&str>,
-    a: &Answer,
+    a: &mut Answer,
 ) {
-    let mut ascii = String::new();
+    let mut ascii = std::mem::take(&mut a.ascii);
+    ascii.clear();
     if let (Some(n), None | Some(RowError::TooLong | RowError::LowConfidence)) = (name, a.error) {
         let letters = ALPHABET.as_bytes();
         for_each_index(n, |i| ascii.push(letters[i as usize] as char));
@@ -321,6 +323,7 @@ pub fn write_row(
         Format::Jsonl => write_jsonl(out, fmt, lead, &ascii, a),
         Format::Csv | Format::Tsv => write_delimited(out, fmt, lead, &ascii, a),
     }
+    a.ascii = ascii;
 }
 
 fn write_delimited(out: &mut Vec<u8>, fmt: &RowFormat, lead: Lead<'_>, ascii: &str, a: &Answer) {
@@ -586,9 +589,9 @@ mod tests {
     #[test]
     fn rows_carry_lead_answer_and_error_in_every_format() {
         let fmt = format(Format::Csv, 2, true);
-        let a = answer(&fmt, &[0.1, 0.6, 0.3], None);
+        let mut a = answer(&fmt, &[0.1, 0.6, 0.3], None);
         let mut out = Vec::new();
-        write_row(&mut out, &fmt, Lead::Name("Zé"), Some("Zé"), &a);
+        write_row(&mut out, &fmt, Lead::Name("Zé"), Some("Zé"), &mut a);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "Zé,Ze,\"B,b\",0.600000,C,0.300000,\"B,b|C\",\n"
@@ -598,8 +601,8 @@ mod tests {
         fmt.columns = vec!["id".into(), "name".into(), "error".into()];
         let fields = vec!["7".to_string(), "Zhou".to_string()];
         let mut out = Vec::new();
-        let flagged = answer(&fmt, &[0.1, 0.6, 0.3], Some(RowError::InvalidCsv));
-        write_row(&mut out, &fmt, Lead::Fields(&fields), None, &flagged);
+        let mut flagged = answer(&fmt, &[0.1, 0.6, 0.3], Some(RowError::InvalidCsv));
+        write_row(&mut out, &fmt, Lead::Fields(&fields), None, &mut flagged);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"id\":\"7\",\"name\":\"Zhou\",\"ascii\":\"\",\"language\":null,\
@@ -612,7 +615,7 @@ mod tests {
             &fmt,
             Lead::Json("{"),
             Some("x"),
-            &answer(&fmt, &[1.0, 0.0, 0.0], None),
+            &mut answer(&fmt, &[1.0, 0.0, 0.0], None),
         );
         assert!(out.starts_with(b"{\"ascii\":\"x\",\"language\":\"A\",\"probability\":1.000000"));
     }

@@ -115,7 +115,7 @@ pub fn write_rows(
     let mut counts = Counts::default();
     for (i, row) in rows.iter().enumerate() {
         answer.fill(fmt, &scores[i * classes..(i + 1) * classes], errors[i]);
-        crate::rows::write_row(out, fmt, row.lead, row.name, &answer);
+        crate::rows::write_row(out, fmt, row.lead, row.name, &mut answer);
         counts.rows += 1;
         counts.flagged += answer.error.is_some() as usize;
     }

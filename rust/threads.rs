@@ -17,12 +17,23 @@ struct Pool {
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 static REQUESTED: Mutex<Option<usize>> = Mutex::new(None);
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The most threads batch work may use: 4 per core. Past that, threads only wait on
+/// each other (and tens of thousands of them bring a machine near a halt).
+pub fn max_threads() -> usize {
+    4 * cores()
+}
+
+/// `NAMELANG_NUM_THREADS`, capped at `max_threads`, else every core.
 fn default_threads() -> usize {
     std::env::var("NAMELANG_NUM_THREADS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .map_or_else(cores, |n| n.min(max_threads()))
 }
 
 /// Number of threads batch work uses.
@@ -31,9 +42,17 @@ pub fn num_threads() -> usize {
     requested.unwrap_or_else(default_threads)
 }
 
-/// Sets the number of threads; 0 goes back to the default.
-pub fn set_num_threads(n: usize) {
+/// Sets the number of threads; 0 goes back to the default. More than `max_threads` is
+/// refused.
+pub fn set_num_threads(n: usize) -> crate::error::Result<()> {
+    if n > max_threads() {
+        return Err(crate::error::Error::InvalidArgument(format!(
+            "{n} threads asked for; at most {} (4 per core) are allowed",
+            max_threads()
+        )));
+    }
     *REQUESTED.lock().unwrap_or_else(|e| e.into_inner()) = (n > 0).then_some(n);
+    Ok(())
 }
 
 /// The pool for the current process and thread count, built on first use.
@@ -95,10 +114,12 @@ mod tests {
 
     #[test]
     fn setting_threads_resizes_the_pool() {
-        set_num_threads(3);
+        set_num_threads(3).unwrap();
         assert_eq!(num_threads(), 3);
         assert_eq!(pool().current_num_threads(), 3);
-        set_num_threads(0);
+        assert!(set_num_threads(max_threads() + 1).is_err());
+        assert_eq!(num_threads(), 3);
+        set_num_threads(0).unwrap();
         assert!(num_threads() >= 1);
     }
 

@@ -12,6 +12,7 @@ import platform
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -163,57 +164,83 @@ def _check(name: str, got: np.ndarray, want: np.ndarray) -> None:
         )
 
 
-def run(quick: bool = False, threads: int | None = None) -> Report:
+@dataclass
+class _Bench:
+    """One bench run: its inputs, sizes and the report its sections add rows to."""
+
+    quick: bool
+    threads: int
+    report: Report
+    big: list[str]  # the data set's names, copied and shuffled
+    small: list[str]  # a prefix of `big`, for the slow per-name baselines
+    distinct: list[str]  # each distinct name once
+    repeats: int
+    budget: float  # seconds one timed run of a forward pass aims at
+
+    def add(self, task, backend, batch, n, seconds, flops_per_name=None) -> None:
+        rate, spread = _rate(n, seconds)
+        row = Row(task, backend, batch, rate, spread)
+        if flops_per_name:
+            row.gflops = rate * flops_per_name / 1e9
+            row.peak_fraction = row.gflops / self.report.ceilings["fma_peak_gflops"]
+        self.report.rows.append(row)
+        _say(f"{task:<18} {backend:<32} {rate:>14,.0f} names/s")
+
+
+def run(quick: bool = False, threads: int | None = None, data: str | None = None) -> Report:
     import torch
 
     import namelang
-    from namelang import _native, reference
-    from namelang.classifier import load_module
     from namelang.data import load_names
 
     threads = threads or namelang.get_num_threads()
     namelang.set_num_threads(threads)
     torch.set_num_threads(threads)
-    repeats = 3 if quick else 7
-    names_all = [n for ns in load_names().values() for n in ns]
-    scale = 5 if quick else 50  # copies of the 20,074 names
-    big = names_all * scale
+    names_all = [n for ns in load_names(data).values() for n in ns]
+    big = names_all * (5 if quick else 50)  # copies of the 20,074 names
     # Shuffled once (seed 0): any prefix has the data set's mix of lengths and languages.
     random.Random(0).shuffle(big)
-    small = big[: 1000 if quick else 4000]
-    # Sharing prefixes (below) is timed on what names share, not on duplicates.
-    distinct = distinct_names(names_all)
-    budget = 0.3 if quick else 1.0  # seconds one timed run of a forward pass aims at
     _say(f"ceilings (FMA loop, matmul), {threads} threads")
-    ceiling = ceilings(threads, quick)
-    report = Report(machine_info(threads), ceiling)
-    peak = report.ceilings["fma_peak_gflops"]
+    bench = _Bench(
+        quick=quick,
+        threads=threads,
+        report=Report(machine_info(threads), ceilings(threads, quick)),
+        big=big,
+        small=big[: 1000 if quick else 4000],
+        # Sharing prefixes is timed on what names share, not on duplicates.
+        distinct=distinct_names(names_all),
+        repeats=3 if quick else 7,
+        budget=0.3 if quick else 1.0,
+    )
+    _text_pipeline(bench)
+    with tempfile.TemporaryDirectory() as scratch:
+        models = [
+            ("tutorial", namelang.classifier.model_path("tutorial")),
+            ("default", namelang.classifier.model_path("default")),
+            ("gru 128 emb 64", _random_model(scratch, "gru")),
+            ("lstm 128 emb 64", _random_model(scratch, "lstm")),
+        ]
+        for label, path in models[:2] if quick else models:
+            _forward(bench, label, path)
+    for model in ("tutorial", "default"):
+        _latency(bench, model)
+    _score_files(bench)
+    _training(bench, data)
+    _ratios(bench.report)
+    return bench.report
 
-    def add(task, backend, batch, n, seconds, flops_per_name=None):
-        rate, spread = _rate(n, seconds)
-        row = Row(task, backend, batch, rate, spread)
-        if flops_per_name:
-            row.gflops = rate * flops_per_name / 1e9
-            row.peak_fraction = row.gflops / peak
-        report.rows.append(row)
-        _say(f"{task:<18} {backend:<32} {rate:>14,.0f} names/s")
 
-    # Text pipeline.
+def _text_pipeline(bench: _Bench) -> None:
+    """to_ascii and encode: the tutorial's per-name functions, numpy, Rust."""
+    import namelang
+    from namelang import reference
+
+    big, small, repeats = bench.big, bench.small, bench.repeats
     _say("to_ascii")
-    add(
-        "to_ascii",
-        "tutorial unicodeToAscii",
-        1,
-        len(small),
-        _time(lambda: [reference.unicodeToAscii(n) for n in small], repeats),
-    )
-    add(
-        "to_ascii",
-        "rust to_ascii_batch",
-        len(big),
-        len(big),
-        _time(lambda: namelang.to_ascii_batch(big), repeats),
-    )
+    secs = _time(lambda: [reference.unicodeToAscii(n) for n in small], repeats)
+    bench.add("to_ascii", "tutorial unicodeToAscii", 1, len(small), secs)
+    secs = _time(lambda: namelang.to_ascii_batch(big), repeats)
+    bench.add("to_ascii", "rust to_ascii_batch", len(big), len(big), secs)
     ascii_big = namelang.to_ascii_batch(big)
     table = np.full(256, -1, dtype=np.int64)
     for i, c in enumerate(namelang.ALPHABET):
@@ -225,150 +252,133 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
         return table[buf.reshape(len(names), width)]
 
     _say("encode")
-    add(
-        "encode",
-        "tutorial lineToTensor",
-        1,
-        len(small),
-        _time(
-            lambda: [reference.lineToTensor(reference.unicodeToAscii(n)) for n in small], repeats
-        ),
+    secs = _time(
+        lambda: [reference.lineToTensor(reference.unicodeToAscii(n)) for n in small], repeats
     )
-    add(
-        "encode",
-        "numpy lookup (ASCII input)",
-        len(ascii_big),
-        len(ascii_big),
-        _time(lambda: numpy_encode(ascii_big), repeats),
+    bench.add("encode", "tutorial lineToTensor", 1, len(small), secs)
+    secs = _time(lambda: numpy_encode(ascii_big), repeats)
+    bench.add("encode", "numpy lookup (ASCII input)", len(ascii_big), len(ascii_big), secs)
+    bench.add(
+        "encode", "rust encode", len(big), len(big), _time(lambda: namelang.encode(big), repeats)
     )
-    add("encode", "rust encode", len(big), len(big), _time(lambda: namelang.encode(big), repeats))
 
-    # Forward passes: one model per cell.
-    lengths = namelang.encode(big)[1]
-    distinct_lengths = namelang.encode(distinct)[1]
-    import tempfile
 
-    scratch = tempfile.TemporaryDirectory()
-    models = [
-        ("tutorial", namelang.classifier.model_path("tutorial")),
-        ("default", namelang.classifier.model_path("default")),
-        ("gru 128 emb 64", _random_model(scratch.name, "gru")),
-        ("lstm 128 emb 64", _random_model(scratch.name, "lstm")),
-    ]
-    for label, path in models:
-        spec, module = load_module(path)
-        directions = 2 if spec.bidirectional else 1
-        flops = forward_flops(
-            spec.cell, spec.hidden_size, spec.num_layers, spec.n_categories, lengths, directions
-        ) / len(big)
-        distinct_flops = forward_flops(
-            spec.cell, spec.hidden_size, spec.num_layers, spec.n_categories,
-            distinct_lengths, directions,
-        ) / len(distinct)  # fmt: skip
-        kind = spec.cell + (f" + {spec.ngram_max}-grams" if spec.ngram_buckets else "")
-        task = f"forward {label} ({kind})"
-        _say(task)
-        # The kernel alone: every row runs its own recurrence (no shared prefixes).
-        rust = _native.Model(str(path), share_prefixes=False)
-        torch_clf = namelang.load(path, backend="torch")
-        sample = big[:: max(1, len(big) // 20000)]
-        want = torch_clf.log_probs(sample)
-        methods = ["recurrence", "collapsed"] if spec.cell == "elman" else ["recurrence"]
-        for method in methods:
-            _check(f"rust {method}", rust.log_probs(sample, method), want)
-        _check("rust shared prefixes", rust.log_probs(sample, "recurrence", True), want)
-        if spec.cell == "elman":
-            tutorial_names = small[:2000] if quick else small[:10000]
-            lines = [
-                reference.lineToTensor(namelang.to_ascii(n))
-                for n in tutorial_names
-                if namelang.to_ascii(n)
-            ]
-            with torch.no_grad():
-                secs = _time(
-                    lambda m=module, ls=lines: [reference.evaluate(m, line) for line in ls],
-                    max(1, repeats // 2),
-                )
-            add(task, "tutorial evaluate()", 1, len(lines), secs, flops)
-        n, secs = _sized(torch_clf.log_probs, big, budget, repeats)
-        add(task, "torch cpu batched", 4096, n, secs, flops)
-        if torch.cuda.is_available():
-            cuda_clf = namelang.load(path, backend="torch", device="cuda")
-            _check("torch cuda", cuda_clf.log_probs(sample), want)
-            n, secs = _sized(cuda_clf.log_probs, big, budget, repeats)
-            add(task, "torch cuda batched", 4096, n, secs, flops)
-        for method in methods:
-            n, secs = _sized(
-                lambda names, m=method, r=rust: r.log_probs(names, m), big, budget, repeats
-            )
-            # The collapsed path does no products: GFLOP/s would not mean anything there.
-            add(task, f"rust {method}", n, n, secs, flops if method == "recurrence" else None)
-        # Rows whose names start alike share their state: on distinct names, against
-        # PyTorch on the same names. Its GFLOP/s would count work it skips: not given.
-        dtask = f"{task}, distinct"
-        _say(dtask)
-        n, secs = _sized(torch_clf.log_probs, distinct, budget, repeats)
-        add(dtask, "torch cpu batched", 4096, n, secs, distinct_flops)
-        for share in (False, True):
-            n, secs = _sized(
-                lambda names, r=rust, s=share: r.log_probs(names, "recurrence", s),
-                distinct, budget, repeats,
-            )  # fmt: skip
-            label_ = "rust recurrence, shared prefixes" if share else "rust recurrence"
-            add(dtask, label_, n, n, secs, None if share else distinct_flops)
+def _forward(bench: _Bench, label: str, path) -> None:
+    """One model's forward pass: the tutorial's loop (Elman), PyTorch CPU (and CUDA),
+    and Rust, each checked against PyTorch first; then on distinct names, with and
+    without shared prefixes."""
+    import torch
 
-    # Single-name latency.
-    _say("latency")
-    one = ["Hinton"]
-    rust_clf = namelang.load("tutorial", backend="rust")
-    torch_clf = namelang.load("tutorial", backend="torch")
-    _, tut_module = load_module(namelang.classifier.model_path("tutorial"))
-    line = reference.lineToTensor("Hinton")
-    reps = 2000 if quick else 20000
+    import namelang
+    from namelang import _native
+    from namelang.classifier import load_module
 
-    def many(fn):
-        return lambda: [fn() for _ in range(reps)]
+    big, distinct, budget, repeats = bench.big, bench.distinct, bench.budget, bench.repeats
+    spec, module = load_module(path)
+    directions = 2 if spec.bidirectional else 1
+    sizes = (spec.cell, spec.hidden_size, spec.num_layers, spec.n_categories)
+    flops = forward_flops(*sizes, namelang.encode(big)[1], directions) / len(big)
+    distinct_flops = forward_flops(*sizes, namelang.encode(distinct)[1], directions) / len(distinct)
+    kind = spec.cell + (f" + {spec.ngram_max}-grams" if spec.ngram_buckets else "")
+    task = f"forward {label} ({kind})"
+    _say(task)
+    # The kernel alone: every row runs its own recurrence (no shared prefixes).
+    rust = _native.Model(str(path), share_prefixes=False)
+    torch_clf = namelang.load(path, backend="torch")
+    sample = big[:: max(1, len(big) // 20000)]
+    want = torch_clf.log_probs(sample)
+    methods = ["recurrence", "collapsed"] if spec.cell == "elman" else ["recurrence"]
+    for method in methods:
+        _check(f"rust {method}", rust.log_probs(sample, method), want)
+    _check("rust shared prefixes", rust.log_probs(sample, "recurrence", True), want)
+    if spec.cell == "elman":
+        _tutorial_loop(bench, task, module, flops)
+    n, secs = _sized(torch_clf.log_probs, big, budget, repeats)
+    bench.add(task, "torch cpu batched", 4096, n, secs, flops)
+    if torch.cuda.is_available():
+        cuda_clf = namelang.load(path, backend="torch", device="cuda")
+        _check("torch cuda", cuda_clf.log_probs(sample), want)
+        n, secs = _sized(cuda_clf.log_probs, big, budget, repeats)
+        bench.add(task, "torch cuda batched", 4096, n, secs, flops)
+    for method in methods:
+        n, secs = _sized(lambda names, m=method: rust.log_probs(names, m), big, budget, repeats)
+        # The collapsed path does no products: GFLOP/s would not mean anything there.
+        bench.add(task, f"rust {method}", n, n, secs, flops if method == "recurrence" else None)
+    # Rows whose names start alike share their state: on distinct names, against
+    # PyTorch on the same names. Its GFLOP/s would count work it skips: not given.
+    dtask = f"{task}, distinct"
+    _say(dtask)
+    n, secs = _sized(torch_clf.log_probs, distinct, budget, repeats)
+    bench.add(dtask, "torch cpu batched", 4096, n, secs, distinct_flops)
+    for share in (False, True):
+        n, secs = _sized(
+            lambda names, s=share: rust.log_probs(names, "recurrence", s),
+            distinct, budget, repeats,
+        )  # fmt: skip
+        backend = "rust recurrence, shared prefixes" if share else "rust recurrence"
+        bench.add(dtask, backend, n, n, secs, None if share else distinct_flops)
 
+
+def _tutorial_loop(bench: _Bench, task: str, module, flops: float) -> None:
+    """The tutorial's own evaluate(), one name at a time."""
+    import torch
+
+    import namelang
+    from namelang import reference
+
+    names = bench.small[:2000] if bench.quick else bench.small[:10000]
+    lines = [reference.lineToTensor(namelang.to_ascii(n)) for n in names if namelang.to_ascii(n)]
     with torch.no_grad():
-        add(
-            "latency 1 name",
-            "tutorial evaluate()",
-            1,
-            reps,
-            _time(many(lambda: reference.evaluate(tut_module, line)), repeats),
+        secs = _time(
+            lambda: [reference.evaluate(module, line) for line in lines],
+            max(1, bench.repeats // 2),
         )
-    add(
-        "latency 1 name",
-        "torch cpu predict",
-        1,
-        reps // 10,
-        _time(lambda: [torch_clf.predict(one) for _ in range(reps // 10)], repeats),
-    )
-    add(
-        "latency 1 name",
-        "rust predict",
-        1,
-        reps,
-        _time(many(lambda: rust_clf.predict(one)), repeats),
-    )
-    add(
-        "latency 1 name",
-        "rust log_probs",
-        1,
-        reps,
-        _time(many(lambda: rust_clf.log_probs(one)), repeats),
-    )
+    bench.add(task, "tutorial evaluate()", 1, len(lines), secs, flops)
 
-    scratch.cleanup()
 
-    # End-to-end scoring of a generated file.
+def _latency(bench: _Bench, model: str) -> None:
+    """One name at a time, as an interactive caller asks: the rows name the model."""
+    import torch
+
+    import namelang
+    from namelang import reference
+    from namelang.classifier import load_module, model_path
+
+    task = f"latency 1 name ({model})"
+    _say(task)
+    one = ["Hinton"]
+    rust_clf = namelang.load(model, backend="rust")
+    torch_clf = namelang.load(model, backend="torch")
+    reps = 500 if bench.quick else 20000
+
+    def many(fn, n=reps):
+        return lambda: [fn() for _ in range(n)]
+
+    if model == "tutorial":
+        _, module = load_module(model_path(model))
+        line = reference.lineToTensor("Hinton")
+        with torch.no_grad():
+            secs = _time(many(lambda: reference.evaluate(module, line)), bench.repeats)
+        bench.add(task, "tutorial evaluate()", 1, reps, secs)
+    secs = _time(many(lambda: torch_clf.predict(one), reps // 10), bench.repeats)
+    bench.add(task, "torch cpu predict", 1, reps // 10, secs)
+    bench.add(
+        task, "rust predict", 1, reps, _time(many(lambda: rust_clf.predict(one)), bench.repeats)
+    )
+    secs = _time(many(lambda: rust_clf.log_probs(one)), bench.repeats)
+    bench.add(task, "rust log_probs", 1, reps, secs)
+
+
+def _score_files(bench: _Bench) -> None:
+    """End-to-end `score_file` on a generated name list, per model and backend."""
+    import namelang
     from namelang.score import score_file
 
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "names.txt")
-        n_file = 20_000 if quick else 200_000
+        n_file = 20_000 if bench.quick else 200_000
         with open(src, "w", encoding="utf-8") as f:
-            f.write("\n".join(big[:n_file]) + "\n")
+            f.write("\n".join(bench.big[:n_file]) + "\n")
         for model in ("tutorial", "default"):
             task = f"score file ({model})"
             _say(task)
@@ -378,23 +388,34 @@ def run(quick: bool = False, threads: int | None = None) -> Report:
                 loaded = namelang.load(model, backend=backend, share_prefixes=share)
                 secs = _time(
                     lambda c=loaded, o=out: score_file(src, o, model=c, progress=False),
-                    max(1, repeats // 2),
+                    max(1, bench.repeats // 2),
                 )
-                label_ = backend if share else f"{backend}, no shared prefixes"
-                add(task, label_, n_file, n_file, secs)
+                label = backend if share else f"{backend}, no shared prefixes"
+                bench.add(task, label, n_file, n_file, secs)
 
-    # One training epoch on the CPU (and CUDA when present).
+
+def _training(bench: _Bench, data: str | None) -> None:
+    """One training epoch on the CPU (and CUDA when present); --quick: a quarter of one."""
+    import torch
+
     from namelang.train import TrainConfig, train
 
     for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
         _say(f"training epoch ({device})")
-        config = TrainConfig(epochs=1, device=device, progress=False, logit_adjust=False)
+        config = TrainConfig(
+            data=data,
+            epochs=1,
+            device=device,
+            progress=False,
+            logit_adjust=False,
+            calibrate=False,
+            time_budget=8.0 if bench.quick else None,
+        )
         _, history, _ = train(config)
         rows = history["train_rows"]
-        add("train 1 epoch gru", f"torch {device}", config.batch_size, rows, [history["seconds"]])
-
-    _ratios(report)
-    return report
+        bench.add(
+            "train 1 epoch gru", f"torch {device}", config.batch_size, rows, [history["seconds"]]
+        )
 
 
 def distinct_names(names: list[str]) -> list[str]:
@@ -494,8 +515,14 @@ def plot(report: Report, path: str) -> None:
     plt.close(fig)
 
 
-def main(quick: bool, threads: int | None, json_path: str | None, plot_path: str | None) -> int:
-    report = run(quick=quick, threads=threads)
+def main(
+    quick: bool,
+    threads: int | None,
+    json_path: str | None,
+    plot_path: str | None,
+    data: str | None = None,
+) -> int:
+    report = run(quick=quick, threads=threads, data=data)
     print(format_table(report))
     if json_path:
         with open(json_path, "w") as f:

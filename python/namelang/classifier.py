@@ -57,24 +57,60 @@ class _TorchBackend:
         self.device = resolve_device(device)
         self.spec, self.module = load_module(path, self.device)
 
+    # Names longer than this are refused here (the rust backend takes any length): a
+    # recurrence of a million steps is minutes of PyTorch calls.
+    MAX_LETTERS = 1 << 20
+    # Padded letters (rows x longest) per batch: names are batched by length, so one long
+    # name is not padded into every row of a batch of short ones.
+    PADDED_LETTERS = 1 << 18
+
     def log_probs(self, names: Sequence[str], batch: int = 4096) -> np.ndarray:
         import numpy as np
 
+        from namelang import _native
         from namelang.model import ngram_input
         from namelang.text import encode
 
         torch = self._torch
         config = self.module.config
+        lengths = _native.lengths(names, config.text_rule)
+        if len(names) and lengths.max() > self.MAX_LETTERS:
+            raise ValueError(
+                f"a name of {lengths.max()} letters is past the torch backend's "
+                f"{self.MAX_LETTERS}; backend='rust' scores names of any length"
+            )
         out = np.empty((len(names), self.spec.n_categories), dtype=np.float32)
         with torch.inference_mode():
-            for i in range(0, len(names), batch):
-                part = names[i : i + batch]
-                indices, lengths = encode(part, config.text_rule)
+            for rows in _length_batches(lengths, batch, self.PADDED_LETTERS):
+                part = [names[i] for i in rows]
+                indices, n = encode(part, config.text_rule)
                 x = torch.from_numpy(indices).to(self.device)
-                n = torch.from_numpy(lengths).to(self.device)
+                n = torch.from_numpy(n).to(self.device)
                 ngrams = ngram_input(part, config, device=self.device)
-                out[i : i + batch] = self.module.log_probs(x, n, ngrams).float().cpu().numpy()
+                out[rows] = self.module.log_probs(x, n, ngrams).float().cpu().numpy()
         return out
+
+
+def _length_batches(lengths: np.ndarray, rows: int, padded: int) -> list[np.ndarray]:
+    """Row indices in batches of names of similar length: at most `rows` rows, and at
+    most `padded` letters once padded to the batch's longest (a longer name alone)."""
+    import numpy as np
+
+    order = np.argsort(lengths, kind="stable")
+    ordered = lengths[order]
+    batches, i = [], 0
+    while i < len(order):
+        # (j - i) * ordered[j - 1] grows with j: the largest j that fits, by bisection.
+        lo, hi = i + 1, min(i + rows, len(order))
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if (mid - i) * int(ordered[mid - 1]) <= padded:
+                lo = mid
+            else:
+                hi = mid - 1
+        batches.append(order[i:lo])
+        i = lo
+    return batches
 
 
 class _RustBackend:

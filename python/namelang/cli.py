@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -198,7 +199,7 @@ def _bench(args: argparse.Namespace) -> int:
     require("torch", "the bench")
     from namelang.bench import main as bench_main
 
-    return bench_main(args.quick, args.threads, args.json, args.plot)
+    return bench_main(args.quick, args.threads, args.json, args.plot, args.data)
 
 
 def _download(args: argparse.Namespace) -> int:
@@ -224,31 +225,38 @@ def _answer_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+DATA_HELP = "folder of <Language>.txt (default: $NAMELANG_DATA, else the download cache)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="namelang", description="Which language does a surname come from?"
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_predict, _add_train, _add_evaluate, _add_score, _add_bench, _add_download):
+        add(sub)
+    return parser
 
-    def model_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--model", "-m", default="default", help="'default', 'tutorial' or a model file"
-        )
-        p.add_argument("--backend", default="auto", choices=["auto", "rust", "torch"])
-        p.add_argument("--device", default="cpu", help="cpu or cuda (torch backend)")
 
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", default="default", help="'default', 'tutorial' or a model file")
+    p.add_argument("--backend", default="auto", choices=["auto", "rust", "torch"])
+    p.add_argument("--device", default="cpu", help="cpu or cuda (torch backend)")
+
+
+def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="top-k languages for each name")
     p.add_argument("names", nargs="+", metavar="NAME")
     p.add_argument("-k", type=int, default=3, help="languages per name (default: 3)")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     _answer_options(p)
-    model_options(p)
+    _model_options(p)
     p.set_defaults(run=_predict)
 
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model and write its file")
-    p.add_argument(
-        "--data", help="folder of <Language>.txt (default: $NAMELANG_DATA or the download cache)"
-    )
+    p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--recipe", choices=["batched", "tutorial"])
     p.add_argument("--cell", choices=["elman", "gru", "lstm"])
     p.add_argument("--hidden-size", dest="hidden_size", type=int)
@@ -317,9 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", required=True)
     p.set_defaults(run=_train)
 
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy, macro recall, per-class table, plots")
-    model_options(p)
-    p.add_argument("--data", help="data folder the split is drawn from")
+    _model_options(p)
+    p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--folder", help="evaluate on every name of this <Language>.txt folder")
     p.add_argument("--tsv", help="evaluate on a TSV of name<TAB>language")
@@ -331,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="DIR", help="write confusion.png and loss.png here")
     p.set_defaults(run=_evaluate)
 
+
+def _add_score(sub) -> None:
     p = sub.add_parser("score", help="score a name list (text, CSV, TSV, JSONL) to CSV/TSV/JSONL")
     p.add_argument("input", help="file with one name a line, or CSV/TSV/JSONL; '-' for stdin")
     p.add_argument("-o", "--output", help="output file (default: stdout); written atomically")
@@ -347,19 +359,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=["auto", "rust", "torch"])
     p.set_defaults(run=_score)
 
+
+def _add_bench(sub) -> None:
     p = sub.add_parser(
         "bench", help="compare the tutorial's code, PyTorch and Rust on this machine"
     )
     p.add_argument("--quick", action="store_true", help="small inputs, under a minute")
+    p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--threads", type=int, help="threads for Rust and torch (default: all cores)")
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     p.add_argument("--plot", metavar="PATH", help="write a PNG bar chart")
     p.set_defaults(run=_bench)
 
+
+def _add_download(sub) -> None:
     p = sub.add_parser("download", help="fetch the tutorial's data set")
     p.add_argument("dest", nargs="?", help="folder (default: the cache folder)")
     p.set_defaults(run=_download)
-    return parser
 
 
 def _terminate(signum, frame):
@@ -376,14 +392,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, ConnectionError, TypeError, ImportError) as e:
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from reporting
+        # the pipe again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"namelang: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except (ValueError, ConnectionError, TypeError, ImportError) as e:
         print(f"namelang: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("namelang: interrupted; no output was written", file=sys.stderr)
+        print(f"namelang: interrupted; {_what_was_left(args)}", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 141
+
+
+def _what_was_left(args: argparse.Namespace) -> str:
+    if getattr(args, "command", None) != "score":
+        return "stopped"
+    if args.output in (None, "-"):
+        return "stdout holds the rows written before it"
+    return f"{args.output} was not written (or left as it was)"
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from namelang.output import default_permissions
 from namelang.spec import ModelSpec, expected_shapes, metadata, spec_from_metadata
 
 if TYPE_CHECKING:
@@ -21,13 +22,6 @@ def read(path: str | os.PathLike[str]) -> tuple[ModelSpec, dict[str, np.ndarray]
 
     meta, tensors = _native.read_model_file(os.fspath(path))
     return spec_from_metadata(meta), dict(tensors)
-
-
-def _default_permissions(path: str) -> None:
-    """mkstemp makes files private (0600); give them what open() would (0666 & ~umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def write(
@@ -54,7 +48,7 @@ def write(
     os.close(fd)
     try:
         save_file(arrays, tmp, metadata=meta)
-        _default_permissions(tmp)
+        default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

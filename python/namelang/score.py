@@ -11,13 +11,14 @@ import csv
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
+
+from namelang.output import check_destination, open_output
 
 if TYPE_CHECKING:
     from namelang.classifier import Classifier
@@ -117,7 +118,8 @@ def score_file(
 
     rows_for()  # every option checked before the output is touched
     start = time.perf_counter()
-    with _open_input(input) as source, _atomic_output(output) as sink:
+    check_destination(output)  # before any work: a directory, a missing folder
+    with _open_input(input) as source, open_output(output) as sink:
         bar = _progress_bar(source, input, progress)
         if in_format == "text" and classifier.backend == "rust":
             summary = _score_text_native(classifier, source, sink, rows_for(), bar)
@@ -136,33 +138,6 @@ def _open_input(path: str) -> Iterator[BinaryIO]:
         return
     with open(path, "rb") as f:
         yield f
-
-
-@contextlib.contextmanager
-def _atomic_output(path: str | None) -> Iterator[BinaryIO]:
-    """stdout, or a temporary file beside `path` renamed over it only on success."""
-    if path is None:
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
-        return
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".partial", dir=target.parent or "."
-    )
-    try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
-            yield f
-        _default_permissions(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _default_permissions(path: str) -> None:
-    from namelang.model_file import _default_permissions as apply
-
-    apply(path)
 
 
 class _NoBar:

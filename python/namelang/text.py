@@ -60,10 +60,29 @@ def script_of(name: str) -> str | None:
 
 
 def set_num_threads(n: int) -> None:
-    """Threads for native batch work; 0 restores the default (NAMELANG_NUM_THREADS or all cores)."""
+    """Threads for native batch work; 0 restores the default (NAMELANG_NUM_THREADS or all
+    cores). At most `_native.max_threads()` (4 per core): more is a ValueError, and a
+    larger NAMELANG_NUM_THREADS is capped there."""
     if n < 0:
         raise ValueError(f"thread count must be >= 0, got {n}")
-    _native.set_num_threads(n)
+    _native.set_num_threads(min(n, 2**63))  # past usize: refused by the same rule
+
+
+def _warn_if_threads_capped() -> None:
+    import os
+
+    raw = os.environ.get("NAMELANG_NUM_THREADS", "").strip()
+    if raw.isdigit() and int(raw) > _native.max_threads():
+        import warnings
+
+        warnings.warn(
+            f"NAMELANG_NUM_THREADS={raw} is more than {_native.max_threads()} (4 per core); "
+            f"using {_native.max_threads()}",
+            stacklevel=3,
+        )
+
+
+_warn_if_threads_capped()
 
 
 def get_num_threads() -> int:

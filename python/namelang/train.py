@@ -48,7 +48,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     dropout: float = 0.0
     epochs: int = 20
-    time_budget: float | None = None  # seconds; stops after the epoch that passes it
+    time_budget: float | None = None  # seconds; checked between batches
     balanced: bool = False  # sample rows with probability 1/freq of their class
     class_weight_power: float = 0.5  # loss weight (1/freq)**power; 0 is unweighted
     logit_adjust: bool = True  # tune a -tau*log(prior) logit shift on validation
@@ -150,11 +150,26 @@ def tune_logit_adjustment(
     return best_tau, -best_tau * prior.log()
 
 
+def _check_config(config: TrainConfig) -> None:
+    """Refuses settings that would train nothing or run without end, before any work."""
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise ValueError(f"label smoothing must be in [0, 1), got {config.label_smoothing}")
+    if config.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {config.epochs}")
+    if config.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {config.batch_size}")
+    if config.time_budget is not None and not config.time_budget > 0:
+        raise ValueError(
+            f"--time-budget must be a positive number of seconds, got {config.time_budget}"
+        )
+
+
 def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module, dict, dict]:
     """Trains, selects on validation, scores the test split; writes the model file and
     its history (`<out>.history.json`) when `out` is given. Returns (model, history, metrics)."""
-    if not 0.0 <= config.label_smoothing < 1.0:
-        raise ValueError(f"label smoothing must be in [0, 1), got {config.label_smoothing}")
+    _check_config(config)
+    if out is not None and not Path(out).parent.is_dir():
+        raise FileNotFoundError(f"no folder {Path(out).parent} to write {Path(out).name} into")
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -218,62 +233,68 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
     return model, history, results
 
 
-def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.Module, dict]:
-    n = len(split.categories)
-    model_config = ModelConfig(
+def _model_config(config: TrainConfig, n: int) -> ModelConfig:
+    """The architecture a training config asks for (the Elman cell has one layer and
+    one-hot input whatever else is set)."""
+    elman = config.cell == "elman"
+    return ModelConfig(
         cell=config.cell,
         hidden_size=config.hidden_size,
-        num_layers=config.num_layers if config.cell != "elman" else 1,
-        input=config.input if config.cell != "elman" else "one_hot",
-        embedding_dim=(config.embedding_dim if config.input == "embedding" else 0)
-        if config.cell != "elman"
-        else 0,
+        num_layers=1 if elman else config.num_layers,
+        input="one_hot" if elman else config.input,
+        embedding_dim=config.embedding_dim if config.input == "embedding" and not elman else 0,
         n_categories=n,
         bidirectional=config.bidirectional,
         text_rule=config.text_rule,
         ngram_max=config.ngram_max,
         ngram_buckets=config.ngram_buckets if config.ngram_max else 0,
     )
-    model = build(model_config, dropout=config.dropout).to(device)
-    train_rows = _encode_rows(split.train, device, model_config)
-    valid = _encode_rows(split.valid, device, model_config)
-    counts = torch.bincount(train_rows.labels, minlength=n).float().clamp(min=1)
-    weight = (1.0 / counts) ** config.class_weight_power
-    weight = (weight / (weight * counts).sum() * counts.sum()).to(device)
+
+
+def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """Adam or SGD; the n-gram table gets its own learning rate and no weight decay."""
     table = [model.ngram.weight] if config.ngram_max else []
     groups = [
         {"params": [p for p in model.parameters() if all(p is not t for t in table)]},
         *([{"params": table, "lr": config.ngram_lr, "weight_decay": 0.0}] if table else []),
     ]
     if config.optimizer == "adam":
-        opt = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
-    elif config.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
-    else:
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {config.optimizer!r}")
+        return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {config.optimizer!r}")
+
+
+def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.Module, dict]:
+    """Mini-batch training; after each epoch the model is scored on validation and the
+    best epoch's weights are kept. A time budget is checked between batches."""
+    n = len(split.categories)
+    model_config = _model_config(config, n)
+    model = build(model_config, dropout=config.dropout).to(device)
+    train_rows = _encode_rows(split.train, device, model_config)
+    valid = _encode_rows(split.valid, device, model_config)
+    counts = torch.bincount(train_rows.labels, minlength=n).float().clamp(min=1)
+    weight = (1.0 / counts) ** config.class_weight_power
+    weight = (weight / (weight * counts).sum() * counts.sum()).to(device)
+    opt = _optimizer(config, model)
     generator = torch.Generator().manual_seed(config.seed)
     rows = len(train_rows.labels)
     sample_weight = (1.0 / counts)[train_rows.labels.cpu()]
-    history: dict = {
-        "x": [],
-        "x_label": "epoch",
-        "loss": [],
-        "valid_accuracy": [],
-        "valid_macro_recall": [],
-    }
+    history: dict = {"x": [], "x_label": "epoch", "loss": [], "valid_accuracy": []}
+    history["valid_macro_recall"] = []
     best_value, best_state, best_epoch = -math.inf, None, 0
     start = time.perf_counter()
-    bar = _progress(config.epochs, config.progress, "epochs")
+    deadline = math.inf if config.time_budget is None else start + config.time_budget
+    bar = _progress(config.epochs * rows, config.progress, "names")
+    trained = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
         if config.balanced:
             order = torch.multinomial(sample_weight, rows, replacement=True, generator=generator)
         else:
             order = torch.randperm(rows, generator=generator)
-        order = order.to(device)
-        total = 0.0
-        for i in range(0, rows, config.batch_size):
-            batch = order[i : i + config.batch_size]
+        total, seen = 0.0, 0
+        for batch in order.to(device).split(config.batch_size):
             logits = model.logits(*train_rows.select(batch))
             loss = F.cross_entropy(
                 logits,
@@ -287,27 +308,29 @@ def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.M
                 nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             opt.step()
             total += loss.item() * len(batch)
+            seen += len(batch)
+            bar.update(len(batch))
+            if time.perf_counter() > deadline:
+                break
+        trained += seen
         valid_metrics = _score(predict_logits(model, valid), valid.labels, n)
-        history["x"].append(epoch)
-        history["loss"].append(total / rows)
-        history["valid_accuracy"].append(valid_metrics.accuracy)
-        history["valid_macro_recall"].append(valid_metrics.macro_recall)
-        value = _selection(valid_metrics)
-        if value > best_value:
-            best_value, best_epoch = value, epoch
+        for key, value in (
+            ("x", epoch if seen == rows else epoch - 1 + seen / rows),
+            ("loss", total / seen),
+            ("valid_accuracy", valid_metrics.accuracy),
+            ("valid_macro_recall", valid_metrics.macro_recall),
+        ):
+            history[key].append(value)
+        if _selection(valid_metrics) > best_value:
+            best_value, best_epoch = _selection(valid_metrics), epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        bar.set_postfix(
-            loss=f"{total / rows:.3f}",
-            acc=f"{valid_metrics.accuracy:.3f}",
-            mrec=f"{valid_metrics.macro_recall:.3f}",
-        )
-        bar.update(1)
-        if config.time_budget is not None and time.perf_counter() - start > config.time_budget:
+        bar.set_postfix(loss=f"{total / seen:.3f}", acc=f"{valid_metrics.accuracy:.3f}")
+        if time.perf_counter() > deadline:
             break
     bar.close()
     model.load_state_dict(best_state)
     history["selected_epoch"] = best_epoch
-    history["train_rows"] = rows
+    history["train_rows"] = trained
     _finish(model, config, split, device, history)
     history["seconds"] = time.perf_counter() - start
     return model, history
@@ -422,8 +445,11 @@ def _train_tutorial(config: TrainConfig, split: Split) -> tuple[nn.Module, dict]
     optimizer = torch.optim.SGD(rnn.parameters(), lr=0.005)
     history: dict = {"x": [], "x_label": "step", "loss": []}
     current, start = 0.0, time.perf_counter()
+    deadline = math.inf if config.time_budget is None else start + config.time_budget
     bar = _progress(config.steps, config.progress, "steps")
     for step in range(1, config.steps + 1):
+        if time.perf_counter() > deadline:
+            break
         category = random.randint(0, n - 1)
         line = lines[category][random.randint(0, len(lines[category]) - 1)]
         line_tensor = torch.from_numpy(one_hot([line]))
