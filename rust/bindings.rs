@@ -293,6 +293,24 @@ impl PyModel {
         Ok(out.into_pyarray(py))
     }
 
+    /// Top-k (language, probability) per name, best first ([] for a name with no
+    /// letters): `RowFormat.top` of this model's log-probabilities, in one call.
+    fn predict(
+        &self,
+        py: Python<'_>,
+        names: &Bound<'_, PyAny>,
+        rows: &PyRowFormat,
+    ) -> PyResult<TopLists> {
+        let items = collect_items(names)?;
+        let texts = borrow_names(&items)?;
+        let fmt = rows.for_model(&self.inner)?;
+        let scores = py.detach(|| {
+            self.inner
+                .log_probs(&texts, forward::Method::Auto, self.inner.share_prefixes)
+        })?;
+        Ok(top_lists(&fmt, &scores))
+    }
+
     /// Columnar scoring of a list of str: (top (B, k) int32, probability (B, k) float32,
     /// error (B,) uint8): 0 for a scored row, else 1 + its position in `ERROR_CODES`.
     fn score_names<'py>(
@@ -569,6 +587,19 @@ impl PyRowFormat {
         Ok(Array1::from(codes).into_pyarray(py))
     }
 
+    /// Top-k (language, probability) per row of (B, C) log-probabilities, best first;
+    /// [] for a row without numbers (a name with no letters).
+    fn top(&self, log_probs: PyReadonlyArray2<'_, f32>) -> PyResult<TopLists> {
+        let classes = self.inner.categories.len();
+        if log_probs.shape()[1] != classes {
+            return Err(PyValueError::new_err(format!(
+                "log-probabilities have {} columns for {classes} languages",
+                log_probs.shape()[1]
+            )));
+        }
+        Ok(top_lists(&self.inner, log_probs.as_slice()?))
+    }
+
     /// Top-k columns from (B, C) log-probabilities: (top (B, k) int32, -1 for none;
     /// probability (B, k) float32; error (B,) uint8), as `Model.score_names` gives them.
     fn columns<'py>(
@@ -592,17 +623,40 @@ impl PyRowFormat {
 }
 
 impl PyRowFormat {
-    /// The format for this model: its languages must be the ones the format names.
-    fn for_model(&self, model: &forward::Model) -> PyResult<rows::RowFormat> {
+    /// The format for this model: its languages must be the ones the format names, and
+    /// names are read by the model's text rule.
+    fn for_model(&self, model: &forward::Model) -> PyResult<Cow<'_, rows::RowFormat>> {
         if model.spec.categories != self.inner.categories {
             return Err(PyValueError::new_err(
                 "this RowFormat was made for another model's languages",
             ));
         }
+        if self.inner.text_rule == model.text_rule() {
+            return Ok(Cow::Borrowed(&self.inner));
+        }
         let mut fmt = self.inner.clone();
         fmt.text_rule = model.text_rule();
-        Ok(fmt)
+        Ok(Cow::Owned(fmt))
     }
+}
+
+type TopLists = Vec<Vec<(String, f64)>>;
+
+/// Each row's top-k (language, probability), from row-major (B, C) log-probabilities.
+fn top_lists(fmt: &rows::RowFormat, scores: &[f32]) -> TopLists {
+    let mut answer = rows::Answer::default();
+    let classes = fmt.categories.len();
+    scores
+        .chunks(classes)
+        .map(|row| {
+            answer.fill(fmt, row, None);
+            answer
+                .top
+                .iter()
+                .map(|&(c, p)| (fmt.categories[c].clone(), p))
+                .collect()
+        })
+        .collect()
 }
 
 /// A count argument: an int of at least 1; one past usize::MAX saturates (a k that

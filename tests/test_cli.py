@@ -110,3 +110,19 @@ def test_without_torch_scoring_works_and_training_names_its_extra(monkeypatch, c
     assert "namelang[train]" in capsys.readouterr().err
     assert main(["predict", "Zhou"]) == 0
     assert capsys.readouterr().out.startswith("Zhou: Chinese")
+
+
+def test_info_and_version_say_what_this_install_is(capsys, tmp_path):
+    import namelang
+    from namelang import _native
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == (
+        f"namelang {namelang.__version__} (kernel {_native.kernel_isa()})"
+    )
+    assert main(["info", "--data", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for line in ("kernel:", "threads:", "torch:", "model default:", "model tutorial:"):
+        assert line in out
+    assert f"{tmp_path} (missing: namelang download)" in out

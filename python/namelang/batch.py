@@ -60,6 +60,7 @@ class Scorer:
             self._model = _native.Model.from_bytes(self._bytes)
             self._rows = _native.RowFormat(
                 self._model.categories,
+                self._model.metadata().get("text_rule", "exact"),
                 k=self.k,
                 max_length=self.max_length,
                 min_probability=self.min_probability,

@@ -154,6 +154,7 @@ class Classifier:
         self.spec = self._impl.spec
         self.categories: list[str] = list(self.spec.categories)
         self.backend: str = backend
+        self._top_k_formats: dict[int, object] = {}
 
     def __repr__(self) -> str:
         return f"Classifier({self.path.name!r}, cell={self.spec.cell!r}, backend={self.backend!r})"
@@ -191,13 +192,13 @@ class Classifier:
 
     def predict(self, names: Iterable[str], k: int = 3) -> list[list[tuple[str, float]]]:
         """Top-k (language, probability) per name, best first; [] for a name with no letters."""
-        rows = self.row_format(k=k)
-        top, prob, _ = rows.columns(self.log_probs(names))
-        categories = self.categories
-        return [
-            [(categories[c], float(p)) for c, p in zip(cs, ps, strict=True) if c >= 0]
-            for cs, ps in zip(top.tolist(), prob.tolist(), strict=True)
-        ]
+        rows = self._top_k_formats.get(k) if isinstance(k, int) else None
+        if rows is None:
+            rows = self.row_format(k=k)
+            self._top_k_formats[k] = rows  # one per k: single-name calls stay cheap
+        if isinstance(self._impl, _RustBackend):
+            return self._impl.model.predict(names, rows)  # one native call, no array
+        return rows.top(self.log_probs(names))
 
     def conformal_threshold(self, coverage: float) -> float:
         """The probability a language needs to enter the prediction set at `coverage`

@@ -202,6 +202,35 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args.quick, args.threads, args.json, args.plot, args.data)
 
 
+def _info(args: argparse.Namespace) -> int:
+    """What this install is: versions, the kernel the CPU dispatched to, threads, torch,
+    the bundled models and where the data set is looked for."""
+    import importlib.util
+    import platform
+
+    import namelang
+    from namelang import _native
+    from namelang.classifier import BUNDLED, model_path
+    from namelang.data import data_folder
+
+    torch_found = importlib.util.find_spec("torch") is not None
+    data = data_folder(args.data)
+    lines = {
+        "namelang": namelang.__version__,
+        "python": f"{platform.python_version()} ({sys.executable})",
+        "kernel": f"{_native.kernel_isa()} (chosen at run time: avx512, avx2+fma or portable)",
+        "threads": f"{namelang.get_num_threads()} (at most {_native.max_threads()})",
+        "torch": "installed (training, the torch backend, bench, plots)"
+        if torch_found
+        else "not installed: scoring only; pip install 'namelang[train]' to train",
+        **{f"model {name}": str(model_path(name)) for name in BUNDLED},
+        "data": f"{data} ({'found' if any(data.glob('*.txt')) else 'missing: namelang download'})",
+    }
+    for key, value in lines.items():
+        print(f"{key + ':':<16}{value}")
+    return 0
+
+
 def _download(args: argparse.Namespace) -> int:
     from namelang.data import download
 
@@ -232,10 +261,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="namelang", description="Which language does a surname come from?"
     )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_predict, _add_train, _add_evaluate, _add_score, _add_bench, _add_download):
+    for add in (
+        _add_predict,
+        _add_train,
+        _add_evaluate,
+        _add_score,
+        _add_bench,
+        _add_download,
+        _add_info,
+    ):
         add(sub)
     return parser
+
+
+def _version() -> str:
+    from namelang import __version__, _native
+
+    return f"namelang {__version__} (kernel {_native.kernel_isa()})"
+
+
+def _add_info(sub) -> None:
+    p = sub.add_parser("info", help="versions, CPU kernel, threads, torch, models, data folder")
+    p.add_argument("--data", help=DATA_HELP)
+    p.set_defaults(run=_info)
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
