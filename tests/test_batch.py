@@ -126,32 +126,3 @@ def test_dask_local_cluster_matches_namelang_score(tmp_path, dataset_names):
     np.testing.assert_allclose(
         out["probability"], [float(r["probability"]) for r in reference], atol=1e-6
     )
-
-
-def test_spark_map_in_pandas():
-    pytest.importorskip("pyspark")
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.builder.master("local[2]").getOrCreate()
-    scorer = Scorer("default", threads=1)
-    df = spark.createDataFrame(pd.DataFrame({"name": ["Zhou", "Hinton"]}))
-    schema = "name string, language string, probability float, error string"
-
-    def score(batches):
-        for batch in batches:
-            out = scorer.score_batch(batch)
-            out["language"] = out["language"].astype(object)
-            yield out
-
-    rows = df.mapInPandas(score, schema=schema).collect()
-    assert [r.language for r in rows] == ["Chinese", "English"]
-
-
-def test_ray_map_batches():
-    ray = pytest.importorskip("ray")
-    pytest.importorskip("ray.data")
-    scorer = Scorer("default", threads=1)
-    ds = ray.data.from_pandas(pd.DataFrame({"name": ["Zhou", "Hinton"]}))
-    out = ds.map_batches(scorer.score_batch, batch_format="pandas").to_pandas()
-    assert [str(v) for v in out["language"]] == ["Chinese", "English"]
-    ray.shutdown()

@@ -150,7 +150,8 @@ def test_works_in_child_processes(method, dataset_names):
     clf = namelang.load("tutorial", backend="rust")
     expected = clf.log_probs(names)  # the parent's thread pool is up before a fork
     with mp.get_context(method).Pool(2) as pool:
-        results = pool.map(_score_in_child, [names, names])
+        # A hang (a lock inherited locked from the parent) fails here, not the whole run.
+        results = pool.map_async(_score_in_child, [names, names]).get(timeout=120)
     for r in results:
         np.testing.assert_array_equal(r, expected)
 

@@ -86,6 +86,36 @@ class Scorer:
         """An empty frame shaped like `score_batch`'s output, for dask's `meta=`."""
         return _score_batch(self, frame.iloc[:0])
 
+    def spark_schema(self, schema):
+        """The Spark schema of the scored rows: the input's `schema` (a StructType) with
+        `language`, `probability`, (`top` when k > 1) and `error` added, for
+        `mapInPandas(scorer.map_in_pandas, schema=scorer.spark_schema(df.schema))`."""
+        from pyspark.sql import types as T
+
+        added = [
+            T.StructField("language", T.StringType()),
+            T.StructField("probability", T.FloatType()),
+        ]
+        if self.k > 1:
+            pair = T.StructType(
+                [
+                    T.StructField("language", T.StringType()),
+                    T.StructField("probability", T.FloatType()),
+                ]
+            )
+            added.append(T.StructField("top", T.ArrayType(pair)))
+        added.append(T.StructField("error", T.StringType()))
+        names = {f.name for f in added}
+        return T.StructType([f for f in schema.fields if f.name not in names] + added)
+
+    def map_in_pandas(self, batches):
+        """Spark's `mapInPandas` function: each pandas batch scored, with `language` as
+        plain strings (Spark's Arrow conversion takes no pandas categories)."""
+        for batch in batches:
+            out = self.score_batch(batch)
+            out["language"] = out["language"].astype(object)
+            yield out
+
 
 def score_batch(
     data,
@@ -205,17 +235,17 @@ def _to_arrow(scorer, table, top, prob, error, nulls):
     probability = pa.array(prob[:, 0], pa.float32(), mask=missing)
     columns = {"language": language, "probability": probability}
     if scorer.k > 1:
-        k = top.shape[1]
+        # Each row's list holds its languages only: none for a row that was not scored.
         valid = (top >= 0) & ~missing[:, None]
-        flat_lang = pa.DictionaryArray.from_arrays(
-            pa.array(np.where(valid, top, 0).ravel(), pa.int32(), mask=~valid.ravel()), categories
-        )
+        offsets = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int32)
         pairs = pa.StructArray.from_arrays(
-            [flat_lang, pa.array(prob.ravel(), pa.float32(), mask=~valid.ravel())],
+            [
+                pa.DictionaryArray.from_arrays(pa.array(top[valid], pa.int32()), categories),
+                pa.array(prob[valid], pa.float32()),
+            ],
             names=["language", "probability"],
         )
-        offsets = pa.array(np.arange(0, len(top) * k + 1, k, dtype=np.int32))
-        columns["top"] = pa.ListArray.from_arrays(offsets, pairs)
+        columns["top"] = pa.ListArray.from_arrays(pa.array(offsets), pairs)
     columns["error"] = pa.array(_error_names(error, nulls), pa.string())
     for name, values in columns.items():
         table = table.append_column(name, values)
