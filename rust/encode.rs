@@ -4,7 +4,6 @@
 use crate::alphabet::N_LETTERS;
 use crate::normalize::{normalized_len, TextRule};
 use crate::threads;
-use rayon::prelude::*;
 
 /// Normalised length of each name.
 pub fn lengths<S: AsRef<str> + Sync>(names: &[S]) -> Vec<usize> {
@@ -31,21 +30,12 @@ pub fn fill_indices<S: AsRef<str> + Sync>(
     if width == 0 {
         return;
     }
-    let write = |(row, name): (&mut [i64], &S)| {
+    threads::for_each_chunk(out, width, names.len(), |(b, row)| {
         let mut t = 0;
-        rule.for_each(name.as_ref(), |i| {
+        rule.for_each(names[b].as_ref(), |i| {
             row[t] = i as i64;
             t += 1;
         });
-    };
-    threads::run(names.len(), || {
-        if names.len() >= threads::PARALLEL_THRESHOLD {
-            out.par_chunks_mut(width)
-                .zip(names.par_iter())
-                .for_each(write);
-        } else {
-            out.chunks_mut(width).zip(names.iter()).for_each(write);
-        }
     });
 }
 
@@ -66,13 +56,7 @@ pub fn fill_one_hot(indices: &[i64], lengths: &[usize], width: usize, out: &mut 
             }
         }
     };
-    threads::run(batch * width, || {
-        if batch * width >= threads::PARALLEL_THRESHOLD {
-            out.par_chunks_mut(plane).enumerate().for_each(fill);
-        } else {
-            out.chunks_mut(plane).enumerate().for_each(fill);
-        }
-    });
+    threads::for_each_chunk(out, plane, batch * width, fill);
 }
 
 #[cfg(test)]

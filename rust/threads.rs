@@ -108,6 +108,24 @@ pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> 
     })
 }
 
+/// `f(i, chunk)` for each `width`-long chunk of `out`, in the pool when `work` (the
+/// caller's measure of the job) is large enough, else here.
+pub fn for_each_chunk<T: Send>(
+    out: &mut [T],
+    width: usize,
+    work: usize,
+    f: impl Fn((usize, &mut [T])) + Sync + Send,
+) {
+    use rayon::prelude::*;
+    run(work, || {
+        if work >= PARALLEL_THRESHOLD {
+            out.par_chunks_mut(width).enumerate().for_each(f);
+        } else {
+            out.chunks_mut(width).enumerate().for_each(f);
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
