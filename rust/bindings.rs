@@ -322,9 +322,7 @@ impl PyModel {
         let items = collect_items(names)?;
         let texts = borrow_names(&items)?;
         let views: Vec<Option<&str>> = texts.iter().map(|t| Some(t.as_ref())).collect();
-        let fmt = rows.for_model(&self.inner)?;
-        let cols = py.detach(|| score::score_columns(&self.inner, &fmt, &views))?;
-        Ok(columns_to_numpy(py, cols, texts.len(), fmt.k))
+        self.columns(py, rows, &views)
     }
 
     /// The same from an Arrow string array's buffers: `offsets` (B + 1, int64) into
@@ -349,9 +347,7 @@ impl PyModel {
             }
             views.push(std::str::from_utf8(&data[start as usize..end as usize]).ok());
         }
-        let fmt = rows.for_model(&self.inner)?;
-        let cols = py.detach(|| score::score_columns(&self.inner, &fmt, &views))?;
-        Ok(columns_to_numpy(py, cols, views.len(), fmt.k))
+        self.columns(py, rows, &views)
     }
 
     /// Scores rows read from a CSV, TSV or JSONL input (see `RowFormat.format_rows`)
@@ -619,6 +615,20 @@ impl PyRowFormat {
         let errors = vec![None; shape[0]];
         let cols = py.detach(|| score::columns(&self.inner, &errors, scores))?;
         Ok(columns_to_numpy(py, cols, shape[0], self.inner.k))
+    }
+}
+
+impl PyModel {
+    /// Columnar scores of names given as text (None: not UTF-8), the GIL released.
+    fn columns<'py>(
+        &self,
+        py: Python<'py>,
+        rows: &PyRowFormat,
+        views: &[Option<&str>],
+    ) -> PyResult<ScoredColumns<'py>> {
+        let fmt = rows.for_model(&self.inner)?;
+        let cols = py.detach(|| score::score_columns(&self.inner, &fmt, views))?;
+        Ok(columns_to_numpy(py, cols, views.len(), fmt.k))
     }
 }
 

@@ -284,3 +284,20 @@ def test_time_budget_stops_within_an_epoch(tiny_dataset):
     _, history, _ = train(config)
     assert time.perf_counter() - start < 15
     assert history["x"][-1] < 1000
+
+
+def test_a_long_name_runs_in_windows_with_the_same_answer(monkeypatch):
+    from namelang.model import RecurrentClassifier
+
+    clf = namelang.load("default", backend="torch")
+    names = ["Schmidhuber" * 100]
+    whole = clf.log_probs(names)
+    monkeypatch.setattr(RecurrentClassifier, "WINDOW", 64)  # 1,100 letters: 18 windows
+    np.testing.assert_allclose(clf.log_probs(names), whole, atol=1e-5)
+
+
+def test_torch_backend_refuses_a_max_length_past_its_limit(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("Zhou\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="rust backend"):
+        score_file(src, None, backend="torch", max_length=10**7, progress=False)

@@ -22,9 +22,7 @@ def frame(dataset_names) -> pd.DataFrame:
     rng = random.Random(7)
     names = [rng.choice(dataset_names) for _ in range(10_000)] + BAD * 25
     rng.shuffle(names)
-    return pd.DataFrame(
-        {"id": np.arange(len(names)), "name": names, "city": ["Oslo"] * len(names)}
-    )
+    return pd.DataFrame({"id": np.arange(len(names)), "name": names, "city": ["Oslo"] * len(names)})
 
 
 def reference(frame: pd.DataFrame, k: int) -> pd.DataFrame:

@@ -196,6 +196,31 @@ class RecurrentClassifier(nn.Module):
             nn.init.zeros_(self.ngram.weight)
         self.register_buffer("logit_adjustment", torch.zeros(config.n_categories))
 
+    # One name longer than this is run this many steps at a time, its state carried
+    # over: memory then follows the window, not the name (a 900,000-letter name took
+    # gigabytes at once).
+    WINDOW = 1 << 15
+
+    def _final_states(self, indices: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The RNN's final hidden states (layers x directions, B, H) for rows of length >= 1."""
+        if (
+            indices.shape[0] == 1
+            and indices.shape[1] > self.WINDOW
+            and not self.config.bidirectional
+        ):
+            state = None
+            steps = int(lengths[0])
+            for start in range(0, steps, self.WINDOW):
+                x = self._inputs(indices[:, start : min(start + self.WINDOW, steps)])
+                _, state = self.rnn(x, state)
+            return state[0] if self.config.cell == "lstm" else state
+        x = self._inputs(indices)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            x, lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        _, state = self.rnn(packed)
+        return state[0] if self.config.cell == "lstm" else state
+
     def _inputs(self, indices: torch.Tensor) -> torch.Tensor:
         if self.config.input == "embedding":
             return self.embedding(indices)
@@ -214,12 +239,7 @@ class RecurrentClassifier(nn.Module):
         )
         if nonempty.numel() == 0:
             return out
-        x = self._inputs(indices[nonempty])
-        packed = nn.utils.rnn.pack_padded_sequence(
-            x, lengths[nonempty].cpu(), batch_first=True, enforce_sorted=False
-        )
-        _, state = self.rnn(packed)
-        h = state[0] if self.config.cell == "lstm" else state
+        h = self._final_states(indices[nonempty], lengths[nonempty])
         # The top layer's final states; both directions' (forward, reverse) when bidirectional.
         final = torch.cat(list(h[-self.config.directions :]), dim=1)
         logits = self.out(self.drop(final)) + self.logit_adjustment

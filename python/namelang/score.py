@@ -117,6 +117,12 @@ def score_file(
         return classifier.row_format(out_format, k, max_length, threshold, min_probability, columns)
 
     rows_for()  # every option checked before the output is touched
+    limit = getattr(classifier._impl, "MAX_LETTERS", None)
+    if limit is not None and max_length > limit:
+        raise ValueError(
+            f"--max-length {max_length} is past the torch backend's {limit} letters; "
+            "use the rust backend for longer names"
+        )
     start = time.perf_counter()
     check_destination(output)  # before any work: a directory, a missing folder
     with _open_input(input) as source, open_output(output) as sink:
