@@ -19,12 +19,6 @@ LEVELS = tuple(round(0.5 + 0.01 * i, 2) for i in range(50))
 ECE_BINS = 15
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
     z = logits.astype(np.float64) / temperature
     z = z - z.max(axis=1, keepdims=True)
