@@ -155,6 +155,8 @@ class Classifier:
         self.categories: list[str] = list(self.spec.categories)
         self.backend: str = backend
         self._top_k_formats: dict[int, object] = {}
+        # The longest name this backend scores (None: any length).
+        self.max_letters: int | None = getattr(self._impl, "MAX_LETTERS", None)
 
     def __repr__(self) -> str:
         return f"Classifier({self.path.name!r}, cell={self.spec.cell!r}, backend={self.backend!r})"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from namelang.output import check_destination, open_output
+from namelang.output import open_output
 
 if TYPE_CHECKING:
     from namelang.classifier import Classifier
@@ -117,14 +117,12 @@ def score_file(
         return classifier.row_format(out_format, k, max_length, threshold, min_probability, columns)
 
     rows_for()  # every option checked before the output is touched
-    limit = getattr(classifier._impl, "MAX_LETTERS", None)
-    if limit is not None and max_length > limit:
+    if classifier.max_letters is not None and max_length > classifier.max_letters:
         raise ValueError(
-            f"--max-length {max_length} is past the torch backend's {limit} letters; "
-            "use the rust backend for longer names"
+            f"--max-length {max_length} is past the {classifier.backend} backend's "
+            f"{classifier.max_letters} letters; use the rust backend for longer names"
         )
     start = time.perf_counter()
-    check_destination(output)  # before any work: a directory, a missing folder
     with _open_input(input) as source, open_output(output) as sink:
         bar = _progress_bar(source, input, progress)
         if in_format == "text" and classifier.backend == "rust":
