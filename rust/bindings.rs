@@ -7,7 +7,7 @@ use crate::{error::Error, forward, gemm, model_file, normalize, peak, rows, scor
 use numpy::ndarray::{Array1, Array2, Array3};
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayDyn, PyReadonlyArray1, PyReadonlyArray2,
-    PyUntypedArrayMethods,
+    PyReadonlyArrayDyn, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -728,8 +728,12 @@ fn read_model_file<'py>(
 ) -> PyResult<(HashMap<String, String>, Tensors<'py>)> {
     let path = path.to_string_lossy().into_owned();
     let file = py
-        .detach(|| model_file::read_path(&path).and_then(|b| model_file::parse(&b)))
-        .map_err(|e| with_path(e, &path))?;
+        .detach(|| {
+            let file = model_file::parse(&model_file::read_path(&path)?)?;
+            forward::Model::checked(&file)?; // the self-test both backends rely on
+            Ok(file)
+        })
+        .map_err(|e: Error| with_path(e, &path))?;
     let shapes = model_file::expected_shapes(&file.spec);
     let mut tensors = file.tensors;
     let arrays = shapes
@@ -742,6 +746,28 @@ fn read_model_file<'py>(
         })
         .collect();
     Ok((file.spec.metadata, arrays))
+}
+
+/// The digest a model file with this metadata and these float32 tensors carries
+/// (`model_file::digest`): the writer stores it, the reader checks it.
+#[pyfunction]
+fn model_digest(
+    metadata: HashMap<String, String>,
+    tensors: Vec<(String, PyReadonlyArrayDyn<'_, f32>)>,
+) -> PyResult<String> {
+    let mut bytes = Vec::with_capacity(tensors.len());
+    for (name, array) in &tensors {
+        let values = array.as_slice().map_err(|_| {
+            PyValueError::new_err(format!("tensor {name} must be a contiguous float32 array"))
+        })?;
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        bytes.push((name.as_str(), array.shape().to_vec(), raw));
+    }
+    let views: Vec<model_file::TensorBytes<'_>> = bytes
+        .iter()
+        .map(|(name, shape, raw)| (*name, "F32", shape.as_slice(), raw.as_slice()))
+        .collect();
+    Ok(model_file::digest(&metadata, &views))
 }
 
 /// A model-file error, naming the file the user gave.
@@ -821,6 +847,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyRowFormat>()?;
     m.add_function(wrap_pyfunction!(read_model_file, m)?)?;
     m.add_function(wrap_pyfunction!(expected_shapes, m)?)?;
+    m.add_function(wrap_pyfunction!(model_digest, m)?)?;
     m.add_class::<PyModel>()?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(max_threads, m)?)?;

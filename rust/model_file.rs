@@ -1,11 +1,14 @@
-//! Reads a namelang model file (safetensors + metadata) and validates it: the same
-//! checks as `namelang.model_file` on the Python side, so both backends refuse the
-//! same files with a message naming what is wrong.
+//! Reads a namelang model file (safetensors + metadata) and validates it. This is the
+//! one reader: the Rust backend and the PyTorch loader (`namelang.model_file.read`) both
+//! call it, so a file is accepted or refused once, with a message naming what is wrong.
+//! Files carry a SHA-256 digest of their metadata and tensors (`digest`), checked
+//! before anything else is read from them; files without one still load.
 
 use crate::alphabet::{ALPHABET, N_LETTERS};
 use crate::error::{Error, Result};
 use crate::normalize::TextRule;
 use safetensors::{Dtype, SafeTensors};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 pub const FORMAT: &str = "namelang/1";
@@ -398,6 +401,80 @@ fn refuse_other_formats(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The metadata key of a file's digest: "sha256:" and 64 lower-case hex digits.
+pub const DIGEST_KEY: &str = "digest";
+
+/// One tensor as the digest reads it: name, dtype name (e.g. "F32"), shape, bytes.
+pub type TensorBytes<'a> = (&'a str, &'a str, &'a [usize], &'a [u8]);
+
+/// The digest of a model: SHA-256 over every metadata entry but the digest itself
+/// (sorted by key) and every tensor (sorted by name: name, dtype, shape, bytes), each
+/// field prefixed by its length, so no two different files hash the same stream.
+/// Written by `namelang.model_file.write` (through the native module) and checked here.
+pub fn digest(meta: &HashMap<String, String>, tensors: &[TensorBytes<'_>]) -> String {
+    let mut h = Sha256::new();
+    let field = |h: &mut Sha256, bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    h.update(b"namelang-digest/1");
+    let mut keys: Vec<&String> = meta.keys().filter(|k| *k != DIGEST_KEY).collect();
+    keys.sort();
+    field(&mut h, &(keys.len() as u64).to_le_bytes());
+    for k in keys {
+        field(&mut h, k.as_bytes());
+        field(&mut h, meta[k].as_bytes());
+    }
+    let mut sorted: Vec<&TensorBytes<'_>> = tensors.iter().collect();
+    sorted.sort_by_key(|t| t.0);
+    for (name, dtype, shape, data) in sorted {
+        field(&mut h, name.as_bytes());
+        field(&mut h, dtype.as_bytes());
+        let dims: Vec<u8> = shape
+            .iter()
+            .flat_map(|&d| (d as u64).to_le_bytes())
+            .collect();
+        field(&mut h, &dims);
+        field(&mut h, data);
+    }
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// Checks the file's digest, when it has one, against its metadata and tensors.
+fn check_digest(meta: &HashMap<String, String>, file: &SafeTensors<'_>) -> Result<()> {
+    let Some(stated) = meta.get(DIGEST_KEY) else {
+        return Ok(()); // older or hand-made files: loaded, with every other check
+    };
+    let well_formed = stated.len() == 71
+        && stated.starts_with("sha256:")
+        && stated[7..]
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !well_formed {
+        return Err(invalid(format!(
+            "metadata 'digest' is {stated:?}, not \"sha256:\" and 64 hex digits"
+        )));
+    }
+    let views = file.tensors();
+    let dtypes: Vec<String> = views
+        .iter()
+        .map(|(_, v)| format!("{:?}", v.dtype()))
+        .collect();
+    let tensors: Vec<TensorBytes<'_>> = views
+        .iter()
+        .zip(&dtypes)
+        .map(|((name, v), dtype)| (name.as_str(), dtype.as_str(), v.shape(), v.data()))
+        .collect();
+    if digest(meta, &tensors) != *stated {
+        return Err(invalid(
+            "digest mismatch: the file's bytes are not the ones it was written with (damaged \
+             in storage or transfer, or edited); restore it from its source or retrain it",
+        ));
+    }
+    Ok(())
+}
+
 /// Parses and validates a model file's bytes.
 pub fn parse(bytes: &[u8]) -> Result<ModelFile> {
     let declared = declared_len(&bytes[..bytes.len().min(8 + MAX_HEADER_BYTES as usize)])?;
@@ -410,9 +487,10 @@ pub fn parse(bytes: &[u8]) -> Result<ModelFile> {
         .metadata()
         .clone()
         .ok_or_else(|| invalid("no namelang metadata in the safetensors header"))?;
-    let spec = spec_from_metadata(&meta)?;
     let file = SafeTensors::deserialize(bytes)
         .map_err(|e| invalid(format!("bad safetensors data: {e}")))?;
+    check_digest(&meta, &file)?;
+    let spec = spec_from_metadata(&meta)?;
     let expected = expected_shapes(&spec);
     let present: std::collections::BTreeSet<String> =
         file.names().into_iter().map(String::from).collect();

@@ -45,12 +45,13 @@ pub enum RowError {
     InvalidCsv,
     NotAString,
     Null,
+    ModelError,
 }
 
 impl RowError {
     /// Every error, in the order of their column codes (code = position + 1); new
     /// codes go at the end so that stored codes keep their meaning.
-    pub const ALL: [RowError; 10] = [
+    pub const ALL: [RowError; 11] = [
         RowError::Empty,
         RowError::NoLetters,
         RowError::TooLong,
@@ -61,6 +62,7 @@ impl RowError {
         RowError::InvalidCsv,
         RowError::NotAString,
         RowError::Null,
+        RowError::ModelError,
     ];
 
     /// The code batch columns carry: 0 for a scored row, else 1 + position in `ALL`.
@@ -80,6 +82,7 @@ impl RowError {
             RowError::InvalidCsv => "invalid_csv",
             RowError::NotAString => "not_a_string",
             RowError::Null => "null",
+            RowError::ModelError => "model_error",
         }
     }
 
@@ -280,8 +283,9 @@ impl Answer {
         }
         top_k_into(scores, fmt.k, &mut self.best);
         if self.best.is_empty() {
-            // NaN scores: a model whose weights gave no number for this row.
-            self.error = Some(RowError::NoLetters);
+            // NaN scores for a name with letters: the model's weights overflowed on it.
+            // Never a normal row: the job goes on and says which rows have no answer.
+            self.error = Some(RowError::ModelError);
             return;
         }
         self.top
@@ -315,7 +319,11 @@ pub fn write_row(
 ) {
     let mut ascii = std::mem::take(&mut a.ascii);
     ascii.clear();
-    if let (Some(n), None | Some(RowError::TooLong | RowError::LowConfidence)) = (name, a.error) {
+    let read = matches!(
+        a.error,
+        None | Some(RowError::TooLong | RowError::LowConfidence | RowError::ModelError)
+    );
+    if let (Some(n), true) = (name, read) {
         let letters = ALPHABET.as_bytes();
         for_each_index(n, |i| ascii.push(letters[i as usize] as char));
     }
@@ -627,9 +635,17 @@ mod tests {
         let a = answer(&fmt, &[0.1, 0.6, 0.3], None);
         assert_eq!(a.error, Some(RowError::LowConfidence));
         assert!(a.top.is_empty());
-        let mut nan = Answer::default();
-        nan.fill(&fmt, &[f32::NAN; 3], None);
-        assert_eq!(nan.error, Some(RowError::NoLetters));
+        // A name that passed the check but got NaN (one class is enough): model_error,
+        // with the letters the model read, never an empty row without a code.
+        for row in [[f32::NAN; 3], [0.1f32.ln(), f32::NAN, 0.9f32.ln()]] {
+            let mut nan = Answer::default();
+            nan.fill(&fmt, &row, None);
+            assert_eq!(nan.error, Some(RowError::ModelError));
+            assert!(nan.top.is_empty());
+            let mut out = Vec::new();
+            write_row(&mut out, &fmt, Lead::Name("Zé"), Some("Zé"), &mut nan);
+            assert_eq!(String::from_utf8(out).unwrap(), "Zé,Ze,,,model_error\n");
+        }
     }
 
     #[test]

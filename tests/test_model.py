@@ -154,7 +154,7 @@ def test_bidirectional_file_without_its_reverse_tensors_is_refused(tmp_path):
     assert spec.bidirectional and tensors["out.weight"].shape == (3, 8)
     tensors.pop("rnn.weight_hh_l0_reverse")
     bad = tmp_path / "bad.safetensors"
-    save_file(tensors, str(bad), metadata={**spec.metadata})
+    save_file(tensors, str(bad), metadata={k: v for k, v in spec.metadata.items() if k != "digest"})
     for loader in (model_file.read, namelang._native.Model):
         with pytest.raises(ValueError, match="weight_hh_l0_reverse"):
             loader(str(bad))

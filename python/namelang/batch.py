@@ -130,8 +130,9 @@ def score_batch(
     [language, probability] pairs, best first) to a pandas DataFrame, a pyarrow Table or
     RecordBatch (whose name column is `column`), or a pyarrow string array (then a Table
     with `name` and the new columns comes back). Rows that cannot be scored keep their
-    place: `language` null, `error` one of empty, no_letters, too_long, null, and
-    low_confidence where the top probability is under `min_probability`."""
+    place: `language` null, `error` one of empty, no_letters, too_long, null,
+    model_error (the model gave NaN for it), and low_confidence where the top
+    probability is under `min_probability`."""
     if backend not in ("auto", "rust"):
         raise ValueError("score_batch runs on the Rust backend; use backend='auto' or 'rust'")
     scorer = Scorer(

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from namelang._native import lengths
     from namelang.classifier import load
     from namelang.text import script_of
 
@@ -17,15 +18,16 @@ def _predict(args: argparse.Namespace) -> int:
         raise ValueError(f"--min-probability must be in [0, 1], got {args.min_probability}")
     classifier = load(args.model, backend=args.backend, device=args.device)
     results = classifier.predict(args.names, k=args.k)
+    letters = lengths(args.names, classifier.spec.text_rule).tolist()
     sets = (
         classifier.predict_sets(args.names, args.coverage)
         if args.coverage is not None
         else [None] * len(args.names)
     )
-    for name, top, chosen in zip(args.names, results, sets, strict=True):
+    for name, top, chosen, n in zip(args.names, results, sets, letters, strict=True):
         error = None
         if not top:
-            error = "empty" if not name.strip() else "no_letters"
+            error = "empty" if not name.strip() else "no_letters" if n == 0 else "model_error"
         elif top[0][1] < args.min_probability:
             error = "low_confidence"
         script = script_of(name) if error == "no_letters" else None
@@ -48,6 +50,8 @@ def _predict_line(name, top, chosen, error, script, args) -> str:
     if error == "no_letters":
         seen = f"; {script} script" if script else ""
         return f"{name}: no Latin letters to classify (no_letters{seen})"
+    if error == "model_error":
+        return f"{name}: no answer (model_error: the model's weights give NaN for this name)"
     line = f"{name}: " + ", ".join(f"{lang} {p:.3f}" for lang, p in top)
     if error == "low_confidence":
         line = f"{name}: not sure (low_confidence: best {top[0][1]:.3f} < {args.min_probability})"

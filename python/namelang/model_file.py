@@ -1,6 +1,10 @@
 """The model file: safetensors (float32, no pickle) with namelang's metadata in the
 header. Written only by training; read by the native reader for both backends, so a file
-is accepted or refused (with a ValueError naming what is wrong) the same way by each."""
+is accepted or refused (with a ValueError naming what is wrong) the same way by each.
+
+Every file written here carries `digest`: SHA-256 of its metadata and tensors, computed
+and checked by the native module, so a file damaged after writing is refused ("digest
+mismatch") instead of answering nonsense. Files without a digest still load."""
 
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ from namelang.spec import ModelSpec, expected_shapes, metadata, spec_from_metada
 
 if TYPE_CHECKING:
     import numpy as np
+
+# The metadata key of the file's digest ("sha256:" and 64 hex digits).
+DIGEST_KEY = "digest"
 
 
 def read(path: str | os.PathLike[str]) -> tuple[ModelSpec, dict[str, np.ndarray]]:
@@ -35,13 +42,17 @@ def write(
     import numpy as np
     from safetensors.numpy import save_file
 
+    from namelang import _native
+
     path = Path(path)
     meta = {**spec.metadata, **(metadata_extra or {}), **metadata(spec.config, spec.categories)}
+    meta.pop(DIGEST_KEY, None)  # a spec read from a file carries that file's digest
     expected = expected_shapes(meta)
     arrays = {k: np.ascontiguousarray(tensors[k], dtype=np.float32) for k in expected}
     for name, shape in expected.items():
         if arrays[name].shape != shape:
             raise ValueError(f"tensor {name} has shape {arrays[name].shape}, expected {shape}")
+    meta[DIGEST_KEY] = _native.model_digest(meta, list(arrays.items()))
     if not path.parent.is_dir():
         raise FileNotFoundError(f"no folder {path.parent} to write {path.name} into")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

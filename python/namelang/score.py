@@ -90,10 +90,11 @@ def score_file(
     "name"); other fields pass through. A row that cannot be scored keeps its place with
     `error` set: empty, no_letters, invalid_utf8, too_long (over `max_length` letters),
     missing_column, invalid_json, invalid_csv, low_confidence (top probability under
-    `min_probability`: no language given). With `coverage` (0.50-0.99), a `set` column
-    holds the languages (best first) of the model's conformal prediction set for that
-    level. A file output appears only when complete. `model` may be a loaded Classifier
-    (then `backend` is its own), to score many files with one load."""
+    `min_probability`: no language given), model_error (the model gave NaN for it).
+    With `coverage` (0.50-0.99), a `set` column holds the languages (best first) of the
+    model's conformal prediction set for that level. A file output appears only when
+    complete. `model` may be a loaded Classifier (then `backend` is its own), to score
+    many files with one load."""
     from namelang.classifier import Classifier, load
     from namelang.text import set_num_threads
 

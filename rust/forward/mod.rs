@@ -17,7 +17,7 @@ mod tests;
 use crate::error::{Error, Result};
 use crate::gemm::Packed;
 use crate::math::log_softmax_rows;
-use crate::model_file::{parse, Cell, NGramSpec, Spec};
+use crate::model_file::{parse, Cell, ModelFile, NGramSpec, Spec};
 use crate::ngrams;
 use crate::normalize::TextRule;
 use crate::{encode, threads};
@@ -26,6 +26,7 @@ use gated::Gated;
 use letters::Letters;
 use rayon::prelude::*;
 use scratch::{Scratch, CHUNK, ROWS_PER_TASK, SCRATCH};
+use std::collections::HashMap;
 
 /// Longest name the collapsed tables cover; longer ones run the recurrence.
 pub const COLLAPSED_MAX_LEN: usize = 64;
@@ -147,24 +148,66 @@ pub(super) fn row(table: &[f32], width: usize, l: u8) -> &[f32] {
     &table[l * width..(l + 1) * width]
 }
 
+/// Names every model is run on before use: the tutorial's queries, every letter of the
+/// alphabet in one name, and one past the collapsed tables' bound (the recurrence).
+const PROBES: [&str; 5] = [
+    "Hinton",
+    "Schmidhuber",
+    "Zhou",
+    crate::alphabet::ALPHABET,
+    "Abcdefghijklmnopqrstuvwxyz Abcdefghijklmnopqrstuvwxyz Abcdefghijklmnopqrstuvwxyz",
+];
+
 impl Model {
     pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
-        let file = parse(bytes)?;
-        let spec = file.spec;
-        let t = file.tensors;
+        Model::checked(&parse(bytes)?)
+    }
+
+    /// The model of a parsed file, once it has passed its self-test.
+    pub fn checked(file: &ModelFile) -> Result<Model> {
+        let model = Model::new(file.spec.clone(), &file.tensors);
+        model.self_test()?;
+        Ok(model)
+    }
+
+    fn new(spec: Spec, t: &HashMap<String, Vec<f32>>) -> Model {
         let classes = spec.categories.len();
         let ngrams = spec.ngrams.map(|ng| (ng, t["ngram.weight"].clone()));
         let net = match spec.cell {
-            Cell::Elman => Net::Elman(Elman::new(&spec, &t)),
-            Cell::Gru | Cell::Lstm => Net::Gated(Gated::new(&spec, &t)),
+            Cell::Elman => Net::Elman(Elman::new(&spec, t)),
+            Cell::Gru | Cell::Lstm => Net::Gated(Gated::new(&spec, t)),
         };
-        Ok(Model {
+        Model {
             spec,
             share_prefixes: true,
             classes,
             net,
             ngrams,
-        })
+        }
+    }
+
+    /// Refuses a model whose weights, each finite, still give no number for everyday
+    /// names (products that overflow float32): every row it wrote would be empty.
+    fn self_test(&self) -> Result<()> {
+        let methods: &[Method] = match self.net {
+            Net::Elman(_) => &[Method::Auto, Method::Recurrence],
+            Net::Gated(_) => &[Method::Auto],
+        };
+        for &method in methods {
+            let out = self.forward(&PROBES, &self.lengths(&PROBES), method, false, false)?;
+            let bad = out
+                .chunks(self.classes)
+                .position(|row| row.iter().any(|v| v.is_nan() || *v == f32::INFINITY));
+            if let Some(i) = bad {
+                return Err(Error::InvalidModel(format!(
+                    "its weights give no log-probabilities for the probe name {:?} (NaN): \
+                     they overflow float32, so the file is damaged or was not trained; \
+                     restore it from its source or retrain it",
+                    PROBES[i]
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn from_path(path: &str) -> Result<Model> {
