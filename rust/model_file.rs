@@ -532,3 +532,6 @@ pub fn parse(bytes: &[u8]) -> Result<ModelFile> {
     }
     Ok(ModelFile { spec, tensors })
 }
+
+#[cfg(test)]
+mod tests;

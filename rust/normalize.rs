@@ -185,4 +185,43 @@ mod tests {
             assert_eq!(letters, 0, "U+{code:04X}");
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 2000,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(3),
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Any text: no panic; each rule gives alphabet letters only, as many as `len`
+        /// counts, and reading its own output changes nothing (idempotent).
+        #[test]
+        fn text_rules_are_total_and_idempotent(name in proptest::prelude::any::<String>()) {
+            let ascii = to_ascii(&name);
+            proptest::prop_assert!(ascii.chars().all(|c| ALPHABET.contains(c)));
+            proptest::prop_assert_eq!(to_ascii(&ascii), ascii.clone());
+            proptest::prop_assert_eq!(normalized_len(&name), ascii.len());
+            for rule in [TextRule::Exact, TextRule::TrimLower] {
+                let read = rule.apply(&name);
+                proptest::prop_assert_eq!(rule.len(&name), read.len());
+                proptest::prop_assert_eq!(rule.apply(&read), read);
+            }
+        }
+
+        /// Real names with arbitrary characters spliced in read as the name's letters
+        /// plus the letters of what was spliced: nothing else is lost or gained.
+        #[test]
+        fn spliced_names_keep_their_letters(
+            name in proptest::sample::select(vec!["Hinton", "Ślusàrski", "O'Néal", "Zhou"]),
+            noise in proptest::prelude::any::<String>(),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let cut = name.char_indices().map(|(i, _)| i).chain([name.len()]).collect::<Vec<_>>();
+            let cut = cut[at.index(cut.len())];
+            let spliced = format!("{}{noise}{}", &name[..cut], &name[cut..]);
+            let want = format!("{}{}{}", to_ascii(&name[..cut]), to_ascii(&noise), to_ascii(&name[cut..]));
+            proptest::prop_assert_eq!(to_ascii(&spliced), want);
+        }
+    }
 }

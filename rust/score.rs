@@ -270,4 +270,73 @@ mod tests {
         }
         assert!(line_blocks(b"", 4).is_empty());
     }
+
+    /// Random bytes spliced into real names, lines ended by '\n' or '\r\n': one output
+    /// row per line, in order, each naming its line (bad UTF-8 shown as U+FFFD).
+    #[test]
+    fn every_line_gets_its_row_in_order() {
+        use crate::normalize::TextRule;
+        use crate::rows::Format;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngSeed, TestRunner};
+
+        let bytes = include_bytes!("../python/namelang/models/tutorial.safetensors");
+        let model = Model::from_bytes(bytes).unwrap();
+        let fmt = RowFormat::new(
+            Format::Jsonl,
+            2,
+            16,
+            None,
+            0.0,
+            TextRule::Exact,
+            model.spec.categories.clone(),
+        )
+        .unwrap();
+        let line = (
+            prop::sample::select(vec!["Hinton", "Zhou", "Ślusàrski", "", " "]),
+            prop::collection::vec(any::<u8>(), 0..12),
+            any::<prop::sample::Index>(),
+        )
+            .prop_map(|(name, noise, at)| {
+                let name = name.as_bytes();
+                let cut = at.index(name.len() + 1);
+                let mut l = name[..cut].to_vec();
+                l.extend(noise.into_iter().filter(|&b| b != b'\n'));
+                l.extend_from_slice(&name[cut..]);
+                l
+            });
+        let config = Config {
+            cases: 300,
+            rng_seed: RngSeed::Fixed(2),
+            failure_persistence: None,
+            ..Config::default()
+        };
+        let lines_and_endings = prop::collection::vec((line, any::<bool>()), 0..40);
+        TestRunner::new(config)
+            .run(&lines_and_endings, |input| {
+                let mut chunk = Vec::new();
+                for (l, crlf) in &input {
+                    chunk.extend_from_slice(l);
+                    chunk.extend_from_slice(if *crlf { b"\r\n" } else { b"\n" });
+                }
+                let mut out = Vec::new();
+                let counts = score_chunk(&model, &chunk, &fmt, &mut out).unwrap();
+                let rows: Vec<serde_json::Value> = out
+                    .split(|&b| b == b'\n')
+                    .filter(|r| !r.is_empty())
+                    .map(|r| serde_json::from_slice(r).unwrap())
+                    .collect();
+                prop_assert_eq!(rows.len(), input.len());
+                prop_assert_eq!(counts.rows, input.len());
+                for (row, (l, crlf)) in rows.iter().zip(&input) {
+                    // A line ending in '\r' before its '\n' loses that '\r' with the ending.
+                    let l = if *crlf { &l[..] } else { l.strip_suffix(b"\r").unwrap_or(l) };
+                    prop_assert_eq!(row["name"].as_str().unwrap(), String::from_utf8_lossy(l));
+                    let error = row["error"].as_str();
+                    prop_assert_eq!(error.is_none(), row["language"].is_string());
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
 }
