@@ -76,6 +76,12 @@ fn to_ascii(name: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(normalize::to_ascii(&texts[0]))
 }
 
+/// Cyrillic and Greek letters in Latin, other characters as they are.
+#[pyfunction]
+fn romanize(name: &str) -> String {
+    crate::romanize::romanize(name).into_owned()
+}
+
 #[pyfunction]
 fn to_ascii_batch<'py>(py: Python<'py>, names: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
     let items = collect_items(names)?;
@@ -101,13 +107,7 @@ fn to_ascii_batch<'py>(py: Python<'py>, names: &Bound<'py, PyAny>) -> PyResult<B
 type Encoded<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray1<i64>>);
 
 fn text_rule(name: &str) -> PyResult<normalize::TextRule> {
-    match name {
-        "exact" => Ok(normalize::TextRule::Exact),
-        "trim_lower" => Ok(normalize::TextRule::TrimLower),
-        _ => Err(PyValueError::new_err(format!(
-            "text_rule must be 'exact' or 'trim_lower', got {name:?}"
-        ))),
-    }
+    Ok(name.parse()?)
 }
 
 /// (B, T_max) int64 indices and (B,) int64 lengths, zero-padded.
@@ -834,6 +834,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ERROR_CODES", codes)?;
     m.add_function(wrap_pyfunction!(to_ascii, m)?)?;
     m.add_function(wrap_pyfunction!(to_ascii_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(romanize, m)?)?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;
     m.add_function(wrap_pyfunction!(lengths, m)?)?;
     m.add_function(wrap_pyfunction!(apply_text_rule, m)?)?;

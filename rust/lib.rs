@@ -14,6 +14,7 @@ pub mod ngrams;
 pub mod normalize;
 pub mod peak;
 pub mod prefixes;
+pub mod romanize;
 pub mod rows;
 pub mod score;
 pub mod threads;

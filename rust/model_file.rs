@@ -123,6 +123,7 @@ pub fn spec_from_metadata(meta: &HashMap<String, String>) -> Result<Spec> {
             &[
                 ("exact", TextRule::Exact),
                 ("trim_lower", TextRule::TrimLower),
+                ("romanize", TextRule::Romanize),
             ],
             Some(TextRule::Exact),
         )?,

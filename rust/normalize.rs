@@ -7,6 +7,7 @@
 //! whole string.
 
 use crate::alphabet::{index_of, ALPHABET, ASCII_TO_INDEX, NOT_A_LETTER};
+use crate::romanize::romanize;
 use unicode_normalization::char::decompose_canonical;
 
 /// Calls `emit` with the alphabet index of each letter that `name` normalises to.
@@ -59,6 +60,9 @@ pub enum TextRule {
     /// Surrounding spaces dropped and upper case folded to lower: `SMITH`, `smith` and
     /// `  Smith ` read alike, since neither carries a sign of the name's origin.
     TrimLower,
+    /// `TrimLower` after Cyrillic and Greek letters are romanised (`romanize`), so
+    /// `Иванов` reads as `ivanov`; Latin-script names read as with `TrimLower`.
+    Romanize,
 }
 
 const SPACE: u8 = 52;
@@ -70,6 +74,7 @@ impl TextRule {
     pub fn for_each(self, name: &str, mut emit: impl FnMut(u8)) {
         match self {
             TextRule::Exact => for_each_index(name, emit),
+            TextRule::Romanize => TextRule::TrimLower.for_each(&romanize(name), emit),
             TextRule::TrimLower => {
                 // Spaces wait until a letter follows them, so trailing ones never come out.
                 let (mut started, mut spaces) = (false, 0usize);
@@ -94,7 +99,7 @@ impl TextRule {
     pub fn len(self, name: &str) -> usize {
         match self {
             TextRule::Exact => normalized_len(name),
-            TextRule::TrimLower => {
+            TextRule::TrimLower | TextRule::Romanize => {
                 let mut n = 0;
                 self.for_each(name, |_| n += 1);
                 n
@@ -108,6 +113,44 @@ impl TextRule {
         let mut out = String::with_capacity(name.len());
         self.for_each(name, |i| out.push(letters[i as usize] as char));
         out
+    }
+}
+
+impl TextRule {
+    /// Each letter of the name as the `ascii` column shows it: the ASCII form, case and
+    /// spaces kept, of the name or (for `Romanize`) of its romanisation.
+    pub fn for_each_shown(self, name: &str, emit: impl FnMut(u8)) {
+        match self {
+            TextRule::Romanize => for_each_index(&romanize(name), emit),
+            TextRule::Exact | TextRule::TrimLower => for_each_index(name, emit),
+        }
+    }
+
+    /// The rule's name in model files and the Python API.
+    pub fn name(self) -> &'static str {
+        match self {
+            TextRule::Exact => "exact",
+            TextRule::TrimLower => "trim_lower",
+            TextRule::Romanize => "romanize",
+        }
+    }
+
+    /// Every rule, for parsing names and listing them in messages.
+    pub const ALL: [TextRule; 3] = [TextRule::Exact, TextRule::TrimLower, TextRule::Romanize];
+}
+
+impl std::str::FromStr for TextRule {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> crate::error::Result<TextRule> {
+        TextRule::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = TextRule::ALL.iter().map(|r| r.name()).collect();
+                crate::error::Error::InvalidArgument(format!(
+                    "text_rule must be one of {names:?}, got {s:?}"
+                ))
+            })
     }
 }
 
@@ -202,7 +245,7 @@ mod tests {
             proptest::prop_assert!(ascii.chars().all(|c| ALPHABET.contains(c)));
             proptest::prop_assert_eq!(to_ascii(&ascii), ascii.clone());
             proptest::prop_assert_eq!(normalized_len(&name), ascii.len());
-            for rule in [TextRule::Exact, TextRule::TrimLower] {
+            for rule in TextRule::ALL {
                 let read = rule.apply(&name);
                 proptest::prop_assert_eq!(rule.len(&name), read.len());
                 proptest::prop_assert_eq!(rule.apply(&read), read);

@@ -8,7 +8,7 @@
 use crate::alphabet::ALPHABET;
 use crate::error::{Error, Result};
 use crate::forward::top_k_into;
-use crate::normalize::{for_each_index, TextRule};
+use crate::normalize::TextRule;
 use std::io::Write;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,7 +325,8 @@ pub fn write_row(
     );
     if let (Some(n), true) = (name, read) {
         let letters = ALPHABET.as_bytes();
-        for_each_index(n, |i| ascii.push(letters[i as usize] as char));
+        fmt.text_rule
+            .for_each_shown(n, |i| ascii.push(letters[i as usize] as char));
     }
     match fmt.format {
         Format::Jsonl => write_jsonl(out, fmt, lead, &ascii, a),

@@ -330,7 +330,11 @@ mod tests {
                 prop_assert_eq!(counts.rows, input.len());
                 for (row, (l, crlf)) in rows.iter().zip(&input) {
                     // A line ending in '\r' before its '\n' loses that '\r' with the ending.
-                    let l = if *crlf { &l[..] } else { l.strip_suffix(b"\r").unwrap_or(l) };
+                    let l = if *crlf {
+                        &l[..]
+                    } else {
+                        l.strip_suffix(b"\r").unwrap_or(l)
+                    };
                     prop_assert_eq!(row["name"].as_str().unwrap(), String::from_utf8_lossy(l));
                     let error = row["error"].as_str();
                     prop_assert_eq!(error.is_none(), row["language"].is_string());

@@ -41,9 +41,10 @@ def test_train_then_evaluate_on_a_tsv_with_plots(tmp_path, tiny_dataset, capsys)
     results = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert results["model"] == str(model)
     assert {"top3", "ece", "coverage_0.90"} <= set(results["test"])
-    # Trained models read names case- and space-blind, and carry their conformal table.
+    # Trained models read names case- and space-blind (Cyrillic and Greek romanised), and
+    # carry their conformal table.
     clf = namelang.load(model)
-    assert clf.spec.text_rule == "trim_lower" and clf.spec.ngram_buckets == 512
+    assert clf.spec.text_rule == "romanize" and clf.spec.ngram_buckets == 512
     assert len(clf.predict_sets(["Aekilo"], 0.9)[0]) >= 1
     tsv = tmp_path / "eval.tsv"
     tsv.write_text("Aekilo\tAlpha\nBudgrz\tBeta\nCfhjpq\tGamma\n", encoding="utf-8")

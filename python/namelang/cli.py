@@ -352,8 +352,9 @@ def _add_train(sub) -> None:
     p.add_argument(
         "--text-rule",
         dest="text_rule",
-        choices=["trim_lower", "exact"],
-        help="how names are read: trim_lower (default) ignores case and surrounding spaces",
+        choices=["romanize", "trim_lower", "exact"],
+        help="how names are read: romanize (default) romanises Cyrillic and Greek, then "
+        "ignores case and surrounding spaces as trim_lower does",
     )
     p.add_argument(
         "--ngram-max", dest="ngram_max", type=int, help="add a hashed n-gram branch (1-8; 0: none)"

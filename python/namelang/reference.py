@@ -101,6 +101,119 @@ def trim_lower(s: str) -> str:
     return unicodeToAscii(s).strip(" ").lower()
 
 
+# The romanisation of Cyrillic and Greek (`rust/romanize.rs`, whose header gives the
+# sources), written plainly: one word at a time, left to right.
+
+_CYRILLIC = dict(
+    zip(
+        "абвгґдеёєжзиіїйјклљмнњопрстћќђѓуўфхцчџѕшщъьыэюя",
+        "a b v g g d e e ye zh z i i yi y j k l lj m n nj o p r s t c kj dj gj u u f kh ts ch "
+        "dz dz sh sch - - y e yu ya".split(),
+        strict=True,
+    )
+)
+_UKRAINIAN = {"г": "h", "и": "y", "щ": "shch", "х": "kh"}
+_GREEK = dict(
+    zip(
+        "αβγδεζηθικλμνξοπρσςτυφχψω",
+        "a v g d e z i th i k l m n x o p r s s t y f ch ps o".split(),
+        strict=True,
+    )
+)
+_GREEK_PAIRS = {"ου": "ou", "αι": "ai", "ει": "ei", "οι": "oi", "γγ": "ng", "γξ": "nx", "γχ": "nch"}
+_GREEK_OPENING = {"μπ": ("b", "mb"), "ντ": ("d", "nt"), "γκ": ("g", "ng")}
+_VOICELESS = set("θκξπσςτφχψ")
+
+
+def _is_cyrillic(c: str) -> bool:
+    return "\u0400" <= c <= "\u04ff"
+
+
+def _is_greek(c: str) -> bool:
+    return "\u0370" <= c <= "\u03ff" or "\u1f00" <= c <= "\u1fff"
+
+
+def _greek_base(c: str) -> str:
+    return unicodedata.normalize("NFD", c)[0].lower()
+
+
+def _letter(s: str, i: int) -> bool:
+    return 0 <= i < len(s) and s[i].isalpha()
+
+
+def _cased(latin: str, s: str, at: int) -> str:
+    """`latin` in the case of s[at]: all capitals when its neighbour letter is a capital."""
+    if not s[at].isupper() or not latin:
+        return latin
+    neighbour = s[at + 1] if _letter(s, at + 1) else s[at - 1] if _letter(s, at - 1) else ""
+    if neighbour.isupper():
+        return latin.upper()
+    return latin[0].upper() + latin[1:]
+
+
+def _word_around(s: str, i: int) -> str:
+    """The run of letters and apostrophes holding s[i]."""
+    inside = lambda j: 0 <= j < len(s) and (s[j].isalpha() or s[j] in "'\u2019")  # noqa: E731
+    start, end = i, i
+    while inside(start - 1):
+        start -= 1
+    while inside(end):
+        end += 1
+    return s[start:end]
+
+
+def _cyrillic_letter(s: str, i: int) -> str:
+    c = s[i].lower()
+    c = unicodedata.normalize("NFD", c)[0] if c in "ѐѝ" else c
+    following = s[i + 1].lower() if i + 1 < len(s) else ""
+    if any(ch.lower() in "іїєґ" for ch in _word_around(s, i)) and c in _UKRAINIAN:
+        return _UKRAINIAN[c]
+    if c in "иы" and following == "й" and not _letter(s, i + 2):
+        return ""
+    if c == "х" and not _letter(s, i - 1):
+        return "h"
+    latin = _CYRILLIC.get(c, s[i])
+    return "" if latin == "-" else latin
+
+
+def _greek_letters(s: str, i: int) -> tuple[str, int]:
+    c = _greek_base(s[i])
+    nxt = ""
+    diaeresis = i + 1 < len(s) and "\u0308" in unicodedata.normalize("NFD", s[i + 1])
+    if i + 1 < len(s) and _is_greek(s[i + 1]) and not diaeresis:
+        nxt = _greek_base(s[i + 1])
+    pair = c + nxt
+    if pair in _GREEK_PAIRS:
+        return _GREEK_PAIRS[pair], 2
+    if pair in _GREEK_OPENING:
+        return _GREEK_OPENING[pair][0 if not _letter(s, i - 1) else 1], 2
+    if c in "αεη" and nxt == "υ":
+        after = _greek_base(s[i + 2]) if i + 2 < len(s) and _is_greek(s[i + 2]) else ""
+        voiceless = not after or after in _VOICELESS
+        return {"α": "a", "ε": "e", "η": "i"}[c] + ("f" if voiceless else "v"), 2
+    return _GREEK.get(c, s[i]), 1
+
+
+def romanize(s: str) -> str:
+    """Cyrillic and Greek letters in Latin, other characters as they are."""
+    out, i = [], 0
+    while i < len(s):
+        if _is_cyrillic(s[i]):
+            latin, used = _cyrillic_letter(s, i), 1
+        elif _is_greek(s[i]):
+            latin, used = _greek_letters(s, i)
+        else:
+            latin, used = s[i], 1
+        out.append(_cased(latin, s, i))
+        i += used
+    return "".join(out)
+
+
+def romanize_lower(s: str) -> str:
+    """The letters a "romanize" model reads: `trim_lower` of the romanised name."""
+    return trim_lower(romanize(s))
+
+
 def fnv1a_64(data: bytes) -> int:
     h = 0xCBF29CE484222325
     for byte in data:

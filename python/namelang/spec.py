@@ -19,8 +19,9 @@ N_LETTERS = len(ALPHABET)
 CELLS = ("elman", "gru", "lstm")
 INPUTS = ("one_hot", "embedding")
 # How names become the letters a model reads: "exact" keeps case and spaces (the
-# tutorial's behaviour); "trim_lower" drops surrounding spaces and folds case.
-TEXT_RULES = ("exact", "trim_lower")
+# tutorial's behaviour); "trim_lower" drops surrounding spaces and folds case;
+# "romanize" is trim_lower after Cyrillic and Greek letters are romanised.
+TEXT_RULES = ("exact", "trim_lower", "romanize")
 
 
 @dataclass(frozen=True)

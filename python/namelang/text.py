@@ -19,6 +19,13 @@ def to_ascii(name: str) -> str:
     return _native.to_ascii(name)
 
 
+def romanize(name: str) -> str:
+    """Cyrillic and Greek letters in Latin (case kept), everything else as it is: what
+    models with the `romanize` text rule read before `to_ascii` (`Иванов` -> `Ivanov`,
+    `Παπαδόπουλος` -> `Papadopoulos`). The tables: README, "Names in Cyrillic and Greek"."""
+    return _native.romanize(name)
+
+
 def to_ascii_batch(names: Iterable[str]) -> list[str]:
     """`to_ascii` of each name, in parallel for large batches."""
     return _native.to_ascii_batch(names)

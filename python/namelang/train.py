@@ -61,7 +61,7 @@ class TrainConfig:
     ensemble: int = 1  # members trained with seeds seed, seed+1, ...; merged into one model
     steps: int = 60_000  # tutorial recipe only
     progress: bool = True
-    text_rule: str = "trim_lower"  # the tutorial recipe always reads names exactly
+    text_rule: str = "romanize"  # the tutorial recipe always reads names exactly
     ngram_max: int = 0  # n-gram branch: longest n-gram (0: no branch)
     ngram_buckets: int = 1 << 15  # its hashed table's rows
     ngram_lr: float = 1e-2  # the table's learning rate (its rows see few updates each)

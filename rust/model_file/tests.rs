@@ -34,8 +34,14 @@ fn header_end(bytes: &[u8]) -> usize {
 fn verdict(bytes: &[u8]) -> std::result::Result<(), String> {
     let parsed = parse(bytes);
     let model = Model::from_bytes(bytes);
-    for e in [parsed.as_ref().err(), model.as_ref().err()].into_iter().flatten() {
-        assert!(matches!(e, Error::InvalidModel(_)), "not a model error: {e}");
+    for e in [parsed.as_ref().err(), model.as_ref().err()]
+        .into_iter()
+        .flatten()
+    {
+        assert!(
+            matches!(e, Error::InvalidModel(_)),
+            "not a model error: {e}"
+        );
     }
     if let Ok(model) = &model {
         let out = model
@@ -72,7 +78,10 @@ fn the_digest_covers_each_part_of_the_stream() {
         (DIGEST_KEY.to_string(), "anything".to_string()),
     ]
     .into();
-    assert_eq!(base, digest(&with_digest, &[("t", "F32", &[1], &[0, 0, 0, 0])]));
+    assert_eq!(
+        base,
+        digest(&with_digest, &[("t", "F32", &[1], &[0, 0, 0, 0])])
+    );
 }
 
 proptest! {
