@@ -3,7 +3,9 @@
 
 use crate::alphabet::{ALPHABET, N_LETTERS};
 use crate::encode as encoding;
-use crate::{error::Error, forward, gemm, model_file, normalize, peak, rows, score, threads};
+use crate::{
+    error::Error, explain, forward, gemm, model_file, normalize, peak, rows, score, threads,
+};
 use numpy::ndarray::{Array1, Array2, Array3};
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayDyn, PyReadonlyArray1, PyReadonlyArray2,
@@ -376,6 +378,20 @@ impl PyModel {
         Ok(formatted(py, &out, counts))
     }
 
+    /// Up to `k` parts per name that raised its top language (`explain`), as dicts.
+    #[pyo3(signature = (names, k = 3))]
+    fn explain<'py>(
+        &self,
+        py: Python<'py>,
+        names: &Bound<'py, PyAny>,
+        k: usize,
+    ) -> PyResult<Vec<Vec<PartOut>>> {
+        let items = collect_items(names)?;
+        let texts = borrow_names(&items)?;
+        let parts = py.detach(|| explain::explain(&self.inner, &texts, k))?;
+        Ok(parts_out(parts))
+    }
+
     #[getter]
     fn categories(&self) -> Vec<String> {
         self.inner.spec.categories.clone()
@@ -503,7 +519,7 @@ impl PyRowFormat {
     #[new]
     #[pyo3(signature = (
         categories, text_rule = "exact", format = "csv", k = None, max_length = None,
-        set_threshold = None, min_probability = 0.0, columns = None
+        set_threshold = None, min_probability = 0.0, columns = None, explain = 0
     ))]
     #[allow(clippy::too_many_arguments)] // the scoring options, as Python passes them
     fn new(
@@ -515,6 +531,7 @@ impl PyRowFormat {
         set_threshold: Option<f32>,
         min_probability: f32,
         columns: Option<Vec<String>>,
+        explain: usize,
     ) -> PyResult<Self> {
         let mut inner = rows::RowFormat::new(
             format.parse()?,
@@ -531,6 +548,7 @@ impl PyRowFormat {
             }
             inner.columns = columns;
         }
+        inner.explain = explain;
         Ok(PyRowFormat { inner })
     }
 
@@ -540,13 +558,21 @@ impl PyRowFormat {
         self.inner.k
     }
 
+    /// Parts shown in the `why` column (0: no such column).
+    #[getter]
+    fn explain(&self) -> usize {
+        self.inner.explain
+    }
+
     /// The header line (b"" for JSONL).
     fn header<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.inner.header())
     }
 
     /// The rows, formatted from log-probabilities computed elsewhere ((B, C) float32;
-    /// rows that fail the check may hold anything).
+    /// rows that fail the check may hold anything) and, for a `why` column, each row's
+    /// parts as `explain_rank` gives them.
+    #[pyo3(signature = (leads, names, errors, log_probs, why = None))]
     fn format_rows<'py>(
         &self,
         py: Python<'py>,
@@ -554,14 +580,25 @@ impl PyRowFormat {
         names: &Bound<'py, PyList>,
         errors: &Bound<'py, PyList>,
         log_probs: PyReadonlyArray2<'py, f32>,
+        why: Option<Vec<Vec<PartIn>>>,
     ) -> PyResult<Formatted<'py>> {
         let input = RowsIn::extract(&self.inner, leads, names, errors)?;
         let scores = log_probs.as_slice()?;
+        let why: Option<Vec<Vec<explain::Part>>> = why.map(|rows| {
+            rows.into_iter()
+                .map(|r| r.into_iter().map(|p| p.0).collect())
+                .collect()
+        });
+        if why.as_ref().is_some_and(|w| w.len() != input.names.len()) {
+            return Err(PyValueError::new_err(
+                "why has another length than the rows",
+            ));
+        }
         let (out, counts) = py.detach(|| {
             let rows = input.rows();
             let mut out = Vec::with_capacity(rows.len() * 64);
-            score::write_rows(&self.inner, &rows, score::Scores::Given(scores), &mut out)
-                .map(|c| (out, c))
+            let scores = score::Scores::Given(scores, why.as_deref());
+            score::write_rows(&self.inner, &rows, scores, &mut out).map(|c| (out, c))
         })?;
         Ok(formatted(py, &out, counts))
     }
@@ -748,6 +785,104 @@ fn read_model_file<'py>(
     Ok((file.spec.metadata, arrays))
 }
 
+/// A part as Python holds it: a dict with text, start, end and weight.
+struct PartOut(explain::Part);
+
+impl<'py> IntoPyObject<'py> for PartOut {
+    type Target = pyo3::types::PyDict;
+    type Output = Bound<'py, Self::Target>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("text", self.0.text)?;
+        d.set_item("start", self.0.start)?;
+        d.set_item("end", self.0.end)?;
+        d.set_item("weight", self.0.weight)?;
+        Ok(d)
+    }
+}
+
+/// A part given back from Python (a dict as `PartOut` makes it).
+struct PartIn(explain::Part);
+
+impl<'py> FromPyObject<'_, 'py> for PartIn {
+    type Error = PyErr;
+
+    fn extract(ob: pyo3::Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        Ok(PartIn(explain::Part {
+            text: ob.get_item("text")?.extract()?,
+            start: ob.get_item("start")?.extract()?,
+            end: ob.get_item("end")?.extract()?,
+            weight: ob.get_item("weight")?.extract()?,
+        }))
+    }
+}
+
+fn parts_out(parts: Vec<Vec<explain::Part>>) -> Vec<Vec<PartOut>> {
+    parts
+        .into_iter()
+        .map(|row| row.into_iter().map(PartOut).collect())
+        .collect()
+}
+
+/// For a backend that scores names elsewhere: each name as `text_rule` reads it, and its
+/// candidates (the read name with each part deleted), all names' in one list.
+#[pyfunction]
+fn explain_candidates(
+    names: &Bound<'_, PyAny>,
+    text_rule: &str,
+) -> PyResult<(Vec<String>, Vec<String>)> {
+    let rule = self::text_rule(text_rule)?;
+    let items = collect_items(names)?;
+    let texts = borrow_names(&items)?;
+    let mut candidates = Vec::new();
+    let reads = texts
+        .iter()
+        .map(|t| explain::candidates(t, rule, &mut candidates))
+        .collect();
+    Ok((reads, candidates))
+}
+
+/// Up to `k` parts per name from the log-probabilities of the names (B, C) and of their
+/// candidates (N, C), in `explain_candidates`' order.
+#[pyfunction]
+fn explain_rank(
+    reads: Vec<String>,
+    log_probs: PyReadonlyArray2<'_, f32>,
+    candidates: PyReadonlyArray2<'_, f32>,
+    k: usize,
+) -> PyResult<Vec<Vec<PartOut>>> {
+    let (full, rows) = (log_probs.as_slice()?, candidates.as_slice()?);
+    let classes = log_probs.shape()[1];
+    if log_probs.shape()[0] != reads.len() || candidates.shape()[1] != classes {
+        return Err(PyValueError::new_err(
+            "log-probabilities do not fit the names",
+        ));
+    }
+    let mut at = 0;
+    let mut out = Vec::with_capacity(reads.len());
+    for (i, read) in reads.iter().enumerate() {
+        let n = explain::spans(read.len()).count();
+        let Some(mine) = rows.get(at * classes..(at + n) * classes) else {
+            return Err(PyValueError::new_err(
+                "fewer candidate rows than candidates",
+            ));
+        };
+        out.push(explain::rank(
+            read,
+            &full[i * classes..(i + 1) * classes],
+            mine,
+            k,
+        ));
+        at += n;
+    }
+    if at != candidates.shape()[0] {
+        return Err(PyValueError::new_err("more candidate rows than candidates"));
+    }
+    Ok(parts_out(out))
+}
+
 /// The digest a model file with this metadata and these float32 tensors carries
 /// (`model_file::digest`): the writer stores it, the reader checks it.
 #[pyfunction]
@@ -849,6 +984,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_model_file, m)?)?;
     m.add_function(wrap_pyfunction!(expected_shapes, m)?)?;
     m.add_function(wrap_pyfunction!(model_digest, m)?)?;
+    m.add_function(wrap_pyfunction!(explain_candidates, m)?)?;
+    m.add_function(wrap_pyfunction!(explain_rank, m)?)?;
     m.add_class::<PyModel>()?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(max_threads, m)?)?;

@@ -5,6 +5,7 @@
 pub mod alphabet;
 pub mod encode;
 pub mod error;
+pub mod explain;
 pub mod forward;
 pub mod gates;
 pub mod gemm;

@@ -7,6 +7,7 @@
 
 use crate::alphabet::ALPHABET;
 use crate::error::{Error, Result};
+use crate::explain::Part;
 use crate::forward::top_k_into;
 use crate::normalize::TextRule;
 use std::io::Write;
@@ -127,6 +128,8 @@ pub struct RowFormat {
     pub categories: Vec<String>,
     /// The input's own columns, which lead each row: `["name"]` for a name list.
     pub columns: Vec<String>,
+    /// Parts of the name shown in a `why` column (`explain`): up to this many; 0, none.
+    pub explain: usize,
 }
 
 /// The longest `max_length` a job may ask for: past it, a single name's letters would
@@ -134,7 +137,15 @@ pub struct RowFormat {
 pub const MAX_LENGTH_LIMIT: usize = 1 << 30;
 
 /// Added column names, after the input's columns.
-const ADDED_KEYS: [&str; 6] = ["ascii", "language", "probability", "top", "set", "error"];
+const ADDED_KEYS: [&str; 7] = [
+    "ascii",
+    "language",
+    "probability",
+    "top",
+    "set",
+    "why",
+    "error",
+];
 
 impl RowFormat {
     pub fn new(
@@ -182,6 +193,7 @@ impl RowFormat {
             text_rule,
             categories,
             columns: vec!["name".into()],
+            explain: 0,
         })
     }
 
@@ -211,6 +223,9 @@ impl RowFormat {
         }
         if self.set_threshold.is_some() {
             cols.push("set".into());
+        }
+        if self.explain > 0 {
+            cols.push("why".into());
         }
         cols.push("error".into());
         let mut out = Vec::new();
@@ -267,6 +282,9 @@ pub struct Answer {
     pub top: Vec<(usize, f64)>,
     pub set: Vec<usize>,
     pub error: Option<RowError>,
+    /// The parts that raised the top language (`explain`), set by the caller; written
+    /// only for a row that names a language.
+    pub why: Vec<Part>,
     best: Vec<usize>,
     ascii: String, // the `ascii` column's buffer
 }
@@ -277,6 +295,7 @@ impl Answer {
     pub fn fill(&mut self, fmt: &RowFormat, scores: &[f32], error: Option<RowError>) {
         self.top.clear();
         self.set.clear();
+        self.why.clear();
         self.error = error;
         if error.is_some() {
             return;
@@ -296,6 +315,17 @@ impl Answer {
         if self.top[0].1 < fmt.min_probability as f64 {
             self.error = Some(RowError::LowConfidence);
             self.top.clear();
+        }
+    }
+}
+
+impl Answer {
+    /// The parts to show: none for a row that names no language.
+    fn why(&self) -> &[Part] {
+        if self.top.is_empty() {
+            &[]
+        } else {
+            &self.why
         }
     }
 }
@@ -366,6 +396,15 @@ fn write_delimited(out: &mut Vec<u8>, fmt: &RowFormat, lead: Lead<'_>, ascii: &s
         let set: Vec<&str> = a.set.iter().map(|&c| fmt.categories[c].as_str()).collect();
         delimited_field(out, &set.join("|"), sep);
     }
+    if fmt.explain > 0 {
+        out.push(sep);
+        let why: Vec<String> = a
+            .why()
+            .iter()
+            .map(|p| format!("{}:{:.3}", p.text, p.weight))
+            .collect();
+        delimited_field(out, &why.join("|"), sep);
+    }
     out.push(sep);
     if let Some(e) = a.error {
         out.extend_from_slice(e.code().as_bytes());
@@ -415,6 +454,22 @@ fn write_jsonl(out: &mut Vec<u8>, fmt: &RowFormat, lead: Lead<'_>, ascii: &str, 
                 out.push(b',');
             }
             json_string(out, &fmt.categories[c]);
+        }
+        out.push(b']');
+    }
+    if fmt.explain > 0 {
+        out.extend_from_slice(b",\"why\":[");
+        for (j, p) in a.why().iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"text\":");
+            json_string(out, &p.text);
+            let _ = write!(
+                out,
+                ",\"start\":{},\"end\":{},\"weight\":{:.3}}}",
+                p.start, p.end, p.weight
+            );
         }
         out.push(b']');
     }

@@ -4,6 +4,7 @@
 //! row goes through `rows` for its check, answer and text.
 
 use crate::error::{Error, Result};
+use crate::explain::{self, Part};
 use crate::forward::{Method, Model};
 use crate::rows::{Answer, Counts, Lead, RowError, RowFormat};
 use crate::threads;
@@ -32,10 +33,11 @@ pub struct RowIn<'a> {
 }
 
 /// Where the log-probabilities come from: this model's forward pass (across the pool
-/// when `par`), or the caller (the torch backend), row-major (B, C).
+/// when `par`), or the caller (the torch backend), row-major (B, C), with each row's
+/// parts when the format shows them (`explain`).
 pub enum Scores<'a> {
     Model(&'a Model, bool),
-    Given(&'a [f32]),
+    Given(&'a [f32], Option<&'a [Vec<Part>]>),
 }
 
 /// Each row's check, then the forward pass over the rows that pass it.
@@ -61,7 +63,7 @@ fn check_and_score_checked(
     let errors = checked.iter().map(|c| c.1).collect();
     let classes = fmt.categories.len();
     let scores = match scores {
-        Scores::Given(s) => {
+        Scores::Given(s, _) => {
             if s.len() != rows.len() * classes {
                 return Err(Error::InvalidArgument(format!(
                     "log-probabilities hold {} numbers for {} rows of {classes} languages",
@@ -109,18 +111,47 @@ pub fn write_rows(
     scores: Scores<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Counts> {
+    let why = explanations(fmt, rows, &scores)?;
     let (errors, scores) = check_and_score(fmt, rows, scores)?;
     let classes = fmt.categories.len();
     let mut answer = Answer::default();
     let mut counts = Counts::default();
     for (i, row) in rows.iter().enumerate() {
         answer.fill(fmt, &scores[i * classes..(i + 1) * classes], errors[i]);
+        if let Some(parts) = why.as_ref().and_then(|w| w.get(i)) {
+            answer.why.clone_from(parts);
+        }
         crate::rows::write_row(out, fmt, row.lead, row.name, &mut answer);
         counts.rows += 1;
         counts.flagged += answer.error.is_some() as usize;
     }
     counts.scored = counts.rows - counts.flagged;
     Ok(counts)
+}
+
+/// Each row's parts when the format shows them: from the model (one batch for the rows
+/// that pass the check; none for the others), or as the caller gave them.
+fn explanations(
+    fmt: &RowFormat,
+    rows: &[RowIn<'_>],
+    scores: &Scores<'_>,
+) -> Result<Option<Vec<Vec<Part>>>> {
+    if fmt.explain == 0 {
+        return Ok(None);
+    }
+    match scores {
+        Scores::Given(_, why) => Ok(why.map(<[Vec<Part>]>::to_vec)),
+        Scores::Model(model, _) => {
+            let names: Vec<&str> = rows
+                .iter()
+                .map(|r| match fmt.check(r.name, r.error) {
+                    None => r.name.unwrap_or(""),
+                    Some(_) => "",
+                })
+                .collect();
+            explain::explain(model, &names, fmt.explain).map(Some)
+        }
+    }
 }
 
 /// Scores the lines of `chunk` and appends their rows to `out`. The chunk is cut at

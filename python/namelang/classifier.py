@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from namelang import model_file
 from namelang.spec import spec_from_metadata
@@ -18,6 +18,17 @@ if TYPE_CHECKING:
     import numpy as np
 
 BUNDLED = ("default", "tutorial")
+
+
+class Part(TypedDict):
+    """A part of a name, letters start..end as the model reads it, and the
+    log-probability points its top language loses without it (`Classifier.explain`)."""
+
+    text: str
+    start: int
+    end: int
+    weight: float
+
 BACKENDS = ("auto", "rust", "torch")
 
 
@@ -176,9 +187,10 @@ class Classifier:
         set_threshold: float | None = None,
         min_probability: float = 0.0,
         columns: list[str] | None = None,
+        explain: int = 0,
     ):
         """The checked options every row of a job follows (k capped at the languages),
-        for the native row check, top-k and formatting."""
+        for the native row check, top-k and formatting; `explain` parts in a `why` column."""
         from namelang import _native
 
         return _native.RowFormat(
@@ -190,6 +202,7 @@ class Classifier:
             set_threshold,
             min_probability,
             columns,
+            explain,
         )
 
     def predict(self, names: Iterable[str], k: int = 3) -> list[list[tuple[str, float]]]:
@@ -201,6 +214,27 @@ class Classifier:
         if isinstance(self._impl, _RustBackend):
             return self._impl.model.predict(names, rows)  # one native call, no array
         return rows.top(self.log_probs(names))
+
+    def explain(self, names: Iterable[str], k: int = 3) -> list[list[Part]]:
+        """Per name, up to `k` parts that raised its top language most, best first: dicts
+        {"text", "start", "end", "weight"}, where text is letters start..end of the name
+        as the model reads it (`namelang.text.apply_text_rule`) and weight the
+        log-probability points the top language loses when that part is deleted. The
+        weights are the model's own answers on the shortened names; parts overlap, so
+        they do not add up. [] for a name with no letters, or with more than 1,024 (its
+        candidates would hold about 4 x letters^2 letters)."""
+        if isinstance(names, str):
+            raise TypeError("names must be a sequence of str, not a single str: wrap it in a list")
+        names = names if isinstance(names, list) else list(names)
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        if self.backend == "rust":
+            return self._impl.model.explain(names, k)
+        from namelang import _native
+
+        reads, candidates = _native.explain_candidates(names, self.spec.text_rule)
+        full, rows = self.log_probs(names), self.log_probs(candidates)
+        return _native.explain_rank(reads, full, rows, k)
 
     def conformal_threshold(self, coverage: float) -> float:
         """The probability a language needs to enter the prediction set at `coverage`

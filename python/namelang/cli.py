@@ -19,12 +19,13 @@ def _predict(args: argparse.Namespace) -> int:
     classifier = load(args.model, backend=args.backend, device=args.device)
     results = classifier.predict(args.names, k=args.k)
     letters = lengths(args.names, classifier.spec.text_rule).tolist()
+    why = classifier.explain(args.names, args.explain) if args.explain else [None] * len(letters)
     sets = (
         classifier.predict_sets(args.names, args.coverage)
         if args.coverage is not None
         else [None] * len(args.names)
     )
-    for name, top, chosen, n in zip(args.names, results, sets, letters, strict=True):
+    for name, top, chosen, n, parts in zip(args.names, results, sets, letters, why, strict=True):
         error = None
         if not top:
             error = "empty" if not name.strip() else "no_letters" if n == 0 else "model_error"
@@ -35,12 +36,17 @@ def _predict(args: argparse.Namespace) -> int:
             record: dict = {"name": name, "top": [[lang, round(p, 6)] for lang, p in top]}
             if chosen is not None:
                 record["set"] = [lang for lang, _ in chosen]
+            if parts is not None:
+                rounded = [{**p, "weight": round(p["weight"], 3)} for p in parts]
+                record["why"] = [] if error else rounded
             record["error"] = error
             if script:
                 record["script"] = script
             print(json.dumps(record, ensure_ascii=False))
             continue
         print(_predict_line(name, top, chosen, error, script, args))
+        if parts and not error:
+            print("    why: " + ", ".join(f"{p['text']} +{p['weight']:.2f}" for p in parts))
     return 0
 
 
@@ -191,6 +197,7 @@ def _score(args: argparse.Namespace) -> int:
         progress=False if args.quiet else None,
         coverage=args.coverage,
         min_probability=args.min_probability,
+        explain=args.explain,
     )
     if not args.quiet:
         print(summary.line(), file=sys.stderr)
@@ -255,6 +262,16 @@ def _answer_options(p: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         help="below this top probability give no language: error low_confidence",
+    )
+    p.add_argument(
+        "--explain",
+        type=int,
+        nargs="?",
+        const=3,
+        default=0,
+        metavar="K",
+        help="also give the K parts of each name (default 3) that raised its language most, "
+        "with the log-probability points each is worth",
     )
 
 

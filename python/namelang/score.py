@@ -83,6 +83,7 @@ def score_file(
     progress: bool | None = None,
     coverage: float | None = None,
     min_probability: float = 0.0,
+    explain: int = 0,
 ) -> ScoreSummary:
     """Scores every row of `input` ("-" for stdin) into `output` (None or "-" for stdout).
 
@@ -94,7 +95,9 @@ def score_file(
     With `coverage` (0.50-0.99), a `set` column holds the languages (best first) of the
     model's conformal prediction set for that level. A file output appears only when
     complete. `model` may be a loaded Classifier (then `backend` is its own), to score
-    many files with one load."""
+    many files with one load. With `explain` > 0, a `why` column holds up to that many
+    parts of each name that raised its language (`Classifier.explain`): `text:weight`
+    joined by `|` in CSV/TSV, a list of objects in JSONL; empty where no language is named."""
     from namelang.classifier import Classifier, load
     from namelang.text import set_num_threads
 
@@ -115,7 +118,9 @@ def score_file(
     threshold = None if coverage is None else classifier.conformal_threshold(coverage)
 
     def rows_for(columns: list[str] | None = None):
-        return classifier.row_format(out_format, k, max_length, threshold, min_probability, columns)
+        return classifier.row_format(
+            out_format, k, max_length, threshold, min_probability, columns, explain
+        )
 
     rows_for()  # every option checked before the output is touched
     if classifier.max_letters is not None and max_length > classifier.max_letters:
@@ -434,7 +439,7 @@ def _score_batch_of_rows(classifier, batch: list[Row], row_format):
     codes = row_format.check(
         [n if n is not None and e is None else "" for n, e in zip(names, errors, strict=True)]
     )
-    scores = classifier.log_probs(
-        [n if c == 0 else "" for n, c in zip(names, codes.tolist(), strict=True)]
-    )
-    return row_format.format_rows(leads, names, errors, scores)
+    scored = [n if c == 0 else "" for n, c in zip(names, codes.tolist(), strict=True)]
+    scores = classifier.log_probs(scored)
+    why = classifier.explain(scored, row_format.explain) if row_format.explain else None
+    return row_format.format_rows(leads, names, errors, scores, why)

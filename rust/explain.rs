@@ -1,0 +1,185 @@
+//! Which parts of a name raised its top language: each run of 1 to `MAX_PART` letters of
+//! the name as the model reads it is deleted in turn, and its weight is how much the top
+//! language's log-probability falls without it. The weights are the model's own answers
+//! on the shortened names, every branch included (the n-gram branch's sum is recomputed
+//! exactly without the part's n-grams), so they say which letters moved this model, not
+//! why the name has its origin. Parts overlap and interact: their weights do not add up.
+//!
+//! The candidates of a batch are scored in one forward pass; the torch backend scores
+//! the same candidates (`candidates`) and ranks them here (`rank`), so both backends
+//! give the same parts.
+
+use crate::error::Result;
+use crate::forward::{Method, Model};
+use crate::normalize::TextRule;
+
+/// The longest part tried, in letters.
+pub const MAX_PART: usize = 4;
+
+/// Names longer than this (as read) get no parts: their candidates would hold about
+/// 4 x len^2 letters (a 1,024-letter name: 4 million).
+pub const MAX_LETTERS: usize = 1024;
+
+/// One part of a name: letters `start..end` of the name as the model reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Part {
+    pub text: String,
+    pub start: usize,
+    pub end: usize,
+    /// Log-probability points the top language loses when the part is deleted.
+    pub weight: f32,
+}
+
+/// The spans tried for a name of `len` letters: every run of 1..=MAX_PART letters,
+/// shortest first, left to right; never the whole name; none past `MAX_LETTERS`.
+pub fn spans(len: usize) -> impl Iterator<Item = (usize, usize)> {
+    let longest = if len > MAX_LETTERS {
+        0
+    } else {
+        MAX_PART.min(len.saturating_sub(1))
+    };
+    (1..=longest).flat_map(move |n| (0..=len - n).map(move |start| (start, start + n)))
+}
+
+/// The name as the model reads it, and each candidate: that text with one span deleted.
+/// Candidates of every name, in order, go in `out`; returns the read text.
+pub fn candidates(name: &str, rule: TextRule, out: &mut Vec<String>) -> String {
+    let read = rule.apply(name);
+    for (start, end) in spans(read.len()) {
+        out.push(format!("{}{}", &read[..start], &read[end..]));
+    }
+    read
+}
+
+/// The `k` parts with the largest positive weights, best first (ties: leftmost, then
+/// shortest), from the name's log-probabilities and its candidates' (row-major, C each).
+/// A name without an answer (no letters, NaN) has none.
+pub fn rank(read: &str, full: &[f32], rows: &[f32], k: usize) -> Vec<Part> {
+    let Some(top) = best(full) else {
+        return Vec::new();
+    };
+    let classes = full.len();
+    let mut parts: Vec<Part> = spans(read.len())
+        .zip(rows.chunks(classes))
+        .filter_map(|((start, end), row)| {
+            let weight = full[top] - row[top];
+            (weight > 0.0).then(|| Part {
+                text: read[start..end].to_string(),
+                start,
+                end,
+                weight,
+            })
+        })
+        .collect();
+    // The spans come leftmost-shortest first, and the sort is stable.
+    parts.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+    parts.truncate(k);
+    parts
+}
+
+/// The class with the highest log-probability; None for a row with a NaN.
+fn best(row: &[f32]) -> Option<usize> {
+    if row.is_empty() || row.iter().any(|v| v.is_nan()) {
+        return None;
+    }
+    Some((1..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b }))
+}
+
+/// Up to `k` parts per name, with this model: the names and all their candidates in one
+/// forward pass (in the pool when the batch is large).
+pub fn explain<S: AsRef<str> + Sync>(
+    model: &Model,
+    names: &[S],
+    k: usize,
+) -> Result<Vec<Vec<Part>>> {
+    let rule = model.text_rule();
+    let mut texts: Vec<String> = Vec::new();
+    let mut reads = Vec::with_capacity(names.len());
+    let mut counts = Vec::with_capacity(names.len());
+    for name in names {
+        let before = texts.len();
+        reads.push(candidates(name.as_ref(), rule, &mut texts));
+        counts.push(texts.len() - before);
+    }
+    let classes = model.classes();
+    let full = model.log_probs(names, Method::Auto, model.share_prefixes)?;
+    let rows = model.log_probs(&texts, Method::Auto, model.share_prefixes)?;
+    let mut at = 0;
+    Ok(reads
+        .iter()
+        .zip(&counts)
+        .enumerate()
+        .map(|(i, (read, &n))| {
+            let mine = &rows[at * classes..(at + n) * classes];
+            at += n;
+            rank(read, &full[i * classes..(i + 1) * classes], mine, k)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_cover_runs_of_one_to_four_letters_but_never_the_whole_name() {
+        assert_eq!(spans(0).count(), 0);
+        assert_eq!(spans(1).count(), 0);
+        assert_eq!(spans(2).collect::<Vec<_>>(), vec![(0, 1), (1, 2)]);
+        assert_eq!(spans(6).count(), 6 + 5 + 4 + 3);
+        assert!(spans(6).all(|(s, e)| e > s && e - s <= MAX_PART && e <= 6));
+        assert_eq!(spans(MAX_LETTERS).count(), 4 * MAX_LETTERS - 6);
+        assert_eq!(spans(MAX_LETTERS + 1).count(), 0);
+    }
+
+    #[test]
+    fn candidates_delete_each_span_from_the_read_name() {
+        let mut out = Vec::new();
+        let read = candidates("  Zhou ", TextRule::TrimLower, &mut out);
+        assert_eq!(read, "zhou");
+        assert_eq!(&out[..4], &["hou", "zou", "zhu", "zho"]);
+        assert_eq!(out.len(), 4 + 3 + 2);
+    }
+
+    #[test]
+    fn rank_keeps_the_largest_positive_drops_of_the_top_language() {
+        // Top language 1 at log-probability -0.1; deleting span j leaves row j.
+        let full = [-3.0, -0.1];
+        let rows = [
+            -3.0, -0.5, // "a" (0, 1): drop 0.4
+            -3.0, -0.05, // "b" (1, 2): rises, not a part
+            -3.0, -1.1, // "c" (2, 3): drop 1.0
+            -3.0, -0.5, // "ab": drop 0.4, ties "a", comes after it
+            -3.0, -0.1, // "bc": no drop
+        ];
+        let parts = rank("abc", &full, &rows, 3);
+        let got: Vec<(&str, usize, usize)> = parts
+            .iter()
+            .map(|p| (p.text.as_str(), p.start, p.end))
+            .collect();
+        assert_eq!(got, vec![("c", 2, 3), ("a", 0, 1), ("ab", 0, 2)]);
+        assert!((parts[0].weight - 1.0).abs() < 1e-6);
+        assert!(rank("abc", &[f32::NAN, 0.0], &rows, 3).is_empty());
+    }
+
+    #[test]
+    fn deleting_the_best_part_costs_the_model_what_its_weight_says() {
+        let bytes = include_bytes!("../python/namelang/models/default.safetensors");
+        let model = Model::from_bytes(bytes).unwrap();
+        let names = ["Papadopoulos", "Zhou", "Nguyen", "a", ""];
+        let all = explain(&model, &names, 3).unwrap();
+        assert!(all[3].is_empty() && all[4].is_empty());
+        for (name, parts) in names.iter().zip(&all).take(3) {
+            assert!(!parts.is_empty(), "{name}");
+            let read = TextRule::Romanize.apply(name);
+            let p = &parts[0];
+            let shorter = format!("{}{}", &read[..p.start], &read[p.end..]);
+            let out = model.log_probs(&[read.as_str(), shorter.as_str()], Method::Auto, true);
+            let out = out.unwrap();
+            let c = model.classes();
+            let top = best(&out[..c]).unwrap();
+            assert!((out[top] - out[c + top] - p.weight).abs() < 1e-5, "{name}");
+            assert!(parts.windows(2).all(|w| w[0].weight >= w[1].weight));
+        }
+    }
+}
