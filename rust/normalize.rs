@@ -245,6 +245,9 @@ mod tests {
             proptest::prop_assert!(ascii.chars().all(|c| ALPHABET.contains(c)));
             proptest::prop_assert_eq!(to_ascii(&ascii), ascii.clone());
             proptest::prop_assert_eq!(normalized_len(&name), ascii.len());
+            let latin = romanize(&name);
+            proptest::prop_assert_eq!(romanize(&latin), latin.clone());
+            proptest::prop_assert!(!latin.chars().any(|c| ('\u{0400}'..='\u{04FF}').contains(&c)));
             for rule in TextRule::ALL {
                 let read = rule.apply(&name);
                 proptest::prop_assert_eq!(rule.len(&name), read.len());
