@@ -108,14 +108,17 @@ fn ukrainian_word(chars: &[char], i: usize) -> bool {
         .any(|&c| matches!(cyrillic_lower(c), 'і' | 'ї' | 'є' | 'ґ'))
 }
 
-/// A Cyrillic letter in lower case; й, ё, ї and ў are letters of their own, so only
-/// other accented forms (ѐ, ѝ) lose their accent.
+/// The letters the Cyrillic table knows (lower case).
+const CYRILLIC_LETTERS: &str = "абвгґдеёєжзиіїйјклљмнњопрстћќђѓуўфхцчџѕшщъьыэюя";
+
+/// A Cyrillic letter in lower case; one the table does not know (ѐ, ӑ, ӧ, ...) is read
+/// as the letter under its accent, when that is one it knows.
 fn cyrillic_lower(c: char) -> char {
     let lower = c.to_lowercase().next().unwrap_or(c);
-    if matches!(lower, 'ѐ' | 'ѝ') {
-        base(lower)
-    } else {
+    if CYRILLIC_LETTERS.contains(lower) {
         lower
+    } else {
+        base(lower)
     }
 }
 

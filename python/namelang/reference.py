@@ -162,11 +162,16 @@ def _word_around(s: str, i: int) -> str:
     return s[start:end]
 
 
+def _cyrillic_lower(c: str) -> str:
+    """Lower case; a letter the table lacks is read as the letter under its accent."""
+    c = c.lower()[:1] or c
+    return c if c in _CYRILLIC else unicodedata.normalize("NFD", c)[0].lower()
+
+
 def _cyrillic_letter(s: str, i: int) -> str:
-    c = s[i].lower()
-    c = unicodedata.normalize("NFD", c)[0] if c in "ѐѝ" else c
-    following = s[i + 1].lower() if i + 1 < len(s) else ""
-    if any(ch.lower() in "іїєґ" for ch in _word_around(s, i)) and c in _UKRAINIAN:
+    c = _cyrillic_lower(s[i])
+    following = _cyrillic_lower(s[i + 1]) if i + 1 < len(s) else ""
+    if any(_cyrillic_lower(ch) in "іїєґ" for ch in _word_around(s, i)) and c in _UKRAINIAN:
         return _UKRAINIAN[c]
     if c in "иы" and following == "й" and not _letter(s, i + 2):
         return ""
