@@ -78,6 +78,18 @@ fn to_ascii(name: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(normalize::to_ascii(&texts[0]))
 }
 
+/// The surname of each full name, with its particles ("Jan van den Berg" -> "van den
+/// Berg", "Smith, John" -> "Smith").
+#[pyfunction]
+fn surnames(names: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let items = collect_items(names)?;
+    let texts = borrow_names(&items)?;
+    Ok(texts
+        .iter()
+        .map(|t| crate::fullname::surname(t).to_string())
+        .collect())
+}
+
 /// Cyrillic and Greek letters in Latin, other characters as they are.
 #[pyfunction]
 fn romanize(name: &str) -> String {
@@ -251,20 +263,34 @@ struct PyModel {
 impl PyModel {
     /// `share_prefixes=False` runs every row's recurrence on its own (same results,
     /// more work): the default for this model's scoring and predictions.
+    /// `logit_shift`: added to every answer's logits (a target prior's
+    /// log(prior / training share), one per language; -inf rules a language out).
     #[new]
-    #[pyo3(signature = (path, share_prefixes = true))]
-    fn new(py: Python<'_>, path: std::path::PathBuf, share_prefixes: bool) -> PyResult<Self> {
+    #[pyo3(signature = (path, share_prefixes = true, logit_shift = None))]
+    fn new(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        share_prefixes: bool,
+        logit_shift: Option<Vec<f32>>,
+    ) -> PyResult<Self> {
         let path = path.to_string_lossy().into_owned();
         let mut inner = py.detach(|| forward::Model::from_path(&path))?;
         inner.share_prefixes = share_prefixes;
+        inner.set_logit_shift(logit_shift)?;
         Ok(PyModel { inner })
     }
 
     #[staticmethod]
-    #[pyo3(signature = (data, share_prefixes = true))]
-    fn from_bytes(py: Python<'_>, data: &[u8], share_prefixes: bool) -> PyResult<Self> {
+    #[pyo3(signature = (data, share_prefixes = true, logit_shift = None))]
+    fn from_bytes(
+        py: Python<'_>,
+        data: &[u8],
+        share_prefixes: bool,
+        logit_shift: Option<Vec<f32>>,
+    ) -> PyResult<Self> {
         let mut inner = py.detach(|| forward::Model::from_bytes(data))?;
         inner.share_prefixes = share_prefixes;
+        inner.set_logit_shift(logit_shift)?;
         Ok(PyModel { inner })
     }
 
@@ -519,7 +545,8 @@ impl PyRowFormat {
     #[new]
     #[pyo3(signature = (
         categories, text_rule = "exact", format = "csv", k = None, max_length = None,
-        set_threshold = None, min_probability = 0.0, columns = None, explain = 0
+        set_threshold = None, min_probability = 0.0, columns = None, explain = 0,
+        full_name = false
     ))]
     #[allow(clippy::too_many_arguments)] // the scoring options, as Python passes them
     fn new(
@@ -532,6 +559,7 @@ impl PyRowFormat {
         min_probability: f32,
         columns: Option<Vec<String>>,
         explain: usize,
+        full_name: bool,
     ) -> PyResult<Self> {
         let mut inner = rows::RowFormat::new(
             format.parse()?,
@@ -549,6 +577,7 @@ impl PyRowFormat {
             inner.columns = columns;
         }
         inner.explain = explain;
+        inner.full_name = full_name;
         Ok(PyRowFormat { inner })
     }
 
@@ -562,6 +591,12 @@ impl PyRowFormat {
     #[getter]
     fn explain(&self) -> usize {
         self.inner.explain
+    }
+
+    /// Whether names are full names, scored on their surnames.
+    #[getter]
+    fn full_name(&self) -> bool {
+        self.inner.full_name
     }
 
     /// The header line (b"" for JSONL).
@@ -970,6 +1005,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(to_ascii, m)?)?;
     m.add_function(wrap_pyfunction!(to_ascii_batch, m)?)?;
     m.add_function(wrap_pyfunction!(romanize, m)?)?;
+    m.add_function(wrap_pyfunction!(surnames, m)?)?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;
     m.add_function(wrap_pyfunction!(lengths, m)?)?;
     m.add_function(wrap_pyfunction!(apply_text_rule, m)?)?;

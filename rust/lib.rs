@@ -7,6 +7,7 @@ pub mod encode;
 pub mod error;
 pub mod explain;
 pub mod forward;
+pub mod fullname;
 pub mod gates;
 pub mod gemm;
 pub mod math;

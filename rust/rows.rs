@@ -130,6 +130,9 @@ pub struct RowFormat {
     pub columns: Vec<String>,
     /// Parts of the name shown in a `why` column (`explain`): up to this many; 0, none.
     pub explain: usize,
+    /// Names are full names: the surname (`fullname::surname`) is what is scored and
+    /// shown in `ascii`; the row still leads with the name as given.
+    pub full_name: bool,
 }
 
 /// The longest `max_length` a job may ask for: past it, a single name's letters would
@@ -194,6 +197,7 @@ impl RowFormat {
             categories,
             columns: vec!["name".into()],
             explain: 0,
+            full_name: false,
         })
     }
 
@@ -237,6 +241,15 @@ impl RowFormat {
         }
         out.push(b'\n');
         out
+    }
+
+    /// The part of a name that is scored: the surname of a full name, else the name.
+    pub fn part<'a>(&self, name: &'a str) -> &'a str {
+        if self.full_name {
+            crate::fullname::surname(name)
+        } else {
+            name
+        }
     }
 
     /// The one row check: the error of a name that cannot be scored, else None.

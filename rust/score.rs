@@ -9,6 +9,7 @@ use crate::forward::{Method, Model};
 use crate::rows::{Answer, Counts, Lead, RowError, RowFormat};
 use crate::threads;
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Bytes of input lines one thread scores in one task (about 8,000 names).
 const BLOCK_BYTES: usize = 64 << 10;
@@ -111,6 +112,7 @@ pub fn write_rows(
     scores: Scores<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Counts> {
+    let rows = &scored_parts(fmt, rows);
     let why = explanations(fmt, rows, &scores)?;
     let (errors, scores) = check_and_score(fmt, rows, scores)?;
     let classes = fmt.categories.len();
@@ -127,6 +129,19 @@ pub fn write_rows(
     }
     counts.scored = counts.rows - counts.flagged;
     Ok(counts)
+}
+
+/// The rows with the part of each name that is scored (`RowFormat::part`): the rows
+/// themselves unless the names are full names.
+fn scored_parts<'a, 'r>(fmt: &RowFormat, rows: &'r [RowIn<'a>]) -> Cow<'r, [RowIn<'a>]> {
+    if !fmt.full_name {
+        return Cow::Borrowed(rows);
+    }
+    let parts = rows.iter().map(|r| RowIn {
+        name: r.name.map(|n| fmt.part(n)),
+        ..*r
+    });
+    Cow::Owned(parts.collect())
 }
 
 /// Each row's parts when the format shows them: from the model (one batch for the rows
@@ -248,6 +263,7 @@ pub fn score_columns(model: &Model, fmt: &RowFormat, texts: &[Option<&str>]) -> 
             error: None,
         })
         .collect();
+    let rows = scored_parts(fmt, &rows);
     let checked = threads::map(&rows, |r| fmt.check_len(r.name, r.error));
     let (errors, scores) =
         check_and_score_checked(fmt, &rows, checked, Scores::Model(model, true))?;

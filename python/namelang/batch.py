@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from namelang.classifier import model_path
+from namelang.prior import PriorSpec, logit_shift
 
 
 class Scorer:
@@ -28,14 +29,18 @@ class Scorer:
         max_length: int = 256,
         threads: int | None = None,
         min_probability: float = 0.0,
+        prior: PriorSpec = None,
+        full_name: bool = False,
     ):
         from namelang import _native
 
         # The options checked here, on the driver, by the rules every process applies.
         _native.RowFormat(["-"], k=k, max_length=max_length, min_probability=min_probability)
         self.column, self.k, self.max_length, self.threads = column, k, max_length, threads
-        self.min_probability = min_probability
+        self.min_probability, self.full_name = min_probability, full_name
         self._bytes = model_path(model).read_bytes()
+        first = _native.Model.from_bytes(self._bytes)  # the file and the prior checked here
+        self._shift = logit_shift(prior, first.categories, first.metadata())
         self._model: Any = None
         self._rows: Any = None
         self._pid: int | None = None
@@ -57,13 +62,14 @@ class Scorer:
 
             if self.threads is not None:
                 set_num_threads(self.threads)
-            self._model = _native.Model.from_bytes(self._bytes)
+            self._model = _native.Model.from_bytes(self._bytes, logit_shift=self._shift)
             self._rows = _native.RowFormat(
                 self._model.categories,
                 self._model.metadata().get("text_rule", "exact"),
                 k=self.k,
                 max_length=self.max_length,
                 min_probability=self.min_probability,
+                full_name=self.full_name,
             )
             self._pid = os.getpid()
         return self._model
@@ -125,6 +131,8 @@ def score_batch(
     backend: str = "auto",
     max_length: int = 256,
     min_probability: float = 0.0,
+    prior: PriorSpec = None,
+    full_name: bool = False,
 ):
     """Adds `language`, `probability`, `error` (and `top` when k > 1: a list of
     [language, probability] pairs, best first) to a pandas DataFrame, a pyarrow Table or
@@ -132,11 +140,18 @@ def score_batch(
     with `name` and the new columns comes back). Rows that cannot be scored keep their
     place: `language` null, `error` one of empty, no_letters, too_long, null,
     model_error (the model gave NaN for it), and low_confidence where the top
-    probability is under `min_probability`."""
+    probability is under `min_probability`. `prior`: as `namelang.load`'s. `full_name`:
+    the names are full names, scored on their surnames (`namelang.text.surnames`)."""
     if backend not in ("auto", "rust"):
         raise ValueError("score_batch runs on the Rust backend; use backend='auto' or 'rust'")
     scorer = Scorer(
-        model, column=column, k=k, max_length=max_length, min_probability=min_probability
+        model,
+        column=column,
+        k=k,
+        max_length=max_length,
+        min_probability=min_probability,
+        prior=prior,
+        full_name=full_name,
     )
     return _score_batch(scorer, data)
 

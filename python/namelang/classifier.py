@@ -6,12 +6,15 @@ or CUDA; "auto": Rust when the native forward is available and the device is the
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from namelang import model_file
+from namelang.prior import PriorSpec, logit_shift
+from namelang.prior import resolve as resolve_prior
 from namelang.spec import spec_from_metadata
 
 if TYPE_CHECKING:
@@ -28,6 +31,7 @@ class Part(TypedDict):
     start: int
     end: int
     weight: float
+
 
 BACKENDS = ("auto", "rust", "torch")
 
@@ -56,7 +60,7 @@ def load_module(path: str | os.PathLike[str], device: str = "cpu"):
 class _TorchBackend:
     name = "torch"
 
-    def __init__(self, path: Path, device: str):
+    def __init__(self, path: Path, device: str, prior: PriorSpec = None):
         from namelang.extras import require
 
         require("torch", "the torch backend")
@@ -67,6 +71,9 @@ class _TorchBackend:
         self._torch = torch
         self.device = resolve_device(device)
         self.spec, self.module = load_module(path, self.device)
+        shift = logit_shift(prior, list(self.spec.categories), self.spec.metadata)
+        if shift is not None:  # the same shift the rust backend adds, before the softmax
+            self.module.logit_adjustment += torch.tensor(shift, device=self.device)
 
     # Names longer than this are refused here (the rust backend takes any length): a
     # recurrence of a million steps is minutes of PyTorch calls.
@@ -127,12 +134,22 @@ def _length_batches(lengths: np.ndarray, rows: int, padded: int) -> list[np.ndar
 class _RustBackend:
     name = "rust"
 
-    def __init__(self, path: Path, method: str = "auto", share_prefixes: bool = True):
+    def __init__(
+        self,
+        path: Path,
+        method: str = "auto",
+        share_prefixes: bool = True,
+        prior: PriorSpec = None,
+    ):
         from namelang import _native
 
-        self.model = _native.Model(str(path), share_prefixes=share_prefixes)
+        model = _native.Model(str(path), share_prefixes=share_prefixes)
+        self.spec = spec_from_metadata(model.metadata())
+        shift = logit_shift(prior, list(self.spec.categories), self.spec.metadata)
+        if shift is not None:
+            model = _native.Model(str(path), share_prefixes=share_prefixes, logit_shift=shift)
+        self.model = model
         self.method = method
-        self.spec = spec_from_metadata(self.model.metadata())
 
     def log_probs(self, names: Sequence[str]) -> np.ndarray:
         return self.model.log_probs(names, self.method)
@@ -148,7 +165,12 @@ class Classifier:
     """Scores names with one model file on one backend. Safe to share across threads."""
 
     def __init__(
-        self, path: Path, backend: str = "auto", device: str = "cpu", share_prefixes: bool = True
+        self,
+        path: Path,
+        backend: str = "auto",
+        device: str = "cpu",
+        share_prefixes: bool = True,
+        prior: PriorSpec = None,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -158,10 +180,12 @@ class Classifier:
             raise ValueError("the rust backend runs on the CPU; use backend='torch' for CUDA")
         self.path = path
         self._impl = (
-            _RustBackend(path, share_prefixes=share_prefixes)
+            _RustBackend(path, share_prefixes=share_prefixes, prior=prior)
             if backend == "rust"
-            else _TorchBackend(path, device)
+            else _TorchBackend(path, device, prior=prior)
         )
+        # The target prior (None: the training shares, as the model was trained).
+        self.prior: dict[str, float] | None = resolve_prior(prior, list(self._impl.spec.categories))
         self.spec = self._impl.spec
         self.categories: list[str] = list(self.spec.categories)
         self.backend: str = backend
@@ -172,12 +196,11 @@ class Classifier:
     def __repr__(self) -> str:
         return f"Classifier({self.path.name!r}, cell={self.spec.cell!r}, backend={self.backend!r})"
 
-    def log_probs(self, names: Iterable[str]) -> np.ndarray:
-        """float32 (B, C) log-probabilities; a row of NaN for a name with no letters."""
-        if isinstance(names, str):
-            raise TypeError("names must be a sequence of str, not a single str: wrap it in a list")
-        names = names if isinstance(names, list) else list(names)
-        return self._impl.log_probs(names)
+    def log_probs(self, names: Iterable[str], full_name: bool = False) -> np.ndarray:
+        """float32 (B, C) log-probabilities; a row of NaN for a name with no letters (or
+        one the model gives no number for: `model_error`). `full_name=True`: the names are
+        full names, scored on their surnames (`namelang.text.surnames`)."""
+        return self._impl.log_probs(_names(names, full_name))
 
     def row_format(
         self,
@@ -188,6 +211,7 @@ class Classifier:
         min_probability: float = 0.0,
         columns: list[str] | None = None,
         explain: int = 0,
+        full_name: bool = False,
     ):
         """The checked options every row of a job follows (k capped at the languages),
         for the native row check, top-k and formatting; `explain` parts in a `why` column."""
@@ -203,10 +227,15 @@ class Classifier:
             min_probability,
             columns,
             explain,
+            full_name,
         )
 
-    def predict(self, names: Iterable[str], k: int = 3) -> list[list[tuple[str, float]]]:
-        """Top-k (language, probability) per name, best first; [] for a name with no letters."""
+    def predict(
+        self, names: Iterable[str], k: int = 3, full_name: bool = False
+    ) -> list[list[tuple[str, float]]]:
+        """Top-k (language, probability) per name, best first; [] for a name with no letters.
+        `full_name=True`: the names are full names, scored on their surnames."""
+        names = _names(names, full_name)
         rows = self._top_k_formats.get(k) if isinstance(k, int) else None
         if rows is None:
             rows = self.row_format(k=k)
@@ -215,7 +244,9 @@ class Classifier:
             return self._impl.model.predict(names, rows)  # one native call, no array
         return rows.top(self.log_probs(names))
 
-    def explain(self, names: Iterable[str], k: int = 3) -> list[list[Part]]:
+    def explain(
+        self, names: Iterable[str], k: int = 3, full_name: bool = False
+    ) -> list[list[Part]]:
         """Per name, up to `k` parts that raised its top language most, best first: dicts
         {"text", "start", "end", "weight"}, where text is letters start..end of the name
         as the model reads it (`namelang.text.apply_text_rule`) and weight the
@@ -223,9 +254,7 @@ class Classifier:
         weights are the model's own answers on the shortened names; parts overlap, so
         they do not add up. [] for a name with no letters, or with more than 1,024 (its
         candidates would hold about 4 x letters^2 letters)."""
-        if isinstance(names, str):
-            raise TypeError("names must be a sequence of str, not a single str: wrap it in a list")
-        names = names if isinstance(names, list) else list(names)
+        names = _names(names, full_name)
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         if self.backend == "rust":
@@ -241,10 +270,16 @@ class Classifier:
         (0.50-0.99, in steps of 0.01), as fitted on validation and stored in the file."""
         from namelang.calibration import threshold
 
+        if self.prior is not None:
+            warnings.warn(
+                "prediction sets were fitted on validation names in the training shares; "
+                "under another prior their coverage is not guaranteed",
+                stacklevel=2,
+            )
         return threshold(self.spec.metadata.get("conformal"), coverage)
 
     def predict_sets(
-        self, names: Iterable[str], coverage: float = 0.9
+        self, names: Iterable[str], coverage: float = 0.9, full_name: bool = False
     ) -> list[list[tuple[str, float]]]:
         """Per name, the languages (best first, with probabilities) of the split-conformal
         prediction set that holds the true language with probability `coverage` (over
@@ -254,7 +289,7 @@ class Classifier:
         from namelang.calibration import prediction_set
 
         cut = np.float32(self.conformal_threshold(coverage))
-        scores = self.log_probs(names)
+        scores = self.log_probs(names, full_name)
         out: list[list[tuple[str, float]]] = []
         for row in scores:
             if np.isnan(row).any():
@@ -265,17 +300,36 @@ class Classifier:
         return out
 
 
+def _names(names: Iterable[str], full_name: bool) -> list[str]:
+    """The names as a list (a single str refused), or their surnames for full names."""
+    from namelang import _native
+
+    if isinstance(names, str):
+        raise TypeError("names must be a sequence of str, not a single str: wrap it in a list")
+    names = names if isinstance(names, list) else list(names)
+    return _native.surnames(names) if full_name else names
+
+
 def load(
     model: str | os.PathLike[str] = "default",
     backend: str = "auto",
     device: str = "cpu",
     share_prefixes: bool = True,
+    prior: PriorSpec = None,
 ) -> Classifier:
     """A Classifier for a bundled model ("default", "tutorial") or a model file path.
+
+    `prior`: the language mix expected in the names (`namelang.prior`): None or "data"
+    (the training shares), "uniform", {language: share} or a JSON file of one; answers
+    are shifted by log(prior / training share) on both backends.
 
     On the rust backend, names that start alike share their recurrent state until their
     letters part (identical results, less work on real lists); `share_prefixes=False`
     runs each name on its own, for timing the kernel alone."""
     return Classifier(
-        model_path(model), backend=backend, device=device, share_prefixes=share_prefixes
+        model_path(model),
+        backend=backend,
+        device=device,
+        share_prefixes=share_prefixes,
+        prior=prior,
     )

@@ -11,21 +11,24 @@ from collections.abc import Sequence
 
 def _predict(args: argparse.Namespace) -> int:
     from namelang._native import lengths
+    from namelang._native import surnames as namelang_surnames
     from namelang.classifier import load
     from namelang.text import script_of
 
     if not 0.0 <= args.min_probability <= 1.0:
         raise ValueError(f"--min-probability must be in [0, 1], got {args.min_probability}")
-    classifier = load(args.model, backend=args.backend, device=args.device)
-    results = classifier.predict(args.names, k=args.k)
-    letters = lengths(args.names, classifier.spec.text_rule).tolist()
-    why = classifier.explain(args.names, args.explain) if args.explain else [None] * len(letters)
+    classifier = load(args.model, backend=args.backend, device=args.device, prior=args.prior)
+    names = namelang_surnames(args.names) if args.full_name else args.names
+    results = classifier.predict(names, k=args.k)
+    letters = lengths(names, classifier.spec.text_rule).tolist()
+    why = classifier.explain(names, args.explain) if args.explain else [None] * len(letters)
     sets = (
-        classifier.predict_sets(args.names, args.coverage)
+        classifier.predict_sets(names, args.coverage)
         if args.coverage is not None
         else [None] * len(args.names)
     )
-    for name, top, chosen, n, parts in zip(args.names, results, sets, letters, why, strict=True):
+    rows = zip(args.names, names, results, sets, letters, why, strict=True)
+    for name, part, top, chosen, n, parts in rows:
         error = None
         if not top:
             error = "empty" if not name.strip() else "no_letters" if n == 0 else "model_error"
@@ -34,6 +37,8 @@ def _predict(args: argparse.Namespace) -> int:
         script = script_of(name) if error == "no_letters" else None
         if args.json:
             record: dict = {"name": name, "top": [[lang, round(p, 6)] for lang, p in top]}
+            if args.full_name:
+                record["surname"] = part
             if chosen is not None:
                 record["set"] = [lang for lang, _ in chosen]
             if parts is not None:
@@ -44,7 +49,8 @@ def _predict(args: argparse.Namespace) -> int:
                 record["script"] = script
             print(json.dumps(record, ensure_ascii=False))
             continue
-        print(_predict_line(name, top, chosen, error, script, args))
+        shown = f"{name} [{part}]" if args.full_name and part != name else name
+        print(_predict_line(shown, top, chosen, error, script, args))
         if parts and not error:
             print("    why: " + ", ".join(f"{p['text']} +{p['weight']:.2f}" for p in parts))
     return 0
@@ -198,6 +204,8 @@ def _score(args: argparse.Namespace) -> int:
         coverage=args.coverage,
         min_probability=args.min_probability,
         explain=args.explain,
+        prior=args.prior,
+        full_name=args.full_name,
     )
     if not args.quiet:
         print(summary.line(), file=sys.stderr)
@@ -272,6 +280,18 @@ def _answer_options(p: argparse.ArgumentParser) -> None:
         metavar="K",
         help="also give the K parts of each name (default 3) that raised its language most, "
         "with the log-probability points each is worth",
+    )
+    p.add_argument(
+        "--full-name",
+        dest="full_name",
+        action="store_true",
+        help="names are full names (John Smith, Smith John, Jan van den Berg): score the "
+        "surname with its particles",
+    )
+    p.add_argument(
+        "--prior",
+        help="the language mix expected: 'data' (the training shares, default), 'uniform', "
+        "or a JSON file of {language: share}",
     )
 
 
@@ -366,6 +386,20 @@ def _add_train(sub) -> None:
         help="train on each distinct (name, language) pair once, not once per line",
     )
     p.add_argument("--ensemble", type=int, help="members merged into one model (gru/lstm, one_hot)")
+    p.add_argument(
+        "--corpus",
+        choices=["faker"],
+        help="add a second corpus to training: Faker's surname lists (namelang.corpus)",
+    )
+    p.add_argument(
+        "--corpus-cap", dest="corpus_cap", type=int, help="corpus rows per language (300)"
+    )
+    p.add_argument(
+        "--corpus-weight",
+        dest="corpus_weight",
+        type=float,
+        help="a corpus row's weight against a data set row (0.3)",
+    )
     p.add_argument(
         "--text-rule",
         dest="text_rule",

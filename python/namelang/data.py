@@ -102,6 +102,11 @@ class Split:
     valid: list[tuple[str, int]]
     test: list[tuple[str, int]]
     seed: int
+    # Each training row's weight in the loss (None: 1 each), for rows from a second corpus.
+    train_weights: list[float] | None = None
+
+    def weights(self) -> list[float]:
+        return self.train_weights or [1.0] * len(self.train)
 
 
 def split_names(

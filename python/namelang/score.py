@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from namelang.output import open_output
+from namelang.prior import PriorSpec
 
 if TYPE_CHECKING:
     from namelang.classifier import Classifier
@@ -84,6 +85,8 @@ def score_file(
     coverage: float | None = None,
     min_probability: float = 0.0,
     explain: int = 0,
+    prior: PriorSpec = None,
+    full_name: bool = False,
 ) -> ScoreSummary:
     """Scores every row of `input` ("-" for stdin) into `output` (None or "-" for stdout).
 
@@ -97,7 +100,10 @@ def score_file(
     complete. `model` may be a loaded Classifier (then `backend` is its own), to score
     many files with one load. With `explain` > 0, a `why` column holds up to that many
     parts of each name that raised its language (`Classifier.explain`): `text:weight`
-    joined by `|` in CSV/TSV, a list of objects in JSONL; empty where no language is named."""
+    joined by `|` in CSV/TSV, a list of objects in JSONL; empty where no language is named.
+    `prior`: the language mix expected in the list, as `namelang.load`'s. `full_name`:
+    the names are full names, scored on their surnames (`namelang.text.surnames`); the
+    `ascii` column shows the part scored."""
     from namelang.classifier import Classifier, load
     from namelang.text import set_num_threads
 
@@ -114,12 +120,16 @@ def score_file(
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     if threads is not None:
         set_num_threads(threads)
-    classifier = model if isinstance(model, Classifier) else load(model, backend=backend)
+    if isinstance(model, Classifier) and prior is not None:
+        raise ValueError("a loaded Classifier has its prior: pass prior= to namelang.load")
+    classifier = (
+        model if isinstance(model, Classifier) else load(model, backend=backend, prior=prior)
+    )
     threshold = None if coverage is None else classifier.conformal_threshold(coverage)
 
     def rows_for(columns: list[str] | None = None):
         return classifier.row_format(
-            out_format, k, max_length, threshold, min_probability, columns, explain
+            out_format, k, max_length, threshold, min_probability, columns, explain, full_name
         )
 
     rows_for()  # every option checked before the output is touched
@@ -436,10 +446,16 @@ def _score_batch_of_rows(classifier, batch: list[Row], row_format):
     leads, names, errors = (list(x) for x in zip(*batch, strict=True))
     if classifier.backend == "rust":
         return classifier._impl.model.score_rows(row_format, leads, names, errors)
+    from namelang import _native
+
+    if row_format.full_name:  # the check reads surnames; the rows lead with the names
+        names_read = _native.surnames([n or "" for n in names])
+    else:
+        names_read = [n or "" for n in names]
     codes = row_format.check(
-        [n if n is not None and e is None else "" for n, e in zip(names, errors, strict=True)]
+        [n if e is None else "" for n, e in zip(names_read, errors, strict=True)]
     )
-    scored = [n if c == 0 else "" for n, c in zip(names, codes.tolist(), strict=True)]
+    scored = [n if c == 0 else "" for n, c in zip(names_read, codes.tolist(), strict=True)]
     scores = classifier.log_probs(scored)
     why = classifier.explain(scored, row_format.explain) if row_format.explain else None
     return row_format.format_rows(leads, names, errors, scores, why)

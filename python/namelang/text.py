@@ -26,6 +26,13 @@ def romanize(name: str) -> str:
     return _native.romanize(name)
 
 
+def surnames(names: Iterable[str]) -> list[str]:
+    """The surname of each full name, particles kept: "John Smith" and "Smith, John" ->
+    "Smith", "Jan van den Berg" -> "van den Berg", "Maria da Silva" -> "da Silva". The rule
+    reads given-name-first order; give family-name-first lists as "Family, Given"."""
+    return _native.surnames(names)
+
+
 def to_ascii_batch(names: Iterable[str]) -> list[str]:
     """`to_ascii` of each name, in parallel for large batches."""
     return _native.to_ascii_batch(names)

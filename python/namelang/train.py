@@ -67,6 +67,9 @@ class TrainConfig:
     ngram_lr: float = 1e-2  # the table's learning rate (its rows see few updates each)
     calibrate: bool = True  # fit a temperature on validation and fold it into the weights
     feminine_forms: bool = False  # add Russian -ova/-eva/-ina/-aya forms of training names
+    corpus: str = ""  # "faker": add Faker's surname lists (namelang.corpus) to training
+    corpus_cap: int = 300  # at most this many corpus rows per language
+    corpus_weight: float = 0.3  # a corpus row's weight against a data set row
 
 
 @dataclass
@@ -179,6 +182,9 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
         split = replace(split, train=split.train + feminine_forms(split))
     if config.distinct:
         split = replace(split, train=sorted(set(split.train)))
+    corpus_notes = None
+    if config.corpus:
+        split, corpus_notes = _with_corpus(config, split)
     if config.recipe == "tutorial":
         model, history = _train_tutorial(config, split)
         model.to(device)
@@ -226,11 +232,46 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
             "metrics": json.dumps(results),
             "conformal": json.dumps(conformal),
             "train_config": json.dumps(asdict(config)),
+            "training_shares": json.dumps(training_shares(split)),
         }
+        if corpus_notes is not None:
+            meta["corpus"] = json.dumps(corpus_notes)
         model_file.save(out, model.cpu(), split.categories, meta)
         Path(str(out) + ".history.json").write_text(json.dumps(history, indent=1))
         model.to(device)
     return model, history, results
+
+
+def _with_corpus(config: TrainConfig, split: Split) -> tuple[Split, dict]:
+    """The split with a second corpus's rows added to its training part, weighted."""
+    from namelang.corpus import faker_corpus
+
+    if config.corpus != "faker":
+        raise ValueError(f"corpus must be 'faker' or empty, got {config.corpus!r}")
+    if config.recipe == "tutorial":
+        raise ValueError("the tutorial recipe trains on the tutorial's data only")
+    corpus = faker_corpus(split, cap=config.corpus_cap, seed=config.split_seed)
+    weights = split.weights() + [config.corpus_weight] * len(corpus.rows)
+    notes = {
+        "source": "faker",
+        "faker_version": corpus.version,
+        "rows": corpus.by_language,
+        "cap": config.corpus_cap,
+        "weight": config.corpus_weight,
+        "left_out_under_two_languages": corpus.dropped_shared,
+        "left_out_as_validation_or_test_names": corpus.dropped_held_out,
+    }
+    return replace(split, train=split.train + corpus.rows, train_weights=weights), notes
+
+
+def training_shares(split: Split) -> dict[str, float]:
+    """Each language's share of the (weighted) training rows: the prior the model learnt
+    under, which `prior=` corrects for."""
+    totals = dict.fromkeys(split.categories, 0.0)
+    for (_, label), w in zip(split.train, split.weights(), strict=True):
+        totals[split.categories[label]] += w
+    whole = sum(totals.values()) or 1.0
+    return {c: round(v / whole, 6) for c, v in totals.items()}
 
 
 def _model_config(config: TrainConfig, n: int) -> ModelConfig:
@@ -273,7 +314,9 @@ def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.M
     model = build(model_config, dropout=config.dropout).to(device)
     train_rows = _encode_rows(split.train, device, model_config)
     valid = _encode_rows(split.valid, device, model_config)
-    counts = torch.bincount(train_rows.labels, minlength=n).float().clamp(min=1)
+    row_weight = torch.tensor(split.weights(), dtype=torch.float32, device=device)
+    counts = torch.bincount(train_rows.labels, weights=row_weight, minlength=n).float()
+    counts = counts.clamp(min=1)
     weight = (1.0 / counts) ** config.class_weight_power
     weight = (weight / (weight * counts).sum() * counts.sum()).to(device)
     opt = _optimizer(config, model)
@@ -296,12 +339,13 @@ def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.M
         total, seen = 0.0, 0
         for batch in order.to(device).split(config.batch_size):
             logits = model.logits(*train_rows.select(batch))
-            loss = F.cross_entropy(
-                logits,
-                train_rows.labels[batch],
-                weight=weight,
+            labels = train_rows.labels[batch]
+            # The class-weighted mean, each row also weighted by its corpus weight.
+            losses = F.cross_entropy(
+                logits, labels, weight=weight, reduction="none",
                 label_smoothing=config.label_smoothing,
-            )
+            )  # fmt: skip
+            loss = (losses * row_weight[batch]).sum() / (weight[labels] * row_weight[batch]).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip > 0:
@@ -345,7 +389,8 @@ def _finish(
     valid = _encode_rows(split.valid, device, model.config)
     if config.logit_adjust:
         labels = torch.tensor([label for _, label in split.train])
-        counts = torch.bincount(labels, minlength=n).float().clamp(min=1)
+        row_weight = torch.tensor(split.weights(), dtype=torch.float32)
+        counts = torch.bincount(labels, weights=row_weight, minlength=n).float().clamp(min=1)
         prior = (counts / counts.sum()).to(device)
         tau, shift = tune_logit_adjustment(predict_logits(model, valid), valid.labels, prior, n)
         model.logit_adjustment.copy_(shift)

@@ -59,6 +59,9 @@ pub struct Model {
     pub spec: Spec,
     /// What bulk scoring and `predict` use; `log_probs` callers choose per call.
     pub share_prefixes: bool,
+    /// Added to every row's logits before the log-softmax: a target prior's
+    /// log(prior / training share) (`set_logit_shift`); -inf rules a language out.
+    logit_shift: Option<Vec<f32>>,
     classes: usize,
     net: Net,
     /// The hashed n-gram branch: its spec and (buckets, C) table, added to the logits.
@@ -180,6 +183,7 @@ impl Model {
         Model {
             spec,
             share_prefixes: true,
+            logit_shift: None,
             classes,
             net,
             ngrams,
@@ -216,6 +220,22 @@ impl Model {
 
     pub fn classes(&self) -> usize {
         self.classes
+    }
+
+    /// Shifts every answer's logits by `shift` (one per language; finite or -inf, not
+    /// all -inf) before the log-softmax, or removes the shift (None).
+    pub fn set_logit_shift(&mut self, shift: Option<Vec<f32>>) -> Result<()> {
+        if let Some(s) = &shift {
+            let bad = s.iter().any(|v| v.is_nan() || *v == f32::INFINITY);
+            if s.len() != self.classes || bad || s.iter().all(|v| *v == f32::NEG_INFINITY) {
+                return Err(Error::InvalidArgument(format!(
+                    "a logit shift needs {} numbers, finite or -inf and not all -inf",
+                    self.classes
+                )));
+            }
+        }
+        self.logit_shift = shift;
+        Ok(())
     }
 
     /// How this model reads names (the file's `text_rule`).
@@ -391,6 +411,9 @@ impl Model {
                 }
                 if let Some((spec, table)) = &self.ngrams {
                     ngrams::add_rows(name, len, rule, *spec, table, row);
+                }
+                if let Some(shift) = &self.logit_shift {
+                    row.iter_mut().zip(shift).for_each(|(v, s)| *v += s);
                 }
             }
             log_softmax_rows(rows, c);
