@@ -89,7 +89,6 @@ def main() -> None:
     results = [(m, judge_model(rows, load(m))) for m in args.models]
     if args.baselines:
         from baselines import baselines
-
         from namelang.data import load_names, split_names
 
         split = split_names(load_names(args.data), seed=2022)

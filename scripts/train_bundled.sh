@@ -12,4 +12,4 @@ namelang train --recipe tutorial --seed 2022 --output "$out/tutorial.safetensors
 # at most 300 rows a language, each weighing 0.3 of a data set row; needs the train extra).
 namelang train --cell gru --input embedding --embedding-dim 64 --hidden-size 128 \
     --ngram-max 6 --ngram-buckets 32768 --dropout 0.5 --class-weight-power 0.5 --feminine-forms \
-    --epochs 10 --distinct --corpus faker --seed 2022 --output "$out/default.safetensors"
+    --epochs 10 --distinct --corpus faker --seed 2023 --output "$out/default.safetensors"

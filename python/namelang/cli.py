@@ -395,6 +395,13 @@ def _add_train(sub) -> None:
         "--corpus-cap", dest="corpus_cap", type=int, help="corpus rows per language (300)"
     )
     p.add_argument(
+        "--corpus-keep-shared",
+        dest="corpus_keep_shared",
+        action="store_true",
+        default=None,
+        help="keep corpus names found under two languages, each with its list's language",
+    )
+    p.add_argument(
         "--corpus-weight",
         dest="corpus_weight",
         type=float,

@@ -93,8 +93,12 @@ def _is_surname(name: str) -> bool:
     return bool(words) and "," not in name and all(w.lower() in PARTICLES for w in words[:-1])
 
 
-def faker_corpus(split: Split, cap: int = 300, seed: int = 2022) -> Corpus:
-    """The Faker rows for the languages of `split` (see the module's notes)."""
+def faker_corpus(
+    split: Split, cap: int = 300, seed: int = 2022, keep_shared: bool = False
+) -> Corpus:
+    """The Faker rows for the languages of `split` (see the module's notes);
+    `keep_shared`: keep a name found under two languages, with its list's language, so
+    the data says both (as the data set does for its own shared names)."""
     import faker
 
     index = {c: i for i, c in enumerate(split.categories)}
@@ -122,7 +126,9 @@ def faker_corpus(split: Split, cap: int = 300, seed: int = 2022) -> Corpus:
         for read, (name, freq) in names.items():
             if read in held_out:
                 out_held += 1
-            elif len(candidates[read]) > 1 or tutorial.get(read, {language}) != {language}:
+            elif not keep_shared and (
+                len(candidates[read]) > 1 or tutorial.get(read, {language}) != {language}
+            ):
                 shared += 1
             else:
                 kept.append((name, freq))

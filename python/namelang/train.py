@@ -70,6 +70,7 @@ class TrainConfig:
     corpus: str = ""  # "faker": add Faker's surname lists (namelang.corpus) to training
     corpus_cap: int = 300  # at most this many corpus rows per language
     corpus_weight: float = 0.3  # a corpus row's weight against a data set row
+    corpus_keep_shared: bool = False  # keep corpus names found under two languages
 
 
 @dataclass
@@ -250,7 +251,9 @@ def _with_corpus(config: TrainConfig, split: Split) -> tuple[Split, dict]:
         raise ValueError(f"corpus must be 'faker' or empty, got {config.corpus!r}")
     if config.recipe == "tutorial":
         raise ValueError("the tutorial recipe trains on the tutorial's data only")
-    corpus = faker_corpus(split, cap=config.corpus_cap, seed=config.split_seed)
+    corpus = faker_corpus(
+        split, cap=config.corpus_cap, seed=config.split_seed, keep_shared=config.corpus_keep_shared
+    )
     weights = split.weights() + [config.corpus_weight] * len(corpus.rows)
     notes = {
         "source": "faker",
@@ -258,6 +261,7 @@ def _with_corpus(config: TrainConfig, split: Split) -> tuple[Split, dict]:
         "rows": corpus.by_language,
         "cap": config.corpus_cap,
         "weight": config.corpus_weight,
+        "keep_shared": config.corpus_keep_shared,
         "left_out_under_two_languages": corpus.dropped_shared,
         "left_out_as_validation_or_test_names": corpus.dropped_held_out,
     }
