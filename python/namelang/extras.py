@@ -1,5 +1,6 @@
 """Optional dependencies: scoring needs numpy, safetensors and tqdm only; training, the
-torch backend, the bench and plots need the `train` extra (PyTorch, matplotlib)."""
+torch backend, the bench and plots need the `train` extra (PyTorch, matplotlib, and Faker
+for the second corpus)."""
 
 from __future__ import annotations
 

@@ -246,11 +246,13 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
 def _with_corpus(config: TrainConfig, split: Split) -> tuple[Split, dict]:
     """The split with a second corpus's rows added to its training part, weighted."""
     from namelang.corpus import faker_corpus
+    from namelang.extras import require
 
     if config.corpus != "faker":
         raise ValueError(f"corpus must be 'faker' or empty, got {config.corpus!r}")
     if config.recipe == "tutorial":
         raise ValueError("the tutorial recipe trains on the tutorial's data only")
+    require("faker", "the second corpus (--corpus faker)")
     corpus = faker_corpus(
         split, cap=config.corpus_cap, seed=config.split_seed, keep_shared=config.corpus_keep_shared
     )
