@@ -145,7 +145,7 @@ def test_jsonl_output_fields(tmp_path, backend):
     assert rows[2]["language"] == "Japanese"
 
 
-def test_csv_input_passes_columns_through_one_record_a_line(tmp_path):
+def test_csv_input_passes_columns_through_rfc4180_records(tmp_path):
     src = tmp_path / "people.csv"
     src.write_text(
         'id,surname,city\n1,Zhou,"Bei,jing"\n2,"Multi\nline",Oslo\n3\n4,Tanaka,Kyoto\n'
@@ -154,17 +154,16 @@ def test_csv_input_passes_columns_through_one_record_a_line(tmp_path):
     )
     out = tmp_path / "out.tsv"
     summary = score_file(src, out, column="surname", progress=False)
-    lines = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8")), delimiter="\t"))
+    text = out.read_text(encoding="utf-8")
+    lines = list(csv.reader(io.StringIO(text, newline=""), delimiter="\t"))
     assert lines[0] == ["id", "surname", "city", "ascii", "language", "probability", "error"]
     assert lines[1][2] == "Bei,jing" and lines[1][4] == "Chinese"
-    # A quoted field cannot hold a line break: that line is flagged, shown in the name
-    # column, and the next line is read as a record of its own.
-    assert lines[2][:3] == ["", '2,"Multi', ""] and lines[2][-1] == "invalid_csv"
-    assert lines[3][:2] == ['line"', "Oslo"] and lines[3][-1] == ""
-    assert lines[4][0] == "3" and lines[4][-1] == "missing_column"
-    assert lines[5][0] == "4" and lines[5][4] == "Japanese"
-    assert lines[6][1] == "5,Smith,Leeds,extra" and lines[6][-1] == "invalid_csv"
-    assert summary.rows == 6 == len(lines) - 1
+    # A quoted field may hold a line break (RFC 4180): one record, written back quoted.
+    assert lines[2][:3] == ["2", "Multi\nline", "Oslo"] and lines[2][-1] == ""
+    assert lines[3][0] == "3" and lines[3][-1] == "missing_column"
+    assert lines[4][0] == "4" and lines[4][4] == "Japanese"
+    assert lines[5][1] == "5,Smith,Leeds,extra" and lines[5][-1] == "invalid_csv"
+    assert summary.rows == 5 == len(lines) - 1
 
 
 def test_csv_input_without_the_column_is_an_error(tmp_path):

@@ -206,6 +206,7 @@ def _score(args: argparse.Namespace) -> int:
         explain=args.explain,
         prior=args.prior,
         full_name=args.full_name,
+        delimiter={"tab": "\t", "\\t": "\t"}.get(args.delimiter, args.delimiter),
     )
     if not args.quiet:
         print(summary.line(), file=sys.stderr)
@@ -462,6 +463,11 @@ def _add_score(sub) -> None:
     p.add_argument("--format", choices=["csv", "tsv", "jsonl"], help="output format")
     p.add_argument("--input-format", choices=["text", "csv", "tsv", "jsonl"])
     p.add_argument("--column", help="the name field of a CSV/TSV/JSONL input (default: name)")
+    p.add_argument(
+        "--delimiter",
+        choices=[",", ";", "tab", "|"],
+        help="a CSV/TSV input's delimiter (default: sniffed from its header line)",
+    )
     p.add_argument("-k", type=int, default=1, help="languages per row (default: 1)")
     _answer_options(p)
     p.add_argument("--batch-size", type=int, default=65_536)

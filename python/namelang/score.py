@@ -7,17 +7,17 @@ no Python object per row); every other combination takes the generic path below.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from namelang.csv_records import DELIMITERS, fields, records, sniff
 from namelang.output import open_output
 from namelang.prior import PriorSpec
 
@@ -40,6 +40,8 @@ class ScoreSummary:
     scored: int = 0
     flagged: int = 0
     seconds: float = 0.0
+    # What the reader chose for itself (a sniffed delimiter, an encoding), for the line.
+    notes: list[str] = field(default_factory=list)
 
     def add(self, data: bytes, rows: int, scored: int, flagged: int, sink: BinaryIO) -> None:
         """Writes one batch's formatted rows and counts them."""
@@ -56,7 +58,7 @@ class ScoreSummary:
         return (
             f"rows {self.rows}, scored {self.scored}, flagged {self.flagged}, "
             f"{self.seconds:.2f} s, {self.names_per_second:,.0f} names/s"
-        )
+        ) + "".join(f"; {note}" for note in self.notes)
 
 
 def _format_from_suffix(path: str | None, choices: tuple[str, ...], default: str) -> str:
@@ -87,6 +89,7 @@ def score_file(
     explain: int = 0,
     prior: PriorSpec = None,
     full_name: bool = False,
+    delimiter: str | None = None,
 ) -> ScoreSummary:
     """Scores every row of `input` ("-" for stdin) into `output` (None or "-" for stdout).
 
@@ -103,7 +106,8 @@ def score_file(
     joined by `|` in CSV/TSV, a list of objects in JSONL; empty where no language is named.
     `prior`: the language mix expected in the list, as `namelang.load`'s. `full_name`:
     the names are full names, scored on their surnames (`namelang.text.surnames`); the
-    `ascii` column shows the part scored."""
+    `ascii` column shows the part scored. `delimiter` (`,` `;` tab `|`): a CSV/TSV
+    input's; sniffed from its header line when None (the summary says which)."""
     from namelang.classifier import Classifier, load
     from namelang.text import set_num_threads
 
@@ -116,6 +120,8 @@ def score_file(
         raise ValueError(f"input format must be one of {INPUT_FORMATS}, got {in_format!r}")
     if in_format == "text" and column is not None:
         raise ValueError("--column needs a CSV, TSV or JSONL input (or --input-format)")
+    if delimiter is not None and delimiter not in DELIMITERS:
+        raise ValueError(f"delimiter must be one of {list(DELIMITERS)}, got {delimiter!r}")
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     if threads is not None:
@@ -144,8 +150,11 @@ def score_file(
         if in_format == "text" and classifier.backend == "rust":
             summary = _score_text_native(classifier, source, sink, rows_for(), bar)
         else:
-            columns, rows = _read_rows(source, in_format, out_format, column or "name", bar)
-            summary = _score_rows(classifier, rows, sink, rows_for(columns), batch_size)
+            summary = ScoreSummary()
+            columns, rows = _read_rows(
+                source, in_format, out_format, column or "name", bar, delimiter, summary
+            )
+            _score_rows(classifier, rows, sink, rows_for(columns), batch_size, summary)
         bar.close()
     summary.seconds = time.perf_counter() - start
     return summary
@@ -300,14 +309,20 @@ def _decode_line(raw: bytes) -> tuple[str, str | None]:
 
 
 def _read_rows(
-    source: BinaryIO, in_format: str, out_format: str, column: str, bar
+    source: BinaryIO,
+    in_format: str,
+    out_format: str,
+    column: str,
+    bar,
+    delimiter: str | None,
+    summary: ScoreSummary,
 ) -> tuple[list[str] | None, Iterator[Row]]:
     """The input's columns (None: a name list or JSONL) and its rows."""
     if in_format == "text":
         return None, _name_rows(source, bar)
     if in_format == "jsonl":
         return None, _jsonl_rows(source, out_format, column, bar)
-    return _csv_rows(source, in_format, column, bar)
+    return _csv_rows(source, in_format, column, bar, delimiter, summary)
 
 
 def _name_rows(source: BinaryIO, bar) -> Iterator[Row]:
@@ -361,37 +376,45 @@ def _jsonl_rows(source: BinaryIO, out_format: str, column: str, bar) -> Iterator
 
 
 def _csv_rows(
-    source: BinaryIO, in_format: str, column: str, bar
+    source: BinaryIO, in_format: str, column: str, bar, delimiter: str | None, summary
 ) -> tuple[list[str] | None, Iterator[Row]]:
-    """CSV/TSV records, one per physical line (a quoted field cannot hold a line
-    break): a line whose quote never closes, or that has more fields than the header,
-    is `invalid_csv`, its text shown in the name column, and reading resynchronises at
-    the next line. A line over MAX_LINE_BYTES is cut, and its record is `too_long`."""
-    sep = "\t" if in_format == "tsv" else ","
+    """CSV/TSV records as RFC 4180 writes them (`namelang.csv_records`: a quoted field may
+    hold separators, doubled quotes and line breaks). A record whose quote does not close
+    within 1 MiB or before the end is `invalid_csv`, its first line shown in the name
+    column; one with more fields than the header is `invalid_csv` too; a line over
+    MAX_LINE_BYTES is cut, and its record is `too_long`. The delimiter is `delimiter`, or
+    sniffed from the header line (noted in the summary)."""
     lines = _physical_lines(source, bar)
     first = next(lines, None)
     if first is None:
         return None, iter(())
-    header = _parse_line(first[0].decode("utf-8", "surrogateescape"), sep)
-    header = [_repair(f)[0] for f in header or []]
+    head = first[0].decode("utf-8", "surrogateescape")
+    if delimiter is None:
+        delimiter = sniff(head, "\t" if in_format == "tsv" else ",")
+        summary.notes.append(f"delimiter {delimiter!r} (from the header)")
+    elif delimiter not in DELIMITERS:
+        raise ValueError(f"delimiter must be one of {list(DELIMITERS)}, got {delimiter!r}")
+    header = [_repair(f)[0] for f in fields(head, delimiter) or []]
     if column not in header:
-        raise ValueError(f"the input has no column {column!r}; columns: {header}")
+        raise ValueError(
+            f"the input has no column {column!r}; columns: {header} "
+            f"(delimiter {delimiter!r}; --delimiter chooses another)"
+        )
     at = header.index(column)
 
     def rows() -> Iterator[Row]:
-        for raw, too_long in lines:
-            line = raw.decode("utf-8", "surrogateescape")
-            fields = _parse_line(line, sep)
-            if too_long or fields is None or len(fields) > len(header):
-                shown = _repair(line.rstrip("\r\n"))[0][:SHOWN_CHARS]
-                if too_long and fields is not None:
-                    cells = [_repair(f)[0][:SHOWN_CHARS] for f in fields]
+        for text, problem in records(lines, delimiter):
+            cells_of = None if problem == "unclosed" else fields(text, delimiter)
+            if problem or cells_of is None or len(cells_of) > len(header):
+                shown = _repair(text.rstrip("\r\n"))[0][:SHOWN_CHARS]
+                if problem == "too_long" and cells_of is not None:
+                    cells = [_repair(f)[0][:SHOWN_CHARS] for f in cells_of]
                 else:
                     cells = [""] * len(header)
                     cells[at] = shown
-                yield cells, None, "too_long" if too_long else "invalid_csv"
+                yield cells, None, "too_long" if problem == "too_long" else "invalid_csv"
                 continue
-            repaired = [_repair(f) for f in fields]
+            repaired = [_repair(f) for f in cells_of]
             cells = [f for f, _ in repaired]
             if at >= len(cells):
                 yield cells, None, "missing_column"
@@ -403,20 +426,6 @@ def _csv_rows(
     return header, rows()
 
 
-def _parse_line(line: str, sep: str) -> list[str] | None:
-    """One line's fields, or None when a quoted field does not close on it."""
-    if line.endswith("\n"):
-        line = line[:-2] if line.endswith("\r\n") else line[:-1]
-    if '"' not in line:
-        return line.split(sep)
-    reader = csv.reader([line], delimiter=sep, strict=True)
-    try:
-        fields = next(reader, [])
-    except csv.Error:
-        return None
-    return fields if reader.line_num == 1 else None
-
-
 def _repair(field: str) -> tuple[str, bool]:
     """Lone surrogates stand for bytes that were not UTF-8: show them as U+FFFD."""
     try:
@@ -426,10 +435,11 @@ def _repair(field: str) -> tuple[str, bool]:
         return field.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), True
 
 
-def _score_rows(classifier, rows: Iterator[Row], sink, row_format, batch_size: int):
+def _score_rows(
+    classifier, rows: Iterator[Row], sink, row_format, batch_size: int, summary: ScoreSummary
+) -> ScoreSummary:
     """The generic path: batches of rows checked, scored on the classifier's backend and
     formatted natively, in input order."""
-    summary = ScoreSummary()
     sink.write(row_format.header())
     batch: list[Row] = []
     for row in rows:
