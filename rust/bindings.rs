@@ -546,7 +546,7 @@ impl PyRowFormat {
     #[pyo3(signature = (
         categories, text_rule = "exact", format = "csv", k = None, max_length = None,
         set_threshold = None, min_probability = 0.0, columns = None, explain = 0,
-        full_name = false
+        full_name = false, transcoded = false
     ))]
     #[allow(clippy::too_many_arguments)] // the scoring options, as Python passes them
     fn new(
@@ -560,6 +560,7 @@ impl PyRowFormat {
         columns: Option<Vec<String>>,
         explain: usize,
         full_name: bool,
+        transcoded: bool,
     ) -> PyResult<Self> {
         let mut inner = rows::RowFormat::new(
             format.parse()?,
@@ -578,6 +579,9 @@ impl PyRowFormat {
         }
         inner.explain = explain;
         inner.full_name = full_name;
+        if transcoded {
+            inner.undecodable = rows::RowError::InvalidEncoding;
+        }
         Ok(PyRowFormat { inner })
     }
 

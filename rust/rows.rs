@@ -47,12 +47,13 @@ pub enum RowError {
     NotAString,
     Null,
     ModelError,
+    InvalidEncoding,
 }
 
 impl RowError {
     /// Every error, in the order of their column codes (code = position + 1); new
     /// codes go at the end so that stored codes keep their meaning.
-    pub const ALL: [RowError; 11] = [
+    pub const ALL: [RowError; 12] = [
         RowError::Empty,
         RowError::NoLetters,
         RowError::TooLong,
@@ -64,6 +65,7 @@ impl RowError {
         RowError::NotAString,
         RowError::Null,
         RowError::ModelError,
+        RowError::InvalidEncoding,
     ];
 
     /// The code batch columns carry: 0 for a scored row, else 1 + position in `ALL`.
@@ -84,6 +86,7 @@ impl RowError {
             RowError::NotAString => "not_a_string",
             RowError::Null => "null",
             RowError::ModelError => "model_error",
+            RowError::InvalidEncoding => "invalid_encoding",
         }
     }
 
@@ -133,6 +136,9 @@ pub struct RowFormat {
     /// Names are full names: the surname (`fullname::surname`) is what is scored and
     /// shown in `ascii`; the row still leads with the name as given.
     pub full_name: bool,
+    /// The code of a row whose bytes did not decode: `invalid_utf8`, or
+    /// `invalid_encoding` when the input was transcoded from another encoding.
+    pub undecodable: RowError,
 }
 
 /// The longest `max_length` a job may ask for: past it, a single name's letters would
@@ -198,6 +204,7 @@ impl RowFormat {
             columns: vec!["name".into()],
             explain: 0,
             full_name: false,
+            undecodable: RowError::InvalidUtf8,
         })
     }
 
@@ -268,7 +275,7 @@ impl RowFormat {
             return (0, error);
         }
         match name {
-            None => (0, Some(RowError::InvalidUtf8)),
+            None => (0, Some(self.undecodable)),
             Some(t) if t.trim().is_empty() => (0, Some(RowError::Empty)),
             Some(t) => match self.text_rule.len(t) {
                 0 => (0, Some(RowError::NoLetters)),

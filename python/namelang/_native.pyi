@@ -91,6 +91,7 @@ class RowFormat:
         columns: list[str] | None = None,
         explain: int = 0,
         full_name: bool = False,
+        transcoded: bool = False,
     ) -> None: ...
     @property
     def k(self) -> int: ...

@@ -212,9 +212,12 @@ class Classifier:
         columns: list[str] | None = None,
         explain: int = 0,
         full_name: bool = False,
+        transcoded: bool = False,
     ):
         """The checked options every row of a job follows (k capped at the languages),
-        for the native row check, top-k and formatting; `explain` parts in a `why` column."""
+        for the native row check, top-k and formatting; `explain` parts in a `why` column;
+        `transcoded`: the input was decoded from another encoding (bad bytes:
+        `invalid_encoding`)."""
         from namelang import _native
 
         return _native.RowFormat(
@@ -228,6 +231,7 @@ class Classifier:
             columns,
             explain,
             full_name,
+            transcoded,
         )
 
     def predict(

@@ -207,6 +207,8 @@ def _score(args: argparse.Namespace) -> int:
         prior=args.prior,
         full_name=args.full_name,
         delimiter={"tab": "\t", "\\t": "\t"}.get(args.delimiter, args.delimiter),
+        encoding=args.encoding,
+        compression=args.compression,
     )
     if not args.quiet:
         print(summary.line(), file=sys.stderr)
@@ -467,6 +469,17 @@ def _add_score(sub) -> None:
         "--delimiter",
         choices=[",", ";", "tab", "|"],
         help="a CSV/TSV input's delimiter (default: sniffed from its header line)",
+    )
+    p.add_argument(
+        "--compression",
+        choices=["gzip", "zstd", "none"],
+        help="compress the output (default: by its suffix, .gz or .zst); compressed inputs "
+        "are read as they are",
+    )
+    p.add_argument(
+        "--encoding",
+        help="the input's encoding (default UTF-8; a UTF-16 BOM is recognised): cp1252, "
+        "latin-1, utf-16, ... (bytes it cannot decode: error invalid_encoding)",
     )
     p.add_argument("-k", type=int, default=1, help="languages per row (default: 1)")
     _answer_options(p)

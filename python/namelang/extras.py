@@ -9,10 +9,10 @@ import importlib.util
 EXTRA = "train"
 
 
-def require(module: str, what: str) -> None:
+def require(module: str, what: str, extra: str = EXTRA) -> None:
     """Raises ImportError in one line naming the extra to install when `module` is absent."""
     if importlib.util.find_spec(module) is None:
         raise ImportError(
             f"{what} needs {module}, which is not installed: "
-            f"pip install 'namelang[{EXTRA}]' (or, from a clone, pip install '.[{EXTRA}]')"
+            f"pip install 'namelang[{extra}]' (or, from a clone, pip install '.[{extra}]')"
         )

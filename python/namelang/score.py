@@ -17,9 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from namelang.compression import CHOICES as COMPRESSIONS
+from namelang.compression import compressed, of_path, open_decompressed, without_suffix
 from namelang.csv_records import DELIMITERS, fields, records, sniff
 from namelang.output import open_output
 from namelang.prior import PriorSpec
+from namelang.transcode import open_decoded
+from namelang.transcode import resolve as resolve_encoding
 
 if TYPE_CHECKING:
     from namelang.classifier import Classifier
@@ -90,6 +94,8 @@ def score_file(
     prior: PriorSpec = None,
     full_name: bool = False,
     delimiter: str | None = None,
+    encoding: str | None = None,
+    compression: str | None = None,
 ) -> ScoreSummary:
     """Scores every row of `input` ("-" for stdin) into `output` (None or "-" for stdout).
 
@@ -107,13 +113,21 @@ def score_file(
     `prior`: the language mix expected in the list, as `namelang.load`'s. `full_name`:
     the names are full names, scored on their surnames (`namelang.text.surnames`); the
     `ascii` column shows the part scored. `delimiter` (`,` `;` tab `|`): a CSV/TSV
-    input's; sniffed from its header line when None (the summary says which)."""
+    input's; sniffed from its header line when None (the summary says which).
+    `encoding`: the input's (UTF-8 when None; a UTF-16 BOM is recognised): bytes it
+    cannot decode make their row `invalid_encoding` (`namelang.transcode`). A gzip or
+    zstd input is decompressed as it is read (found by its first bytes); the output is
+    compressed by its suffix (`.gz`, `.zst`) or by `compression` ("gzip", "zstd",
+    "none"), and the format comes from the name without that suffix."""
     from namelang.classifier import Classifier, load
     from namelang.text import set_num_threads
 
     input, output = str(input), None if output in (None, "-") else str(output)
-    out_format = format or _format_from_suffix(output, OUTPUT_FORMATS, "csv")
-    in_format = input_format or _format_from_suffix(input, INPUT_FORMATS, "text")
+    out_format = format or _format_from_suffix(without_suffix(output), OUTPUT_FORMATS, "csv")
+    in_format = input_format or _format_from_suffix(without_suffix(input), INPUT_FORMATS, "text")
+    compression = compression or of_path(output)
+    if compression not in (None, *COMPRESSIONS):
+        raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
     if out_format not in OUTPUT_FORMATS:
         raise ValueError(f"format must be one of {OUTPUT_FORMATS}, got {out_format!r}")
     if in_format not in INPUT_FORMATS:
@@ -133,9 +147,17 @@ def score_file(
     )
     threshold = None if coverage is None else classifier.conformal_threshold(coverage)
 
-    def rows_for(columns: list[str] | None = None):
+    def rows_for(columns: list[str] | None = None, transcoded: bool = False):
         return classifier.row_format(
-            out_format, k, max_length, threshold, min_probability, columns, explain, full_name
+            out_format,
+            k,
+            max_length,
+            threshold,
+            min_probability,
+            columns,
+            explain,
+            full_name,
+            transcoded,
         )
 
     rows_for()  # every option checked before the output is touched
@@ -144,17 +166,32 @@ def score_file(
             f"--max-length {max_length} is past the {classifier.backend} backend's "
             f"{classifier.max_letters} letters; use the rust backend for longer names"
         )
+    resolve_encoding(encoding)  # an unknown one refused before the output is touched
     start = time.perf_counter()
-    with _open_input(input) as source, open_output(output) as sink:
-        bar = _progress_bar(source, input, progress)
+    with (
+        _open_input(input) as raw,
+        open_output(output) as file_sink,
+        compressed(file_sink, compression) as sink,
+    ):
+        bar = _progress_bar(raw, input, progress)
+        unpacked, packed = open_decompressed(raw)
+        source, decoded_from = open_decoded(unpacked, encoding)
+        transcoded = decoded_from is not None
         if in_format == "text" and classifier.backend == "rust":
-            summary = _score_text_native(classifier, source, sink, rows_for(), bar)
+            summary = _score_text_native(classifier, source, sink, rows_for(None, transcoded), bar)
         else:
             summary = ScoreSummary()
             columns, rows = _read_rows(
                 source, in_format, out_format, column or "name", bar, delimiter, summary
             )
-            _score_rows(classifier, rows, sink, rows_for(columns), batch_size, summary)
+            if transcoded:
+                rows = _undecodable_as("invalid_encoding", rows)
+            format_ = rows_for(columns, transcoded)
+            _score_rows(classifier, rows, sink, format_, batch_size, summary)
+        if transcoded:
+            summary.notes.append(f"read as {decoded_from}")
+        if packed:
+            summary.notes.append(f"{packed} input")
         bar.close()
     summary.seconds = time.perf_counter() - start
     return summary
@@ -299,6 +336,13 @@ def _shown(line: bytes) -> str:
 Row = tuple[str | list[str], str | None, str | None]
 # Keys the output adds to a JSONL record; the record's own are replaced.
 ADDED_KEYS = ("ascii", "language", "probability", "top", "set", "error")
+
+
+def _undecodable_as(code: str, rows: Iterator[Row]) -> Iterator[Row]:
+    """The rows with `invalid_utf8` renamed: after transcoding, bad bytes are the input
+    encoding's."""
+    for lead, name, error in rows:
+        yield lead, name, code if error == "invalid_utf8" else error
 
 
 def _decode_line(raw: bytes) -> tuple[str, str | None]:
