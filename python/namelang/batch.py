@@ -86,11 +86,11 @@ class Scorer:
 
     def score_batch(self, data):
         """`data` with the prediction columns added (see `score_batch`)."""
-        return _score_batch(self, data)
+        return score_with(self, data)
 
     def meta(self, frame):
         """An empty frame shaped like `score_batch`'s output, for dask's `meta=`."""
-        return _score_batch(self, frame.iloc[:0])
+        return score_with(self, frame.iloc[:0])
 
     def spark_schema(self, schema):
         """The Spark schema of the scored rows: the input's `schema` (a StructType) with
@@ -153,7 +153,7 @@ def score_batch(
         prior=prior,
         full_name=full_name,
     )
-    return _score_batch(scorer, data)
+    return score_with(scorer, data)
 
 
 def _columns_from_arrow(scorer: Scorer, array):
@@ -178,10 +178,19 @@ def _columns_from_arrow(scorer: Scorer, array):
     return top, prob, error, nulls
 
 
-def _score_batch(scorer: Scorer, data):
+def score_with(scorer: Scorer, data):
+    """`data` (pandas, pyarrow or polars) with the scorer's columns added."""
     import numpy as np
 
     kind = type(data).__module__.split(".")[0]
+    if kind == "polars":
+        import polars as pl
+
+        if not isinstance(data, pl.DataFrame):
+            raise TypeError(f"score_batch takes a polars DataFrame, not {type(data).__name__}")
+        # Arrow export without a copy of the strings (large_string, as the scorer reads).
+        table = data.to_arrow(compat_level=pl.CompatLevel.oldest())
+        return pl.from_arrow(score_with(scorer, table))
     if kind == "pandas":
         series = data[scorer.column]
         values = series.tolist()
@@ -202,8 +211,8 @@ def _score_batch(scorer: Scorer, data):
         top, prob, error, nulls = _columns_from_arrow(scorer, table.column(column))
         return _to_arrow(scorer, table, top, prob, error, nulls)
     raise TypeError(
-        f"score_batch takes a pandas DataFrame or a pyarrow Table, RecordBatch or string "
-        f"array, not {type(data).__name__}"
+        f"score_batch takes a pandas or polars DataFrame or a pyarrow Table, RecordBatch or "
+        f"string array, not {type(data).__name__}"
     )
 
 

@@ -462,8 +462,8 @@ def _add_score(sub) -> None:
     p = sub.add_parser("score", help="score a name list (text, CSV, TSV, JSONL) to CSV/TSV/JSONL")
     p.add_argument("input", help="file with one name a line, or CSV/TSV/JSONL; '-' for stdin")
     p.add_argument("-o", "--output", help="output file (default: stdout); written atomically")
-    p.add_argument("--format", choices=["csv", "tsv", "jsonl"], help="output format")
-    p.add_argument("--input-format", choices=["text", "csv", "tsv", "jsonl"])
+    p.add_argument("--format", choices=["csv", "tsv", "jsonl", "parquet"], help="output format")
+    p.add_argument("--input-format", choices=["text", "csv", "tsv", "jsonl", "parquet"])
     p.add_argument("--column", help="the name field of a CSV/TSV/JSONL input (default: name)")
     p.add_argument(
         "--delimiter",

@@ -28,8 +28,8 @@ from namelang.transcode import resolve as resolve_encoding
 if TYPE_CHECKING:
     from namelang.classifier import Classifier
 
-INPUT_FORMATS = ("text", "csv", "tsv", "jsonl")
-OUTPUT_FORMATS = ("csv", "tsv", "jsonl")
+INPUT_FORMATS = ("text", "csv", "tsv", "jsonl", "parquet")
+OUTPUT_FORMATS = ("csv", "tsv", "jsonl", "parquet")
 CHUNK_BYTES = 1 << 20
 DEFAULT_MAX_LENGTH = 256
 # A line longer than this many bytes is flagged too_long without being held in memory;
@@ -68,7 +68,7 @@ class ScoreSummary:
 def _format_from_suffix(path: str | None, choices: tuple[str, ...], default: str) -> str:
     if path and path != "-":
         suffix = Path(path).suffix.lower().lstrip(".")
-        suffix = {"ndjson": "jsonl", "txt": "text"}.get(suffix, suffix)
+        suffix = {"ndjson": "jsonl", "txt": "text", "pq": "parquet"}.get(suffix, suffix)
         if suffix in choices:
             return suffix
     return default
@@ -149,7 +149,7 @@ def score_file(
 
     def rows_for(columns: list[str] | None = None, transcoded: bool = False):
         return classifier.row_format(
-            out_format,
+            "csv" if out_format == "parquet" else out_format,
             k,
             max_length,
             threshold,
@@ -167,6 +167,8 @@ def score_file(
             f"{classifier.max_letters} letters; use the rust backend for longer names"
         )
     resolve_encoding(encoding)  # an unknown one refused before the output is touched
+    if "parquet" in (in_format, out_format):
+        _check_parquet_job(classifier, in_format, out_format, input, compression, explain)
     start = time.perf_counter()
     with (
         _open_input(input) as raw,
@@ -177,7 +179,14 @@ def score_file(
         unpacked, packed = open_decompressed(raw)
         source, decoded_from = open_decoded(unpacked, encoding)
         transcoded = decoded_from is not None
-        if in_format == "text" and classifier.backend == "rust":
+        if "parquet" in (in_format, out_format):
+            options = {"k": k, "max_length": max_length, "min_probability": min_probability}
+            summary = _score_parquet(
+                classifier, raw if in_format == "parquet" else source, sink, in_format,
+                out_format, column or "name", batch_size, options | {"full_name": full_name},
+                (bar, delimiter, rows_for),
+            )  # fmt: skip
+        elif in_format == "text" and classifier.backend == "rust":
             summary = _score_text_native(classifier, source, sink, rows_for(None, transcoded), bar)
         else:
             summary = ScoreSummary()
@@ -194,6 +203,44 @@ def score_file(
             summary.notes.append(f"{packed} input")
         bar.close()
     summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _check_parquet_job(classifier, in_format, out_format, input, compression, explain) -> None:
+    """What a job with Parquet on either side cannot do, refused before any output."""
+    if classifier.backend != "rust":
+        raise ValueError("Parquet input and output run on the rust backend")
+    if in_format == "parquet" and input == "-":
+        raise ValueError("a Parquet input must be a file (its index is at its end), not stdin")
+    if out_format == "parquet" and compression not in (None, "none"):
+        raise ValueError("a Parquet output compresses itself: drop --compression and .gz/.zst")
+    if out_format == "parquet" and in_format == "jsonl":
+        raise ValueError("JSONL input goes to CSV, TSV or JSONL output, not Parquet")
+    if out_format == "parquet" and explain:
+        raise ValueError("--explain writes a why column to CSV, TSV or JSONL, not Parquet")
+
+
+def _score_parquet(
+    classifier, source, sink, in_format, out_format, column, batch_size, options, text
+) -> ScoreSummary:
+    """Jobs with Parquet on either side (`namelang.parquet`): scored in batches."""
+    from namelang import parquet
+    from namelang.batch import Scorer
+
+    bar, delimiter, rows_for = text
+    summary = ScoreSummary()
+    scorer = Scorer(classifier.path, column=column, prior=classifier.prior, **options)
+    if in_format == "parquet":
+        schema, batches = parquet.read_batches(source, column, batch_size)
+        if out_format == "parquet":
+            parquet.write_scored(((b, None, None) for b in batches), scorer, sink, summary)
+        else:
+            rows = parquet.rows_of_batches(batches, column)
+            _score_rows(classifier, rows, sink, rows_for(schema.names), batch_size, summary)
+        return summary
+    columns, rows = _read_rows(source, in_format, "csv", column, bar, delimiter, summary)
+    batches = parquet.batches_of_rows(rows, columns, column, batch_size)
+    parquet.write_scored(batches, scorer, sink, summary)
     return summary
 
 
