@@ -91,7 +91,7 @@ def test_scorer_pickles_as_model_bytes(tmp_path):
 
 
 def test_wrong_inputs_are_clear_errors():
-    with pytest.raises(TypeError, match="pandas DataFrame or a pyarrow"):
+    with pytest.raises(TypeError, match="pandas or polars DataFrame or a pyarrow"):
         score_batch([1, 2])
     with pytest.raises(ValueError, match="no column 'surname'"):
         score_batch(pa.table({"name": ["a"]}), column="surname")
