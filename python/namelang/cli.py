@@ -398,6 +398,12 @@ def _add_train(sub) -> None:
         "--corpus-cap", dest="corpus_cap", type=int, help="corpus rows per language (300)"
     )
     p.add_argument(
+        "--corpus-cap-ratio",
+        dest="corpus_cap_ratio",
+        type=float,
+        help="also cap a language's corpus rows at this many times its training names",
+    )
+    p.add_argument(
         "--corpus-keep-shared",
         dest="corpus_keep_shared",
         action="store_true",

@@ -94,11 +94,17 @@ def _is_surname(name: str) -> bool:
 
 
 def faker_corpus(
-    split: Split, cap: int = 300, seed: int = 2022, keep_shared: bool = False
+    split: Split,
+    cap: int = 300,
+    seed: int = 2022,
+    keep_shared: bool = False,
+    cap_ratio: float = 0.0,
 ) -> Corpus:
     """The Faker rows for the languages of `split` (see the module's notes);
     `keep_shared`: keep a name found under two languages, with its list's language, so
-    the data says both (as the data set does for its own shared names)."""
+    the data says both (as the data set does for its own shared names). `cap_ratio` > 0
+    also caps a language at that many times its training names (at least 50), so a
+    small language's neighbours are not outweighed."""
     import faker
 
     index = {c: i for i, c in enumerate(split.categories)}
@@ -136,7 +142,9 @@ def faker_corpus(
             kept.sort(key=lambda nf: -nf[1])
         else:
             rng.shuffle(kept)
-        kept = kept[:cap]
+        own = sum(1 for _, label in split.train if label == index[language])
+        limit = min(cap, max(50, int(cap_ratio * own))) if cap_ratio > 0 else cap
+        kept = kept[:limit]
         rows += [(name, index[language]) for name, _ in kept]
         by_language[language] = len(kept)
     return Corpus(rows, by_language, shared, out_held, faker.VERSION)

@@ -71,6 +71,7 @@ class TrainConfig:
     corpus_cap: int = 300  # at most this many corpus rows per language
     corpus_weight: float = 0.3  # a corpus row's weight against a data set row
     corpus_keep_shared: bool = False  # keep corpus names found under two languages
+    corpus_cap_ratio: float = 0.0  # > 0: also cap a language at this x its training names
 
 
 @dataclass
@@ -254,7 +255,11 @@ def _with_corpus(config: TrainConfig, split: Split) -> tuple[Split, dict]:
         raise ValueError("the tutorial recipe trains on the tutorial's data only")
     require("faker", "the second corpus (--corpus faker)")
     corpus = faker_corpus(
-        split, cap=config.corpus_cap, seed=config.split_seed, keep_shared=config.corpus_keep_shared
+        split,
+        cap=config.corpus_cap,
+        seed=config.split_seed,
+        keep_shared=config.corpus_keep_shared,
+        cap_ratio=config.corpus_cap_ratio,
     )
     weights = split.weights() + [config.corpus_weight] * len(corpus.rows)
     notes = {
@@ -264,6 +269,7 @@ def _with_corpus(config: TrainConfig, split: Split) -> tuple[Split, dict]:
         "cap": config.corpus_cap,
         "weight": config.corpus_weight,
         "keep_shared": config.corpus_keep_shared,
+        "cap_ratio": config.corpus_cap_ratio,
         "left_out_under_two_languages": corpus.dropped_shared,
         "left_out_as_validation_or_test_names": corpus.dropped_held_out,
     }
