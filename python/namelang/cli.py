@@ -288,7 +288,7 @@ def _answer_options(p: argparse.ArgumentParser) -> None:
         "--full-name",
         dest="full_name",
         action="store_true",
-        help="names are full names (John Smith, Smith John, Jan van den Berg): score the "
+        help="names are full names (John Smith, 'Smith, John', Jan van den Berg): score the "
         "surname with its particles",
     )
     p.add_argument(
