@@ -348,6 +348,37 @@ def _add_predict(sub) -> None:
     p.set_defaults(run=_predict)
 
 
+def _corpus_options(p: argparse.ArgumentParser) -> None:
+    """The second training corpus (namelang.corpus) and how much it counts."""
+    p.add_argument(
+        "--corpus",
+        choices=["faker"],
+        help="add a second corpus to training: Faker's surname lists (namelang.corpus)",
+    )
+    p.add_argument(
+        "--corpus-cap", dest="corpus_cap", type=int, help="corpus rows per language (300)"
+    )
+    p.add_argument(
+        "--corpus-cap-ratio",
+        dest="corpus_cap_ratio",
+        type=float,
+        help="also cap a language's corpus rows at this many times its training names",
+    )
+    p.add_argument(
+        "--corpus-keep-shared",
+        dest="corpus_keep_shared",
+        action="store_true",
+        default=None,
+        help="keep corpus names found under two languages, each with its list's language",
+    )
+    p.add_argument(
+        "--corpus-weight",
+        dest="corpus_weight",
+        type=float,
+        help="a corpus row's weight against a data set row (0.3)",
+    )
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model and write its file")
     p.add_argument("--data", help=DATA_HELP)
@@ -389,33 +420,7 @@ def _add_train(sub) -> None:
         help="train on each distinct (name, language) pair once, not once per line",
     )
     p.add_argument("--ensemble", type=int, help="members merged into one model (gru/lstm, one_hot)")
-    p.add_argument(
-        "--corpus",
-        choices=["faker"],
-        help="add a second corpus to training: Faker's surname lists (namelang.corpus)",
-    )
-    p.add_argument(
-        "--corpus-cap", dest="corpus_cap", type=int, help="corpus rows per language (300)"
-    )
-    p.add_argument(
-        "--corpus-cap-ratio",
-        dest="corpus_cap_ratio",
-        type=float,
-        help="also cap a language's corpus rows at this many times its training names",
-    )
-    p.add_argument(
-        "--corpus-keep-shared",
-        dest="corpus_keep_shared",
-        action="store_true",
-        default=None,
-        help="keep corpus names found under two languages, each with its list's language",
-    )
-    p.add_argument(
-        "--corpus-weight",
-        dest="corpus_weight",
-        type=float,
-        help="a corpus row's weight against a data set row (0.3)",
-    )
+    _corpus_options(p)
     p.add_argument(
         "--text-rule",
         dest="text_rule",

@@ -119,10 +119,40 @@ def score_file(
     zstd input is decompressed as it is read (found by its first bytes); the output is
     compressed by its suffix (`.gz`, `.zst`) or by `compression` ("gzip", "zstd",
     "none"), and the format comes from the name without that suffix."""
-    from namelang.classifier import Classifier, load
-    from namelang.text import set_num_threads
-
     input, output = str(input), None if output in (None, "-") else str(output)
+    in_format, out_format, compression = _formats(
+        input, output, input_format, format, compression, column, delimiter
+    )
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    job = _Job(
+        classifier=_classifier(model, backend, prior, threads),
+        in_format=in_format,
+        out_format=out_format,
+        column=column or "name",
+        batch_size=batch_size,
+        delimiter=delimiter,
+        encoding=encoding,
+        options={"k": k, "max_length": max_length, "min_probability": min_probability},
+        full_name=full_name,
+        explain=explain,
+    )
+    job.check(input, compression, coverage)
+    start = time.perf_counter()
+    with (
+        _open_input(input) as raw,
+        open_output(output) as file_sink,
+        compressed(file_sink, compression) as sink,
+    ):
+        bar = _progress_bar(raw, input, progress)
+        summary = job.run(raw, sink, bar)
+        bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _formats(input, output, input_format, format, compression, column, delimiter):
+    """(input format, output format, output compression), from the names unless given."""
     out_format = format or _format_from_suffix(without_suffix(output), OUTPUT_FORMATS, "csv")
     in_format = input_format or _format_from_suffix(without_suffix(input), INPUT_FORMATS, "text")
     compression = compression or of_path(output)
@@ -136,74 +166,94 @@ def score_file(
         raise ValueError("--column needs a CSV, TSV or JSONL input (or --input-format)")
     if delimiter is not None and delimiter not in DELIMITERS:
         raise ValueError(f"delimiter must be one of {list(DELIMITERS)}, got {delimiter!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    return in_format, out_format, compression
+
+
+def _classifier(model, backend: str, prior: PriorSpec, threads: int | None):
+    from namelang.classifier import Classifier, load
+    from namelang.text import set_num_threads
+
     if threads is not None:
         set_num_threads(threads)
     if isinstance(model, Classifier) and prior is not None:
         raise ValueError("a loaded Classifier has its prior: pass prior= to namelang.load")
-    classifier = (
-        model if isinstance(model, Classifier) else load(model, backend=backend, prior=prior)
-    )
-    threshold = None if coverage is None else classifier.conformal_threshold(coverage)
+    return model if isinstance(model, Classifier) else load(model, backend=backend, prior=prior)
 
-    def rows_for(columns: list[str] | None = None, transcoded: bool = False):
-        return classifier.row_format(
-            "csv" if out_format == "parquet" else out_format,
-            k,
-            max_length,
-            threshold,
-            min_probability,
+
+@dataclass
+class _Job:
+    """One scoring job's choices, checked before the output is touched."""
+
+    classifier: Classifier
+    in_format: str
+    out_format: str
+    column: str
+    batch_size: int
+    delimiter: str | None
+    encoding: str | None
+    options: dict  # k, max_length, min_probability
+    full_name: bool
+    explain: int
+    threshold: float | None = None
+
+    def row_format(self, columns: list[str] | None = None, transcoded: bool = False):
+        o = self.options
+        return self.classifier.row_format(
+            "csv" if self.out_format == "parquet" else self.out_format,
+            o["k"],
+            o["max_length"],
+            self.threshold,
+            o["min_probability"],
             columns,
-            explain,
-            full_name,
+            self.explain,
+            self.full_name,
             transcoded,
         )
 
-    rows_for()  # every option checked before the output is touched
-    if classifier.max_letters is not None and max_length > classifier.max_letters:
-        raise ValueError(
-            f"--max-length {max_length} is past the {classifier.backend} backend's "
-            f"{classifier.max_letters} letters; use the rust backend for longer names"
-        )
-    resolve_encoding(encoding)  # an unknown one refused before the output is touched
-    if "parquet" in (in_format, out_format):
-        _check_parquet_job(classifier, in_format, out_format, input, compression, explain)
-    start = time.perf_counter()
-    with (
-        _open_input(input) as raw,
-        open_output(output) as file_sink,
-        compressed(file_sink, compression) as sink,
-    ):
-        bar = _progress_bar(raw, input, progress)
+    def check(self, input: str, compression: str | None, coverage: float | None) -> None:
+        clf = self.classifier
+        if coverage is not None:
+            self.threshold = clf.conformal_threshold(coverage)
+        self.row_format()  # every row option checked
+        max_length = self.options["max_length"]
+        if clf.max_letters is not None and max_length > clf.max_letters:
+            raise ValueError(
+                f"--max-length {max_length} is past the {clf.backend} backend's "
+                f"{clf.max_letters} letters; use the rust backend for longer names"
+            )
+        resolve_encoding(self.encoding)
+        if "parquet" in (self.in_format, self.out_format):
+            _check_parquet_job(
+                clf, self.in_format, self.out_format, input, compression, self.explain
+            )
+
+    def run(self, raw: BinaryIO, sink: BinaryIO, bar) -> ScoreSummary:
+        """Reads `raw` (decompressed, decoded) and writes its rows to `sink`."""
         unpacked, packed = open_decompressed(raw)
-        source, decoded_from = open_decoded(unpacked, encoding)
+        source, decoded_from = open_decoded(unpacked, self.encoding)
         transcoded = decoded_from is not None
-        if "parquet" in (in_format, out_format):
-            options = {"k": k, "max_length": max_length, "min_probability": min_probability}
+        if "parquet" in (self.in_format, self.out_format):
             summary = _score_parquet(
-                classifier, raw if in_format == "parquet" else source, sink, in_format,
-                out_format, column or "name", batch_size, options | {"full_name": full_name},
-                (bar, delimiter, rows_for),
-            )  # fmt: skip
-        elif in_format == "text" and classifier.backend == "rust":
-            summary = _score_text_native(classifier, source, sink, rows_for(None, transcoded), bar)
+                self, raw if self.in_format == "parquet" else source, sink, bar
+            )
+        elif self.in_format == "text" and self.classifier.backend == "rust":
+            rows = self.row_format(None, transcoded)
+            summary = _score_text_native(self.classifier, source, sink, rows, bar)
         else:
             summary = ScoreSummary()
             columns, rows = _read_rows(
-                source, in_format, out_format, column or "name", bar, delimiter, summary
-            )
+                source, self.in_format, self.out_format, self.column, bar, self.delimiter,
+                summary,
+            )  # fmt: skip
             if transcoded:
                 rows = _undecodable_as("invalid_encoding", rows)
-            format_ = rows_for(columns, transcoded)
-            _score_rows(classifier, rows, sink, format_, batch_size, summary)
+            row_format = self.row_format(columns, transcoded)
+            _score_rows(self.classifier, rows, sink, row_format, self.batch_size, summary)
         if transcoded:
             summary.notes.append(f"read as {decoded_from}")
         if packed:
             summary.notes.append(f"{packed} input")
-        bar.close()
-    summary.seconds = time.perf_counter() - start
-    return summary
+        return summary
 
 
 def _check_parquet_job(classifier, in_format, out_format, input, compression, explain) -> None:
@@ -220,26 +270,28 @@ def _check_parquet_job(classifier, in_format, out_format, input, compression, ex
         raise ValueError("--explain writes a why column to CSV, TSV or JSONL, not Parquet")
 
 
-def _score_parquet(
-    classifier, source, sink, in_format, out_format, column, batch_size, options, text
-) -> ScoreSummary:
+def _score_parquet(job: _Job, source, sink, bar) -> ScoreSummary:
     """Jobs with Parquet on either side (`namelang.parquet`): scored in batches."""
     from namelang import parquet
     from namelang.batch import Scorer
 
-    bar, delimiter, rows_for = text
     summary = ScoreSummary()
-    scorer = Scorer(classifier.path, column=column, prior=classifier.prior, **options)
-    if in_format == "parquet":
-        schema, batches = parquet.read_batches(source, column, batch_size)
-        if out_format == "parquet":
+    clf = job.classifier
+    options = job.options | {"full_name": job.full_name}
+    scorer = Scorer(clf.path, column=job.column, prior=clf.prior, **options)
+    if job.in_format == "parquet":
+        schema, batches = parquet.read_batches(source, job.column, job.batch_size)
+        if job.out_format == "parquet":
             parquet.write_scored(((b, None, None) for b in batches), scorer, sink, summary)
         else:
-            rows = parquet.rows_of_batches(batches, column)
-            _score_rows(classifier, rows, sink, rows_for(schema.names), batch_size, summary)
+            rows = parquet.rows_of_batches(batches, job.column)
+            row_format = job.row_format(schema.names)
+            _score_rows(clf, rows, sink, row_format, job.batch_size, summary)
         return summary
-    columns, rows = _read_rows(source, in_format, "csv", column, bar, delimiter, summary)
-    batches = parquet.batches_of_rows(rows, columns, column, batch_size)
+    columns, rows = _read_rows(
+        source, job.in_format, "csv", job.column, bar, job.delimiter, summary
+    )
+    batches = parquet.batches_of_rows(rows, columns, job.column, job.batch_size)
     parquet.write_scored(batches, scorer, sink, summary)
     return summary
 
