@@ -74,35 +74,49 @@ fn check_and_score_checked(
             }
             s.to_vec()
         }
-        Scores::Model(model, par) => {
-            let texts: Vec<&str> = rows
-                .iter()
-                .zip(&checked)
-                .map(|(r, c)| {
-                    if c.1.is_none() {
-                        r.name.unwrap_or("")
-                    } else {
-                        ""
-                    }
-                })
-                .collect();
-            let lengths: Vec<usize> = checked
-                .iter()
-                .map(|c| if c.1.is_none() { c.0 } else { 0 })
-                .collect();
-            if par {
-                model.log_probs_with_lengths(
-                    &texts,
-                    &lengths,
-                    Method::Auto,
-                    model.share_prefixes,
-                )?
-            } else {
-                model.log_probs_sequential(&texts, &lengths, Method::Auto, model.share_prefixes)?
-            }
-        }
+        Scores::Model(model, par) => model_scores(model, rows, &checked, par)?,
     };
     Ok((errors, scores))
+}
+
+/// This model's log-probabilities for the rows that passed their check (the others'
+/// rows hold NaN): answers already held come from the model's cache, the rest from one
+/// forward pass, and join the cache.
+fn model_scores(
+    model: &Model,
+    rows: &[RowIn<'_>],
+    checked: &[(usize, Option<RowError>)],
+    par: bool,
+) -> Result<Vec<f32>> {
+    let classes = model.classes();
+    let cache = model.caches_answers();
+    let mut out = vec![f32::NAN; rows.len() * classes];
+    let mut missed = Vec::new();
+    for (i, (r, c)) in rows.iter().zip(checked).enumerate() {
+        let name = r.name.unwrap_or("");
+        let row = &mut out[i * classes..(i + 1) * classes];
+        if c.1.is_none() && !(cache && model.answers.get_into(name, row)) {
+            missed.push(i);
+        }
+    }
+    if missed.is_empty() {
+        return Ok(out);
+    }
+    let texts: Vec<&str> = missed.iter().map(|&i| rows[i].name.unwrap_or("")).collect();
+    let lengths: Vec<usize> = missed.iter().map(|&i| checked[i].0).collect();
+    let share = model.share_prefixes;
+    let fresh = if par {
+        model.log_probs_with_lengths(&texts, &lengths, Method::Auto, share)?
+    } else {
+        model.log_probs_sequential(&texts, &lengths, Method::Auto, share)?
+    };
+    for (k, (&i, row)) in missed.iter().zip(fresh.chunks(classes)).enumerate() {
+        out[i * classes..(i + 1) * classes].copy_from_slice(row);
+        if cache && model.answers.seen_before(texts[k]) {
+            model.answers.insert(texts[k], row);
+        }
+    }
+    Ok(out)
 }
 
 /// Checks, scores and appends the output rows of `rows` to `out`.

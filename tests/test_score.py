@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import namelang
 import pytest
 from namelang.cli import main
 from namelang.score import score_file
@@ -360,3 +361,27 @@ def test_giant_csv_and_jsonl_records_are_flagged_not_held(tmp_path, backend, mon
     out = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
     assert [r["error"] for r in out] == [None, "too_long", None]
     assert out[2]["language"] and len(out[1]["line"]) == 1000
+
+
+def test_answers_kept_across_blocks_change_no_row(tmp_path, dataset_names):
+    """A list that repeats its names block after block (the answer cache's case) gives
+    the rows each name gets alone, and the same bytes run after run."""
+    import random
+
+    rng = random.Random(0)
+    common = dataset_names[:50]
+    names = [rng.choice(common) if rng.random() < 0.7 else rng.choice(dataset_names)
+             for _ in range(60_000)]  # fmt: skip
+    src = write_lines(tmp_path / "in.txt", names)
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    clf = namelang.load()
+    score_file(src, first, model=clf, progress=False)
+    score_file(src, second, model=clf, progress=False)
+    assert first.read_bytes() == second.read_bytes()
+    rows = read_csv(first)
+    alone = {n: clf.predict([n], k=1) for n in set(names[:3000])}
+    for name, row in zip(names[:3000], rows[:3000], strict=True):
+        top = alone[name]
+        if top and top[0]:
+            assert row["language"] == top[0][0][0]
+            assert row["probability"] == f"{top[0][0][1]:.6f}"

@@ -14,6 +14,7 @@ mod scratch;
 #[cfg(test)]
 mod tests;
 
+use crate::answer_cache::AnswerCache;
 use crate::error::{Error, Result};
 use crate::gemm::Packed;
 use crate::math::log_softmax_rows;
@@ -62,6 +63,8 @@ pub struct Model {
     /// Added to every row's logits before the log-softmax: a target prior's
     /// log(prior / training share) (`set_logit_shift`); -inf rules a language out.
     logit_shift: Option<Vec<f32>>,
+    /// Answers bulk scoring already computed, by name (`answer_cache`).
+    pub answers: AnswerCache,
     classes: usize,
     net: Net,
     /// The hashed n-gram branch: its spec and (buckets, C) table, added to the logits.
@@ -184,6 +187,7 @@ impl Model {
             spec,
             share_prefixes: true,
             logit_shift: None,
+            answers: AnswerCache::default(),
             classes,
             net,
             ngrams,
@@ -222,6 +226,12 @@ impl Model {
         self.classes
     }
 
+    /// Whether bulk scoring keeps this model's answers (`answers`): not for the linear
+    /// cell, whose collapsed tables answer a short name faster than a lookup.
+    pub fn caches_answers(&self) -> bool {
+        self.net.collapsed().is_none()
+    }
+
     /// Shifts every answer's logits by `shift` (one per language; finite or -inf, not
     /// all -inf) before the log-softmax, or removes the shift (None).
     pub fn set_logit_shift(&mut self, shift: Option<Vec<f32>>) -> Result<()> {
@@ -235,6 +245,7 @@ impl Model {
             }
         }
         self.logit_shift = shift;
+        self.answers.clear();
         Ok(())
     }
 
