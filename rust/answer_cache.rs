@@ -87,8 +87,9 @@ impl AnswerCache {
 
     /// Copies the answer to `name` into `row` when it is held.
     pub fn get_into(&self, name: &str, row: &mut [f32]) -> bool {
-        // A poisoned lock (a panic elsewhere mid-insert) only loses the cache's help.
-        let Ok(shard) = self.shard(name).lock() else {
+        // Never waits: a shard another thread holds (or one a fork copied while held, or
+        // one poisoned by a panic) is a miss, so the cache costs no deadlock and no wait.
+        let Ok(shard) = self.shard(name).try_lock() else {
             return false;
         };
         match shard.get(name) {
@@ -102,8 +103,8 @@ impl AnswerCache {
 
     /// Keeps the answer to `name`.
     pub fn insert(&self, name: &str, row: &[f32]) {
-        let Ok(mut shard) = self.shard(name).lock() else {
-            return;
+        let Ok(mut shard) = self.shard(name).try_lock() else {
+            return; // busy: this answer is simply not kept
         };
         if shard.len() >= ENTRIES / SHARDS {
             shard.clear();
