@@ -299,6 +299,11 @@ impl PyModel {
         self.inner.share_prefixes
     }
 
+    /// Forgets the answers bulk scoring kept (`answer_cache`), so a timed run starts cold.
+    fn clear_answers(&self) {
+        self.inner.answers.clear();
+    }
+
     /// float32 (B, C) log-probabilities; NaN rows for names with no letters.
     /// `share_prefixes` (default: the model's) chooses whether rows whose names start
     /// alike share their recurrent state; the results are the same either way.

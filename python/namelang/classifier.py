@@ -193,6 +193,13 @@ class Classifier:
         # The longest name this backend scores (None: any length).
         self.max_letters: int | None = getattr(self._impl, "MAX_LETTERS", None)
 
+    def clear_answers(self) -> None:
+        """Forgets the answers bulk scoring kept across blocks and files (the rust
+        backend keeps up to 32,768; they change no output), so a timed run starts cold."""
+        model = getattr(self._impl, "model", None)
+        if model is not None:
+            model.clear_answers()
+
     def __repr__(self) -> str:
         return f"Classifier({self.path.name!r}, cell={self.spec.cell!r}, backend={self.backend!r})"
 
