@@ -1011,6 +1011,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     let codes: Vec<&str> = rows::RowError::ALL.iter().map(|e| e.code()).collect();
     m.add("ERROR_CODES", codes)?;
+    m.add("ADDED_KEYS", rows::ADDED_KEYS.to_vec())?;
     m.add_function(wrap_pyfunction!(to_ascii, m)?)?;
     m.add_function(wrap_pyfunction!(to_ascii_batch, m)?)?;
     m.add_function(wrap_pyfunction!(romanize, m)?)?;

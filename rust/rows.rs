@@ -146,7 +146,7 @@ pub struct RowFormat {
 pub const MAX_LENGTH_LIMIT: usize = 1 << 30;
 
 /// Added column names, after the input's columns.
-const ADDED_KEYS: [&str; 7] = [
+pub const ADDED_KEYS: [&str; 7] = [
     "ascii",
     "language",
     "probability",

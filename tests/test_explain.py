@@ -137,3 +137,19 @@ def test_plain_scoring_has_no_why_column(tmp_path):
     out = tmp_path / "out.csv"
     score_file(src, out, progress=False)
     assert out.read_text().splitlines()[0] == "name,ascii,language,probability,error"
+
+
+@pytest.mark.parametrize("backend", ["rust", "torch"])
+def test_a_jsonl_record_with_its_own_why_key_gets_one_why(tmp_path, backend):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"name": "Zhou", "why": "kept?", "id": 1}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    score_file(src, out, backend=backend, explain=2, progress=False)
+
+    def unique(pairs):
+        keys = [k for k, _ in pairs]
+        assert len(keys) == len(set(keys)), keys
+        return dict(pairs)
+
+    record = json.loads(out.read_text(encoding="utf-8"), object_pairs_hook=unique)
+    assert record["id"] == 1 and [p["text"] for p in record["why"]][:1] == ["hou"]

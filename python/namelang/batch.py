@@ -39,8 +39,10 @@ class Scorer:
         self.column, self.k, self.max_length, self.threads = column, k, max_length, threads
         self.min_probability, self.full_name = min_probability, full_name
         self._bytes = model_path(model).read_bytes()
-        first = _native.Model.from_bytes(self._bytes)  # the file and the prior checked here
-        self._shift = logit_shift(prior, first.categories, first.metadata())
+        self._shift = None
+        if prior is not None and prior != "data":  # checked here, on the driver
+            first = _native.Model.from_bytes(self._bytes)
+            self._shift = logit_shift(prior, first.categories, first.metadata())
         self._model: Any = None
         self._rows: Any = None
         self._pid: int | None = None

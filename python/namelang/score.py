@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from namelang import _native
 from namelang.compression import CHOICES as COMPRESSIONS
 from namelang.compression import compressed, of_path, open_decompressed, without_suffix
 from namelang.csv_records import DELIMITERS, fields, records, sniff
@@ -433,8 +434,9 @@ def _shown(line: bytes) -> str:
 # lead is the name (text), the record's fields (CSV/TSV), or for JSONL the record's JSON
 # text without its closing brace (JSONL out) or the name (CSV/TSV out).
 Row = tuple[str | list[str], str | None, str | None]
-# Keys the output adds to a JSONL record; the record's own are replaced.
-ADDED_KEYS = ("ascii", "language", "probability", "top", "set", "error")
+# Keys the output adds to a JSONL record (one list, the formatter's); the record's own
+# keys of those names are replaced.
+ADDED_KEYS = frozenset(_native.ADDED_KEYS)
 
 
 def _undecodable_as(code: str, rows: Iterator[Row]) -> Iterator[Row]:
@@ -535,8 +537,6 @@ def _csv_rows(
     if delimiter is None:
         delimiter = sniff(head, "\t" if in_format == "tsv" else ",")
         summary.notes.append(f"delimiter {delimiter!r} (from the header)")
-    elif delimiter not in DELIMITERS:
-        raise ValueError(f"delimiter must be one of {list(DELIMITERS)}, got {delimiter!r}")
     header = [_repair(f)[0] for f in fields(head, delimiter) or []]
     if column not in header:
         raise ValueError(
