@@ -29,4 +29,4 @@ def test_batch_pandas_frame(benchmark, scorer, many_names):
 
 @pytest.mark.benchmark(group="batch (tutorial model)")
 def test_batch_list_of_str(benchmark, scorer, many_names):
-    benchmark(scorer.model.score_names, many_names, scorer.row_format)
+    benchmark(scorer.job.columns, many_names)

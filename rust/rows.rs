@@ -141,6 +141,9 @@ pub struct RowFormat {
     pub undecodable: RowError,
 }
 
+/// Letters a name may have before scoring flags it `too_long`, unless the job says.
+pub const DEFAULT_MAX_LENGTH: usize = 256;
+
 /// The longest `max_length` a job may ask for: past it, a single name's letters would
 /// not fit the forward pass's buffers on any machine this runs on.
 pub const MAX_LENGTH_LIMIT: usize = 1 << 30;
@@ -297,10 +300,14 @@ pub enum Lead<'a> {
 
 /// A row's answer: its best languages with probabilities, its prediction set and its
 /// final error. Buffers are reused from row to row.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Answer {
     pub top: Vec<(usize, f64)>,
     pub set: Vec<usize>,
+    /// A `low_confidence` row's best languages, which it does not name (`top` is empty).
+    pub withheld: Vec<(usize, f64)>,
+    /// The probability of each language of `set`, in its order.
+    pub set_probability: Vec<f64>,
     pub error: Option<RowError>,
     /// The parts that raised the top language (`explain`), set by the caller; written
     /// only for a row that names a language.
@@ -315,6 +322,8 @@ impl Answer {
     pub fn fill(&mut self, fmt: &RowFormat, scores: &[f32], error: Option<RowError>) {
         self.top.clear();
         self.set.clear();
+        self.set_probability.clear();
+        self.withheld.clear();
         self.why.clear();
         self.error = error;
         if error.is_some() {
@@ -331,10 +340,12 @@ impl Answer {
             .extend(self.best.iter().map(|&c| (c, (scores[c] as f64).exp())));
         if let Some(cut) = fmt.set_threshold {
             prediction_set(scores, cut, &mut self.set);
+            let probability = self.set.iter().map(|&c| (scores[c] as f64).exp());
+            self.set_probability.extend(probability);
         }
         if self.top[0].1 < fmt.min_probability as f64 {
             self.error = Some(RowError::LowConfidence);
-            self.top.clear();
+            std::mem::swap(&mut self.top, &mut self.withheld);
         }
     }
 }

@@ -126,23 +126,62 @@ pub fn write_rows(
     scores: Scores<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Counts> {
+    let mut counts = Counts::default();
+    for_each_answer(fmt, rows, scores, |row, answer| {
+        crate::rows::write_row(out, fmt, row.lead, row.name, answer);
+        counts.rows += 1;
+        counts.flagged += answer.error.is_some() as usize;
+    })?;
+    counts.scored = counts.rows - counts.flagged;
+    Ok(counts)
+}
+
+/// Each row's answer (its check, then top-k, set, abstention and parts), exactly as
+/// `write_rows` writes it: for callers that show answers their own way.
+pub fn answers(fmt: &RowFormat, rows: &[RowIn<'_>], scores: Scores<'_>) -> Result<Vec<Answer>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for_each_answer(fmt, rows, scores, |_, answer| out.push(answer.clone()))?;
+    Ok(out)
+}
+
+/// The one path from rows to answers: the scored part of each name, its check, its
+/// log-probabilities and parts, then `Answer::fill`; `f` sees each row (with the part
+/// that was scored) and its answer, in order.
+fn for_each_answer(
+    fmt: &RowFormat,
+    rows: &[RowIn<'_>],
+    scores: Scores<'_>,
+    mut f: impl FnMut(&RowIn<'_>, &mut Answer),
+) -> Result<()> {
     let rows = &scored_parts(fmt, rows);
     let why = explanations(fmt, rows, &scores)?;
     let (errors, scores) = check_and_score(fmt, rows, scores)?;
     let classes = fmt.categories.len();
     let mut answer = Answer::default();
-    let mut counts = Counts::default();
     for (i, row) in rows.iter().enumerate() {
         answer.fill(fmt, &scores[i * classes..(i + 1) * classes], errors[i]);
         if let Some(parts) = why.as_ref().and_then(|w| w.get(i)) {
             answer.why.clone_from(parts);
         }
-        crate::rows::write_row(out, fmt, row.lead, row.name, &mut answer);
-        counts.rows += 1;
-        counts.flagged += answer.error.is_some() as usize;
+        f(row, &mut answer);
     }
-    counts.scored = counts.rows - counts.flagged;
-    Ok(counts)
+    Ok(())
+}
+
+/// What a backend that scores elsewhere (torch) must score for each row: the part the
+/// model reads when the row passes its check, "" (no forward pass) when it does not.
+pub fn texts_to_score<'a>(fmt: &RowFormat, rows: &[RowIn<'a>]) -> Vec<&'a str> {
+    checked_texts(fmt, &scored_parts(fmt, rows))
+}
+
+/// `texts_to_score` of rows that already hold their scored parts.
+fn checked_texts<'a>(fmt: &RowFormat, rows: &[RowIn<'a>]) -> Vec<&'a str> {
+    rows.iter()
+        .map(|r| match fmt.check(r.name, r.error) {
+            None => r.name.unwrap_or(""),
+            Some(_) => "",
+        })
+        .collect()
 }
 
 /// The rows with the part of each name that is scored (`RowFormat::part`): the rows
@@ -171,14 +210,7 @@ fn explanations(
     match scores {
         Scores::Given(_, why) => Ok(why.map(<[Vec<Part>]>::to_vec)),
         Scores::Model(model, _) => {
-            let names: Vec<&str> = rows
-                .iter()
-                .map(|r| match fmt.check(r.name, r.error) {
-                    None => r.name.unwrap_or(""),
-                    Some(_) => "",
-                })
-                .collect();
-            explain::explain(model, &names, fmt.explain).map(Some)
+            explain::explain(model, &checked_texts(fmt, rows), fmt.explain).map(Some)
         }
     }
 }
@@ -237,13 +269,7 @@ fn line_blocks(chunk: &[u8], size: usize) -> Vec<&[u8]> {
 /// The output rows of one block of complete lines, on this thread. A line that is not
 /// UTF-8 is shown with U+FFFD in place of its bad bytes.
 fn score_block(model: &Model, block: &[u8], fmt: &RowFormat) -> Result<(Vec<u8>, Counts)> {
-    let raw: Vec<&[u8]> = lines(block).collect();
-    let decoded: Vec<Option<&str>> = raw.iter().map(|r| std::str::from_utf8(r).ok()).collect();
-    let shown: Vec<std::borrow::Cow<'_, str>> = raw
-        .iter()
-        .zip(&decoded)
-        .map(|(r, d)| d.map_or_else(|| String::from_utf8_lossy(r), std::borrow::Cow::Borrowed))
-        .collect();
+    let (shown, decoded) = decoded_lines(block);
     let rows: Vec<RowIn<'_>> = shown
         .iter()
         .zip(&decoded)
@@ -258,6 +284,19 @@ fn score_block(model: &Model, block: &[u8], fmt: &RowFormat) -> Result<(Vec<u8>,
     Ok((out, counts))
 }
 
+/// Each line of a name list as its row shows it (bad bytes as U+FFFD) and as its name
+/// (None: the line is not UTF-8).
+pub fn decoded_lines(block: &[u8]) -> (Vec<Cow<'_, str>>, Vec<Option<&str>>) {
+    let raw: Vec<&[u8]> = lines(block).collect();
+    let decoded: Vec<Option<&str>> = raw.iter().map(|r| std::str::from_utf8(r).ok()).collect();
+    let shown = raw
+        .iter()
+        .zip(&decoded)
+        .map(|(r, d)| d.map_or_else(|| String::from_utf8_lossy(r), Cow::Borrowed))
+        .collect();
+    (shown, decoded)
+}
+
 /// Columnar results for batch APIs: row-major (B, k) category indices (-1: none) and
 /// probabilities, and an error code per row (`RowError::column_code`).
 pub struct Columns {
@@ -266,26 +305,26 @@ pub struct Columns {
     pub error: Vec<u8>,
 }
 
-/// Scores names given as text (None: bytes that were not UTF-8) into columns, with the
-/// same check and answer as the formatted rows.
-pub fn score_columns(model: &Model, fmt: &RowFormat, texts: &[Option<&str>]) -> Result<Columns> {
-    let rows: Vec<RowIn<'_>> = texts
-        .iter()
-        .map(|t| RowIn {
-            lead: Lead::Name(""),
-            name: *t,
-            error: None,
-        })
-        .collect();
-    let rows = scored_parts(fmt, &rows);
+/// Scores rows of names (a None name: bytes that were not UTF-8, or the row's error)
+/// into columns, with the same check and answer as the formatted rows; the checks run
+/// across the pool.
+pub fn score_columns(model: &Model, fmt: &RowFormat, rows: &[RowIn<'_>]) -> Result<Columns> {
+    let rows = scored_parts(fmt, rows);
     let checked = threads::map(&rows, |r| fmt.check_len(r.name, r.error));
     let (errors, scores) =
         check_and_score_checked(fmt, &rows, checked, Scores::Model(model, true))?;
     columns(fmt, &errors, &scores)
 }
 
-/// Columns from log-probabilities computed elsewhere (the torch backend's `predict`).
-pub fn columns(fmt: &RowFormat, errors: &[Option<RowError>], scores: &[f32]) -> Result<Columns> {
+/// The same with log-probabilities computed elsewhere (the torch backend), one row of
+/// them per row.
+pub fn columns_given(fmt: &RowFormat, rows: &[RowIn<'_>], scores: &[f32]) -> Result<Columns> {
+    let (errors, scores) =
+        check_and_score(fmt, &scored_parts(fmt, rows), Scores::Given(scores, None))?;
+    columns(fmt, &errors, &scores)
+}
+
+fn columns(fmt: &RowFormat, errors: &[Option<RowError>], scores: &[f32]) -> Result<Columns> {
     let (classes, k) = (fmt.categories.len(), fmt.k);
     let mut top = vec![-1i32; errors.len() * k];
     let mut probability = vec![f32::NAN; errors.len() * k];

@@ -82,7 +82,7 @@ def test_scorer_pickles_as_model_bytes(tmp_path):
     path.unlink()  # the worker never needs the driver's file
     assert str(tmp_path).encode() not in payload
     clone = pickle.loads(payload)
-    assert clone._model is None
+    assert clone._job is None
     out = clone.score_batch(pd.DataFrame({"name": ["Zhou"]}))
     assert (
         out["language"][0]

@@ -61,7 +61,7 @@ def test_torch_backend_memory_follows_the_letters():
     rust = namelang.load("default", backend="rust").log_probs(names)
     assert np.abs(out[1:-1] - rust[1:-1]).max() < 1e-4 and np.isnan(out[-1]).all()
     with pytest.raises(ValueError, match="backend='rust'"):
-        clf.log_probs(["a" * (clf._impl.MAX_LETTERS + 1)])
+        clf.log_probs(["a" * (clf.max_letters + 1)])
 
 
 # 4. k is capped at the languages everywhere; far past any size it is still no error.

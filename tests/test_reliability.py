@@ -138,7 +138,7 @@ def test_works_in_child_processes(method, dataset_names):
 
 def test_a_rust_panic_is_a_python_exception_and_the_pool_survives(dataset_names):
     with pytest.raises(BaseException, match="namelang test panic") as caught:
-        namelang._native._panic_in_pool()
+        namelang._native._testing.panic_in_pool()
     assert type(caught.value).__name__ == "PanicException"
     names = dataset_names * 2  # large enough to run in the pool again
     clf = namelang.load("tutorial", backend="rust")

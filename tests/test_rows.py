@@ -1,5 +1,5 @@
 """One row pipeline: every input format and both backends give the same added columns,
-from the same row check, top-k and formatting (the native `RowFormat`)."""
+from the same row check, top-k and formatting (the native `Job`)."""
 
 from __future__ import annotations
 
@@ -123,28 +123,49 @@ def test_k_is_capped_at_the_languages_on_every_path(tmp_path):
     assert widths == {1 + 1 + 2 * 18 + 1}
 
 
-def test_row_format_refuses_options_out_of_range():
-    categories = ["A", "B"]
+def test_a_job_refuses_options_out_of_range():
+    spec = namelang.load("tutorial").spec
     for bad in ({"k": 0}, {"k": -1}, {"max_length": 0}, {"max_length": 10**20}):
         with pytest.raises(ValueError):
-            _native.RowFormat(categories, **bad)
-    with pytest.raises(ValueError):
-        _native.RowFormat(categories, min_probability=1.5)
+            _native.Job(spec, **bad)
+    with pytest.raises(ValueError, match="min probability"):
+        _native.Job(spec, min_probability=1.5)
     with pytest.raises(TypeError):
-        _native.RowFormat(categories, k="3")
-    assert _native.RowFormat(categories, k=2**64).k == 2
+        _native.Job(spec, k="3")
+    with pytest.raises(TypeError, match=r"Model .* or a ModelSpec"):
+        _native.Job(["A", "B"])
+    assert _native.Job(spec, k=2**64).k == 18
+    assert _native.Job(spec).max_length == _native.DEFAULT_MAX_LENGTH == 256
 
 
-def test_format_rows_matches_the_native_scorer_on_given_log_probs():
+def test_a_job_given_log_probs_answers_as_the_job_that_scores_itself():
     clf = namelang.load()
-    rows = clf.row_format("csv", k=3)
-    names = ["Zhou", "", "Hinton"]
-    scores = clf.log_probs(names)
-    data, n, scored, flagged = rows.format_rows(names, names, [None] * 3, scores)
-    native, *_ = clf._impl.model.score_rows(rows, names, names, [None] * 3)
-    assert data == native and (n, scored, flagged) == (3, 2, 1)
-    with pytest.raises(ValueError, match="numbers for"):
-        rows.format_rows(names, names, [None] * 3, scores[:2])
-    codes = rows.check(names)
-    assert codes.tolist() == [0, _native.ERROR_CODES.index("empty") + 1, 0]
-    assert np.array_equal(rows.columns(scores)[0][[0, 2], 0], scores[[0, 2]].argmax(axis=1))
+    native = clf.job("csv", k=3)
+    given = _native.Job(clf.spec, format="csv", k=3)
+    assert native.scores_itself and not given.scores_itself
+    names = ["Zhou", "", "Hinton", "王"]
+    reads = given.texts_to_score(names)
+    assert reads == ["Zhou", "", "Hinton", ""]
+    scores = clf.log_probs(reads)
+    data, n, scored, flagged = given.format_rows(names, names, None, scores)
+    assert (data, n, scored, flagged) == native.format_rows(names, names, None)
+    assert (n, scored, flagged) == (4, 2, 2)
+    assert given.answers(names, scores) == native.answers(names)
+    assert [a[2] for a in native.answers(names)] == [None, "empty", None, "no_letters"]
+    with pytest.raises(ValueError, match="shape"):
+        given.format_rows(names, names, None, scores[:2])
+    with pytest.raises(ValueError, match="give its log_probs"):
+        given.answers(names)
+    top, _, error = given.columns(names, scores)
+    assert np.array_equal(top[[0, 2], 0], scores[[0, 2]].argmax(axis=1))
+    assert error.tolist() == [0, _native.ERROR_CODES.index("empty") + 1, 0, 2]
+
+
+def test_low_confidence_answers_name_the_languages_they_withhold():
+    clf = namelang.load()
+    job = clf.job(k=2, min_probability=0.99)
+    (top, _, error, _), (sure, _, none, _) = job.answers(["Smith", "Zhou"])
+    assert error == "low_confidence" and len(top) == 2 and top[0][1] < 0.99
+    assert none is None and sure[0][0] == "Chinese"
+    row = job.format_rows(["Smith"], ["Smith"], None)[0].decode()
+    assert row.startswith("Smith,Smith,,,,,low_confidence")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from namelang import _native
 from namelang.classifier import model_path
 from namelang.prior import PriorSpec, logit_shift
 
@@ -26,65 +27,62 @@ class Scorer:
         *,
         column: str = "name",
         k: int = 1,
-        max_length: int = 256,
+        max_length: int | None = None,
         threads: int | None = None,
         min_probability: float = 0.0,
         prior: PriorSpec = None,
         full_name: bool = False,
     ):
-        from namelang import _native
-
-        # The options checked here, on the driver, by the rules every process applies.
-        _native.RowFormat(["-"], k=k, max_length=max_length, min_probability=min_probability)
-        self.column, self.k, self.max_length, self.threads = column, k, max_length, threads
-        self.min_probability, self.full_name = min_probability, full_name
+        self.column, self.threads = column, threads
+        self._options = {
+            "k": k,
+            "max_length": max_length,
+            "min_probability": min_probability,
+            "full_name": full_name,
+        }
         self._bytes = model_path(model).read_bytes()
-        self._shift = None
-        if prior is not None and prior != "data":  # checked here, on the driver
-            first = _native.Model.from_bytes(self._bytes)
-            self._shift = logit_shift(prior, first.categories, first.metadata())
-        self._model: Any = None
-        self._rows: Any = None
+        self._prior = prior
+        self._shift: list[float] | None = None
+        self._job: Any = None
         self._pid: int | None = None
+        self.job  # noqa: B018 (the model, prior and options checked here, on the driver)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_model"], state["_rows"], state["_pid"] = None, None, None
+        state["_job"], state["_pid"] = None, None
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
 
     @property
-    def model(self):
-        """The native model, loaded once per process (again after a fork)."""
-        if self._model is None or self._pid != os.getpid():
-            from namelang import _native
+    def job(self) -> _native.Job:
+        """The native answer job for this process's model, loaded once per process
+        (again after a fork)."""
+        if self._job is None or self._pid != os.getpid():
             from namelang.text import set_num_threads
 
             if self.threads is not None:
                 set_num_threads(self.threads)
-            self._model = _native.Model.from_bytes(self._bytes, logit_shift=self._shift)
-            self._rows = _native.RowFormat(
-                self._model.categories,
-                self._model.metadata().get("text_rule", "exact"),
-                k=self.k,
-                max_length=self.max_length,
-                min_probability=self.min_probability,
-                full_name=self.full_name,
-            )
+            model = _native.Model.from_bytes(self._bytes, logit_shift=self._shift)
+            if self._prior not in (None, "data") and self._shift is None:
+                spec = model.spec
+                self._shift = logit_shift(self._prior, spec.categories, spec.metadata)
+                model = _native.Model.from_bytes(self._bytes, logit_shift=self._shift)
+            self._job = _native.Job(model, **self._options)
+            self._categories = model.categories
             self._pid = os.getpid()
-        return self._model
+        return self._job
 
     @property
-    def row_format(self):
-        """The checked row options (k capped at the languages) for this process's model."""
-        self.model  # noqa: B018 (loads the model and its row format)
-        return self._rows
+    def k(self) -> int:
+        """k after the cap at the number of languages."""
+        return self.job.k
 
     @property
     def categories(self) -> list[str]:
-        return self.model.categories
+        self.job  # noqa: B018 (loads the model in this process)
+        return self._categories
 
     def score_batch(self, data):
         """`data` with the prediction columns added (see `score_batch`)."""
@@ -131,7 +129,7 @@ def score_batch(
     k: int = 1,
     model: str | os.PathLike[str] = "default",
     backend: str = "auto",
-    max_length: int = 256,
+    max_length: int | None = None,
     min_probability: float = 0.0,
     prior: PriorSpec = None,
     full_name: bool = False,
@@ -140,7 +138,8 @@ def score_batch(
     [language, probability] pairs, best first) to a pandas DataFrame, a pyarrow Table or
     RecordBatch (whose name column is `column`), or a pyarrow string array (then a Table
     with `name` and the new columns comes back). Rows that cannot be scored keep their
-    place: `language` null, `error` one of empty, no_letters, too_long, null,
+    place: `language` null, `error` one of empty, no_letters, too_long (over
+    `max_length` letters; None: 256, `_native.DEFAULT_MAX_LENGTH`), null,
     model_error (the model gave NaN for it), and low_confidence where the top
     probability is under `min_probability`. `prior`: as `namelang.load`'s. `full_name`:
     the names are full names, scored on their surnames (`namelang.text.surnames`)."""
@@ -159,7 +158,7 @@ def score_batch(
 
 
 def _columns_from_arrow(scorer: Scorer, array):
-    """(top, probability, error, null mask) from an Arrow string array's buffers."""
+    """(top, probability, error) from an Arrow string array's buffers."""
     import numpy as np
     import pyarrow as pa
 
@@ -175,14 +174,12 @@ def _columns_from_arrow(scorer: Scorer, array):
     data = (
         np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     )
-    top, prob, error = scorer.model.score_utf8(offsets, data, scorer.row_format)
-    nulls = array.is_null().to_numpy(zero_copy_only=False) if array.null_count else None
-    return top, prob, error, nulls
+    valid = array.is_valid().to_numpy(zero_copy_only=False) if array.null_count else None
+    return scorer.job.columns_utf8(offsets, data, valid)
 
 
 def score_with(scorer: Scorer, data):
     """`data` (pandas, pyarrow or polars) with the scorer's columns added."""
-    import numpy as np
 
     kind = type(data).__module__.split(".")[0]
     if kind == "polars":
@@ -195,11 +192,8 @@ def score_with(scorer: Scorer, data):
         return pl.from_arrow(score_with(scorer, table))
     if kind == "pandas":
         series = data[scorer.column]
-        values = series.tolist()
-        nulls = np.array([not isinstance(v, str) for v in values], dtype=bool)
-        names = [v if isinstance(v, str) else "" for v in values]
-        top, prob, error = scorer.model.score_names(names, scorer.row_format)
-        return _to_pandas(scorer, data, top, prob, error, nulls if nulls.any() else None)
+        names = [v if isinstance(v, str) else None for v in series.tolist()]  # else: null
+        return _to_pandas(scorer, data, *scorer.job.columns(names))
     if kind == "pyarrow":
         import pyarrow as pa
 
@@ -210,32 +204,23 @@ def score_with(scorer: Scorer, data):
             table, column = data, scorer.column
         if column not in table.column_names:
             raise ValueError(f"no column {column!r}; columns: {table.column_names}")
-        top, prob, error, nulls = _columns_from_arrow(scorer, table.column(column))
-        return _to_arrow(scorer, table, top, prob, error, nulls)
+        return _to_arrow(scorer, table, *_columns_from_arrow(scorer, table.column(column)))
     raise TypeError(
         f"score_batch takes a pandas or polars DataFrame or a pyarrow Table, RecordBatch or "
         f"string array, not {type(data).__name__}"
     )
 
 
-def _error_names(error, nulls):
+def _error_names(error):
     import numpy as np
 
-    from namelang import _native
-
-    names = np.array([None, *_native.ERROR_CODES], dtype=object)[error]
-    if nulls is not None:
-        names[nulls] = "null"
-    return names
+    return np.array([None, *_native.ERROR_CODES], dtype=object)[error]
 
 
-def _to_pandas(scorer, frame, top, prob, error, nulls):
-    import numpy as np
+def _to_pandas(scorer, frame, top, prob, error):
     import pandas as pd
 
     categories = scorer.categories
-    if nulls is not None:
-        top[nulls], prob[nulls] = -1, np.nan
     out = frame.copy()
     out["language"] = pd.Categorical.from_codes(top[:, 0], categories=categories)
     out["probability"] = prob[:, 0]
@@ -244,18 +229,16 @@ def _to_pandas(scorer, frame, top, prob, error, nulls):
             [(categories[c], float(p)) for c, p in zip(row_c, row_p, strict=True) if c >= 0]
             for row_c, row_p in zip(top, prob, strict=True)
         ]
-    out["error"] = _error_names(error, nulls)
+    out["error"] = _error_names(error)
     return out
 
 
-def _to_arrow(scorer, table, top, prob, error, nulls):
+def _to_arrow(scorer, table, top, prob, error):
     import numpy as np
     import pyarrow as pa
 
     categories = pa.array(scorer.categories, pa.string())
     missing = top[:, 0] < 0
-    if nulls is not None:
-        missing |= nulls
     language = pa.DictionaryArray.from_arrays(
         pa.array(np.where(missing, 0, top[:, 0]), pa.int32(), mask=missing), categories
     )
@@ -263,7 +246,7 @@ def _to_arrow(scorer, table, top, prob, error, nulls):
     columns = {"language": language, "probability": probability}
     if scorer.k > 1:
         # Each row's list holds its languages only: none for a row that was not scored.
-        valid = (top >= 0) & ~missing[:, None]
+        valid = top >= 0
         offsets = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int32)
         pairs = pa.StructArray.from_arrays(
             [
@@ -273,7 +256,7 @@ def _to_arrow(scorer, table, top, prob, error, nulls):
             names=["language", "probability"],
         )
         columns["top"] = pa.ListArray.from_arrays(pa.array(offsets), pairs)
-    columns["error"] = pa.array(_error_names(error, nulls), pa.string())
+    columns["error"] = pa.array(_error_names(error), pa.string())
     for name, values in columns.items():
         table = table.append_column(name, values)
     return table

@@ -12,10 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
-from namelang import model_file
+from namelang import _native, model_file
 from namelang.prior import PriorSpec, logit_shift
 from namelang.prior import resolve as resolve_prior
-from namelang.spec import spec_from_metadata
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,13 +51,22 @@ def model_path(model: str | os.PathLike[str]) -> Path:
 def load_module(path: str | os.PathLike[str], device: str = "cpu"):
     """(spec, PyTorch module in eval mode) from a model file."""
     from namelang.model import from_tensors
+    from namelang.spec import config_of
 
     spec, tensors = model_file.read(path)
-    return spec, from_tensors(spec.config, tensors, device)
+    return spec, from_tensors(config_of(spec), tensors, device)
 
 
 class _TorchBackend:
+    """PyTorch on CPU or CUDA: supplies log-probabilities; jobs are given them."""
+
     name = "torch"
+    # Names longer than this are refused here (the rust backend takes any length): a
+    # recurrence of a million steps is minutes of PyTorch calls.
+    max_letters: int | None = 1 << 20
+    # Padded letters (rows x longest) per batch: names are batched by length, so one long
+    # name is not padded into every row of a batch of short ones.
+    PADDED_LETTERS = 1 << 18
 
     def __init__(self, path: Path, device: str, prior: PriorSpec = None):
         from namelang.extras import require
@@ -71,31 +79,27 @@ class _TorchBackend:
         self._torch = torch
         self.device = resolve_device(device)
         self.spec, self.module = load_module(path, self.device)
-        shift = logit_shift(prior, list(self.spec.categories), self.spec.metadata)
+        shift = logit_shift(prior, self.spec.categories, self.spec.metadata)
         if shift is not None:  # the same shift the rust backend adds, before the softmax
             self.module.logit_adjustment += torch.tensor(shift, device=self.device)
 
-    # Names longer than this are refused here (the rust backend takes any length): a
-    # recurrence of a million steps is minutes of PyTorch calls.
-    MAX_LETTERS = 1 << 20
-    # Padded letters (rows x longest) per batch: names are batched by length, so one long
-    # name is not padded into every row of a batch of short ones.
-    PADDED_LETTERS = 1 << 18
+    @property
+    def job_source(self) -> _native.ModelSpec:
+        return self.spec
 
     def log_probs(self, names: Sequence[str], batch: int = 4096) -> np.ndarray:
         import numpy as np
 
-        from namelang import _native
         from namelang.model import ngram_input
         from namelang.text import encode
 
         torch = self._torch
         config = self.module.config
         lengths = _native.lengths(names, config.text_rule)
-        if len(names) and lengths.max() > self.MAX_LETTERS:
+        if len(names) and lengths.max() > self.max_letters:
             raise ValueError(
                 f"a name of {lengths.max()} letters is past the torch backend's "
-                f"{self.MAX_LETTERS}; backend='rust' scores names of any length"
+                f"{self.max_letters}; backend='rust' scores names of any length"
             )
         out = np.empty((len(names), self.spec.n_categories), dtype=np.float32)
         with torch.inference_mode():
@@ -107,6 +111,14 @@ class _TorchBackend:
                 ngrams = ngram_input(part, config, device=self.device)
                 out[rows] = self.module.log_probs(x, n, ngrams).float().cpu().numpy()
         return out
+
+    def explain(self, names: list[str], k: int) -> list[list[Part]]:
+        reads, candidates = _native.explain_candidates(names, self.spec.text_rule)
+        full, rows = self.log_probs(names), self.log_probs(candidates)
+        return _native.explain_rank(reads, full, rows, k)
+
+    def clear_answers(self) -> None:
+        pass  # nothing kept
 
 
 def _length_batches(lengths: np.ndarray, rows: int, padded: int) -> list[np.ndarray]:
@@ -132,37 +144,45 @@ def _length_batches(lengths: np.ndarray, rows: int, padded: int) -> list[np.ndar
 
 
 class _RustBackend:
+    """The native CPU forward pass: jobs made from its model score rows themselves."""
+
     name = "rust"
+    max_letters: int | None = None  # any length
 
-    def __init__(
-        self,
-        path: Path,
-        method: str = "auto",
-        share_prefixes: bool = True,
-        prior: PriorSpec = None,
-    ):
-        from namelang import _native
-
+    def __init__(self, path: Path, share_prefixes: bool = True, prior: PriorSpec = None):
         model = _native.Model(str(path), share_prefixes=share_prefixes)
-        self.spec = spec_from_metadata(model.metadata())
-        shift = logit_shift(prior, list(self.spec.categories), self.spec.metadata)
+        self.spec = model.spec
+        shift = logit_shift(prior, self.spec.categories, self.spec.metadata)
         if shift is not None:
             model = _native.Model(str(path), share_prefixes=share_prefixes, logit_shift=shift)
         self.model = model
-        self.method = method
+
+    @property
+    def job_source(self) -> _native.Model:
+        return self.model
 
     def log_probs(self, names: Sequence[str]) -> np.ndarray:
-        return self.model.log_probs(names, self.method)
+        return self.model.log_probs(names)
+
+    def explain(self, names: list[str], k: int) -> list[list[Part]]:
+        return self.model.explain(names, k)
+
+    def clear_answers(self) -> None:
+        self.model.clear_answers()
 
 
-def _rust_available() -> bool:
-    from namelang import _native
-
-    return hasattr(_native, "Model")
+# One row's answer (`namelang._native.Job.answers`): top-k [(language, probability)],
+# the prediction set or None, the error code or None, the parts or None.
+Answer = tuple[
+    list[tuple[str, float]], list[tuple[str, float]] | None, str | None, list[Part] | None
+]
 
 
 class Classifier:
-    """Scores names with one model file on one backend. Safe to share across threads."""
+    """Scores names with one model file on one backend. Safe to share across threads.
+
+    Every answer (top-k, sets, abstention, error codes) comes from a native `Job`; the
+    backend only supplies log-probabilities, or (rust) lets the job compute them."""
 
     def __init__(
         self,
@@ -175,30 +195,28 @@ class Classifier:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "auto":
-            backend = "rust" if device == "cpu" and _rust_available() else "torch"
+            backend = "rust" if device == "cpu" else "torch"
         if backend == "rust" and device != "cpu":
             raise ValueError("the rust backend runs on the CPU; use backend='torch' for CUDA")
         self.path = path
-        self._impl = (
+        self._backend: _RustBackend | _TorchBackend = (
             _RustBackend(path, share_prefixes=share_prefixes, prior=prior)
             if backend == "rust"
             else _TorchBackend(path, device, prior=prior)
         )
+        self.spec: _native.ModelSpec = self._backend.spec
+        self.categories: list[str] = self.spec.categories
         # The target prior (None: the training shares, as the model was trained).
-        self.prior: dict[str, float] | None = resolve_prior(prior, list(self._impl.spec.categories))
-        self.spec = self._impl.spec
-        self.categories: list[str] = list(self.spec.categories)
+        self.prior: dict[str, float] | None = resolve_prior(prior, self.categories)
         self.backend: str = backend
-        self._top_k_formats: dict[int, object] = {}
         # The longest name this backend scores (None: any length).
-        self.max_letters: int | None = getattr(self._impl, "MAX_LETTERS", None)
+        self.max_letters: int | None = self._backend.max_letters
+        self._predict_jobs: dict[tuple[object, bool], _native.Job] = {}
 
     def clear_answers(self) -> None:
         """Forgets the answers bulk scoring kept across blocks and files (the rust
         backend keeps up to 32,768; they change no output), so a timed run starts cold."""
-        model = getattr(self._impl, "model", None)
-        if model is not None:
-            model.clear_answers()
+        self._backend.clear_answers()
 
     def __repr__(self) -> str:
         return f"Classifier({self.path.name!r}, cell={self.spec.cell!r}, backend={self.backend!r})"
@@ -207,53 +225,74 @@ class Classifier:
         """float32 (B, C) log-probabilities; a row of NaN for a name with no letters (or
         one the model gives no number for: `model_error`). `full_name=True`: the names are
         full names, scored on their surnames (`namelang.text.surnames`)."""
-        return self._impl.log_probs(_names(names, full_name))
+        names = _as_list(names)
+        return self._backend.log_probs(_native.surnames(names) if full_name else names)
 
-    def row_format(
+    def job(
         self,
         format: str = "csv",
         k: int = 1,
-        max_length: int = 256,
-        set_threshold: float | None = None,
+        max_length: int | None = None,
+        coverage: float | None = None,
         min_probability: float = 0.0,
         columns: list[str] | None = None,
         explain: int = 0,
         full_name: bool = False,
         transcoded: bool = False,
-    ):
-        """The checked options every row of a job follows (k capped at the languages),
-        for the native row check, top-k and formatting; `explain` parts in a `why` column;
-        `transcoded`: the input was decoded from another encoding (bad bytes:
-        `invalid_encoding`)."""
-        from namelang import _native
-
-        return _native.RowFormat(
-            self.categories,
-            self.spec.text_rule,
-            format,
-            k,
-            max_length,
-            set_threshold,
-            min_probability,
-            columns,
-            explain,
-            full_name,
-            transcoded,
+    ) -> _native.Job:
+        """The native answer to every row of a job with these options (checked here, k
+        capped at the languages): see `namelang._native.Job`. `max_length` None: the
+        default (`_native.DEFAULT_MAX_LENGTH` letters); `coverage`: prediction sets at
+        that level; `explain`: parts in a `why` column; `transcoded`: the input was
+        decoded from another encoding (bad bytes: `invalid_encoding`)."""
+        threshold = None if coverage is None else self.conformal_threshold(coverage)
+        return _native.Job(
+            self._backend.job_source,
+            format=format,
+            k=k,
+            max_length=max_length,
+            set_threshold=threshold,
+            min_probability=min_probability,
+            columns=columns,
+            explain=explain,
+            full_name=full_name,
+            transcoded=transcoded,
         )
+
+    def answers(self, names: Iterable[str], job: _native.Job) -> list[Answer]:
+        """Each name's answer under `job` (one of this classifier's)."""
+        names = _as_list(names)
+        if job.scores_itself:
+            return job.answers(names)
+        reads = job.texts_to_score(names)
+        why = self._backend.explain(reads, job.explain) if job.explain else None
+        return job.answers(names, self._backend.log_probs(reads), why)
+
+    def format_rows(
+        self,
+        job: _native.Job,
+        leads: list[str | list[str]],
+        names: list[str | None],
+        errors: list[str | None],
+    ) -> tuple[bytes, int, int, int]:
+        """The output rows of records a reader found (`namelang._native.Job.format_rows`):
+        (bytes, rows, scored, flagged)."""
+        if job.scores_itself:
+            return job.format_rows(leads, names, errors)
+        reads = job.texts_to_score(names, errors)
+        why = self._backend.explain(reads, job.explain) if job.explain else None
+        return job.format_rows(leads, names, errors, self._backend.log_probs(reads), why)
 
     def predict(
         self, names: Iterable[str], k: int = 3, full_name: bool = False
     ) -> list[list[tuple[str, float]]]:
         """Top-k (language, probability) per name, best first; [] for a name with no letters.
         `full_name=True`: the names are full names, scored on their surnames."""
-        names = _names(names, full_name)
-        rows = self._top_k_formats.get(k) if isinstance(k, int) else None
-        if rows is None:
-            rows = self.row_format(k=k)
-            self._top_k_formats[k] = rows  # one per k: single-name calls stay cheap
-        if isinstance(self._impl, _RustBackend):
-            return self._impl.model.predict(names, rows)  # one native call, no array
-        return rows.top(self.log_probs(names))
+        job = self._predict_jobs.get((k, full_name))
+        if job is None:  # one per k: single-name calls stay cheap
+            job = self.job(k=k, max_length=_native.MAX_LENGTH_LIMIT, full_name=full_name)
+            self._predict_jobs[(k, full_name)] = job
+        return [top for top, *_ in self.answers(names, job)]
 
     def explain(
         self, names: Iterable[str], k: int = 3, full_name: bool = False
@@ -265,16 +304,10 @@ class Classifier:
         weights are the model's own answers on the shortened names; parts overlap, so
         they do not add up. [] for a name with no letters, or with more than 1,024 (its
         candidates would hold about 4 x letters^2 letters)."""
-        names = _names(names, full_name)
+        names = _as_list(names)
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        if self.backend == "rust":
-            return self._impl.model.explain(names, k)
-        from namelang import _native
-
-        reads, candidates = _native.explain_candidates(names, self.spec.text_rule)
-        full, rows = self.log_probs(names), self.log_probs(candidates)
-        return _native.explain_rank(reads, full, rows, k)
+        return self._backend.explain(_native.surnames(names) if full_name else names, k)
 
     def conformal_threshold(self, coverage: float) -> float:
         """The probability a language needs to enter the prediction set at `coverage`
@@ -295,30 +328,16 @@ class Classifier:
         """Per name, the languages (best first, with probabilities) of the split-conformal
         prediction set that holds the true language with probability `coverage` (over
         names like the validation split's); [] for a name with no letters."""
-        import numpy as np
-
-        from namelang.calibration import prediction_set
-
-        cut = np.float32(self.conformal_threshold(coverage))
-        scores = self.log_probs(names, full_name)
-        out: list[list[tuple[str, float]]] = []
-        for row in scores:
-            if np.isnan(row).any():
-                out.append([])
-                continue
-            probs = np.exp(row)
-            out.append([(self.categories[c], float(probs[c])) for c in prediction_set(probs, cut)])
-        return out
+        job = self.job(
+            coverage=coverage, max_length=_native.MAX_LENGTH_LIMIT, full_name=full_name
+        )
+        return [chosen or [] for _, chosen, *_ in self.answers(names, job)]
 
 
-def _names(names: Iterable[str], full_name: bool) -> list[str]:
-    """The names as a list (a single str refused), or their surnames for full names."""
-    from namelang import _native
-
-    if isinstance(names, str):
-        raise TypeError("names must be a sequence of str, not a single str: wrap it in a list")
-    names = names if isinstance(names, list) else list(names)
-    return _native.surnames(names) if full_name else names
+def _as_list(names: Iterable[str]) -> list[str]:
+    """The names as a list, to be read more than once; a single str is passed on as it
+    is, for the native layer to refuse (it would be read as its letters)."""
+    return names if isinstance(names, (list, str)) else list(names)  # type: ignore[return-value]
 
 
 def load(

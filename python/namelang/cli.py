@@ -8,32 +8,25 @@ import os
 import sys
 from collections.abc import Sequence
 
+from namelang import _native
+
 
 def _predict(args: argparse.Namespace) -> int:
-    from namelang._native import lengths
-    from namelang._native import surnames as namelang_surnames
     from namelang.classifier import load
     from namelang.text import script_of
 
-    if not 0.0 <= args.min_probability <= 1.0:
-        raise ValueError(f"--min-probability must be in [0, 1], got {args.min_probability}")
     classifier = load(args.model, backend=args.backend, device=args.device, prior=args.prior)
-    names = namelang_surnames(args.names) if args.full_name else args.names
-    results = classifier.predict(names, k=args.k)
-    letters = lengths(names, classifier.spec.text_rule).tolist()
-    why = classifier.explain(names, args.explain) if args.explain else [None] * len(letters)
-    sets = (
-        classifier.predict_sets(names, args.coverage)
-        if args.coverage is not None
-        else [None] * len(args.names)
+    job = classifier.job(
+        k=args.k,
+        max_length=_native.MAX_LENGTH_LIMIT,  # predict answers names of any length
+        coverage=args.coverage,
+        min_probability=args.min_probability,
+        explain=args.explain,
+        full_name=args.full_name,
     )
-    rows = zip(args.names, names, results, sets, letters, why, strict=True)
-    for name, part, top, chosen, n, parts in rows:
-        error = None
-        if not top:
-            error = "empty" if not name.strip() else "no_letters" if n == 0 else "model_error"
-        elif top[0][1] < args.min_probability:
-            error = "low_confidence"
+    parts = _native.surnames(args.names) if args.full_name else args.names
+    answers = classifier.answers(args.names, job)
+    for name, part, (top, chosen, error, why) in zip(args.names, parts, answers, strict=True):
         script = script_of(name) if error == "no_letters" else None
         if args.json:
             record: dict = {"name": name, "top": [[lang, round(p, 6)] for lang, p in top]}
@@ -41,9 +34,8 @@ def _predict(args: argparse.Namespace) -> int:
                 record["surname"] = part
             if chosen is not None:
                 record["set"] = [lang for lang, _ in chosen]
-            if parts is not None:
-                rounded = [{**p, "weight": round(p["weight"], 3)} for p in parts]
-                record["why"] = [] if error else rounded
+            if why is not None:
+                record["why"] = [{**p, "weight": round(p["weight"], 3)} for p in why]
             record["error"] = error
             if script:
                 record["script"] = script
@@ -51,8 +43,8 @@ def _predict(args: argparse.Namespace) -> int:
             continue
         shown = f"{name} [{part}]" if args.full_name and part != name else name
         print(_predict_line(shown, top, chosen, error, script, args))
-        if parts and not error:
-            print("    why: " + ", ".join(f"{p['text']} +{p['weight']:.2f}" for p in parts))
+        if why:
+            print("    why: " + ", ".join(f"{p['text']} +{p['weight']:.2f}" for p in why))
     return 0
 
 
@@ -496,7 +488,11 @@ def _add_score(sub) -> None:
     _answer_options(p)
     p.add_argument("--batch-size", type=int, default=65_536)
     p.add_argument("--threads", type=int, help="native threads (default: all cores)")
-    p.add_argument("--max-length", type=int, default=256, help="letters; longer rows are flagged")
+    p.add_argument(
+        "--max-length",
+        type=int,
+        help=f"letters; longer rows are flagged (default {_native.DEFAULT_MAX_LENGTH})",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
     p.add_argument("--model", "-m", default="default", help="'default', 'tutorial' or a model file")
     p.add_argument("--backend", default="auto", choices=["auto", "rust", "torch"])

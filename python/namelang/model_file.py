@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from namelang.output import default_permissions
-from namelang.spec import ModelSpec, expected_shapes, metadata, spec_from_metadata
+from namelang.spec import ModelSpec, config_of, expected_shapes, metadata, spec_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,8 +27,8 @@ def read(path: str | os.PathLike[str]) -> tuple[ModelSpec, dict[str, np.ndarray]
     """Reads and validates a model file: (spec, {name: float32 array})."""
     from namelang import _native
 
-    meta, tensors = _native.read_model_file(os.fspath(path))
-    return spec_from_metadata(meta), dict(tensors)
+    spec, tensors = _native.read_model_file(os.fspath(path))
+    return spec, dict(tensors)
 
 
 def write(
@@ -45,7 +45,7 @@ def write(
     from namelang import _native
 
     path = Path(path)
-    meta = {**spec.metadata, **(metadata_extra or {}), **metadata(spec.config, spec.categories)}
+    meta = {**spec.metadata, **(metadata_extra or {}), **metadata(config_of(spec), spec.categories)}
     meta.pop(DIGEST_KEY, None)  # a spec read from a file carries that file's digest
     expected = expected_shapes(meta)
     arrays = {k: np.ascontiguousarray(tensors[k], dtype=np.float32) for k in expected}
@@ -75,6 +75,6 @@ def save(
 ) -> Path:
     """Writes a namelang.model module (anything with a `config` and a state dict) with
     its categories and training metadata."""
-    spec = ModelSpec.of(model.config, categories)
+    spec = spec_of(model.config, categories)
     state = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
     return write(path, spec, state, metadata)

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 INPUT_FORMATS = ("text", "csv", "tsv", "jsonl", "parquet")
 OUTPUT_FORMATS = ("csv", "tsv", "jsonl", "parquet")
 CHUNK_BYTES = 1 << 20
-DEFAULT_MAX_LENGTH = 256
 # A line longer than this many bytes is flagged too_long without being held in memory;
 # its output row shows the first SHOWN_CHARS characters of the name.
 MAX_LINE_BYTES = 1 << 20
@@ -87,7 +86,7 @@ def score_file(
     backend: str = "auto",
     batch_size: int = 65_536,
     threads: int | None = None,
-    max_length: int = DEFAULT_MAX_LENGTH,
+    max_length: int | None = None,
     progress: bool | None = None,
     coverage: float | None = None,
     min_probability: float = 0.0,
@@ -102,7 +101,8 @@ def score_file(
 
     Input: one name a line, or CSV/TSV/JSONL whose name field is `column` (default
     "name"); other fields pass through. A row that cannot be scored keeps its place with
-    `error` set: empty, no_letters, invalid_utf8, too_long (over `max_length` letters),
+    `error` set: empty, no_letters, invalid_utf8, too_long (over `max_length` letters;
+    None: 256, `_native.DEFAULT_MAX_LENGTH`),
     missing_column, invalid_json, invalid_csv, low_confidence (top probability under
     `min_probability`: no language given), model_error (the model gave NaN for it).
     With `coverage` (0.50-0.99), a `set` column holds the languages (best first) of the
@@ -126,7 +126,7 @@ def score_file(
     )
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
-    job = _Job(
+    job = _FileJob(
         classifier=_classifier(model, backend, prior, threads),
         in_format=in_format,
         out_format=out_format,
@@ -137,8 +137,9 @@ def score_file(
         options={"k": k, "max_length": max_length, "min_probability": min_probability},
         full_name=full_name,
         explain=explain,
+        coverage=coverage,
     )
-    job.check(input, compression, coverage)
+    job.check(input, compression)
     start = time.perf_counter()
     with (
         _open_input(input) as raw,
@@ -182,8 +183,9 @@ def _classifier(model, backend: str, prior: PriorSpec, threads: int | None):
 
 
 @dataclass
-class _Job:
-    """One scoring job's choices, checked before the output is touched."""
+class _FileJob:
+    """One file's scoring: how it is read and written, and the options of its native
+    answer `Job` (`Classifier.job`), checked before the output is touched."""
 
     classifier: Classifier
     in_format: str
@@ -192,34 +194,29 @@ class _Job:
     batch_size: int
     delimiter: str | None
     encoding: str | None
-    options: dict  # k, max_length, min_probability
+    options: dict  # k, max_length, min_probability: Classifier.job's
     full_name: bool
     explain: int
-    threshold: float | None = None
+    coverage: float | None
 
-    def row_format(self, columns: list[str] | None = None, transcoded: bool = False):
-        o = self.options
-        return self.classifier.row_format(
+    def answers(self, columns: list[str] | None = None, transcoded: bool = False):
+        """The native job that answers and formats this file's rows."""
+        return self.classifier.job(
             "csv" if self.out_format == "parquet" else self.out_format,
-            o["k"],
-            o["max_length"],
-            self.threshold,
-            o["min_probability"],
-            columns,
-            self.explain,
-            self.full_name,
-            transcoded,
+            coverage=self.coverage,
+            columns=columns,
+            explain=self.explain,
+            full_name=self.full_name,
+            transcoded=transcoded,
+            **self.options,
         )
 
-    def check(self, input: str, compression: str | None, coverage: float | None) -> None:
+    def check(self, input: str, compression: str | None) -> None:
         clf = self.classifier
-        if coverage is not None:
-            self.threshold = clf.conformal_threshold(coverage)
-        self.row_format()  # every row option checked
-        max_length = self.options["max_length"]
-        if clf.max_letters is not None and max_length > clf.max_letters:
+        job = self.answers()  # every row option checked
+        if clf.max_letters is not None and job.max_length > clf.max_letters:
             raise ValueError(
-                f"--max-length {max_length} is past the {clf.backend} backend's "
+                f"--max-length {job.max_length} is past the {clf.backend} backend's "
                 f"{clf.max_letters} letters; use the rust backend for longer names"
             )
         resolve_encoding(self.encoding)
@@ -238,8 +235,7 @@ class _Job:
                 self, raw if self.in_format == "parquet" else source, sink, bar
             )
         elif self.in_format == "text" and self.classifier.backend == "rust":
-            rows = self.row_format(None, transcoded)
-            summary = _score_text_native(self.classifier, source, sink, rows, bar)
+            summary = _score_text_native(self.answers(None, transcoded), source, sink, bar)
         else:
             summary = ScoreSummary()
             columns, rows = _read_rows(
@@ -248,8 +244,8 @@ class _Job:
             )  # fmt: skip
             if transcoded:
                 rows = _undecodable_as("invalid_encoding", rows)
-            row_format = self.row_format(columns, transcoded)
-            _score_rows(self.classifier, rows, sink, row_format, self.batch_size, summary)
+            job = self.answers(columns, transcoded)
+            _score_rows(self.classifier, rows, sink, job, self.batch_size, summary)
         if transcoded:
             summary.notes.append(f"read as {decoded_from}")
         if packed:
@@ -271,7 +267,7 @@ def _check_parquet_job(classifier, in_format, out_format, input, compression, ex
         raise ValueError("--explain writes a why column to CSV, TSV or JSONL, not Parquet")
 
 
-def _score_parquet(job: _Job, source, sink, bar) -> ScoreSummary:
+def _score_parquet(job: _FileJob, source, sink, bar) -> ScoreSummary:
     """Jobs with Parquet on either side (`namelang.parquet`): scored in batches."""
     from namelang import parquet
     from namelang.batch import Scorer
@@ -286,8 +282,8 @@ def _score_parquet(job: _Job, source, sink, bar) -> ScoreSummary:
             parquet.write_scored(((b, None, None) for b in batches), scorer, sink, summary)
         else:
             rows = parquet.rows_of_batches(batches, job.column)
-            row_format = job.row_format(schema.names)
-            _score_rows(clf, rows, sink, row_format, job.batch_size, summary)
+            answers = job.answers(schema.names)
+            _score_rows(clf, rows, sink, answers, job.batch_size, summary)
         return summary
     columns, rows = _read_rows(
         source, job.in_format, "csv", job.column, bar, job.delimiter, summary
@@ -329,21 +325,18 @@ def _strip_bom(chunk: bytes, first: bool) -> bytes:
     return chunk[3:] if first and chunk.startswith(b"\xef\xbb\xbf") else chunk
 
 
-def _score_text_native(classifier, source, sink, rows, bar) -> ScoreSummary:
-    """Chunks of complete lines go to the native scorer on a worker thread (which releases
+def _score_text_native(job, source, sink, bar) -> ScoreSummary:
+    """Chunks of complete lines go to the native job on a worker thread (which releases
     the GIL), so reading the next chunk and writing the last one's rows overlap with
     scoring; at most two chunks are in flight, in input order."""
-    from namelang import _native
-
-    model = classifier._impl.model
-    sink.write(rows.header())
+    sink.write(job.header())
     summary = ScoreSummary()
 
     def score(piece: tuple[bytes, bool]) -> tuple[bytes, int, int, int]:
         data, is_lines = piece
         if is_lines:
-            return _native.score_chunk(model, data, rows)
-        return _format_unread(rows, [_shown(data)], [None], ["too_long"], classifier)
+            return job.score_text(data)
+        return job.format_rows([_shown(data)], [None], ["too_long"])
 
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="namelang-score")
     pending: Future | None = None
@@ -386,14 +379,6 @@ def _native_pieces(source: BinaryIO, bar) -> Iterator[tuple[bytes, bool]]:
             carry, skipping = b"", True
     if carry:
         yield carry, True
-
-
-def _format_unread(rows, leads, names, errors, classifier):
-    """Rows that need no forward pass (every one already flagged), formatted natively."""
-    import numpy as np
-
-    scores = np.zeros((len(leads), len(classifier.categories)), dtype=np.float32)
-    return rows.format_rows(leads, names, errors, scores)
 
 
 def _physical_lines(source: BinaryIO, bar) -> Iterator[tuple[bytes, bool]]:
@@ -471,12 +456,14 @@ def _read_rows(
 
 
 def _name_rows(source: BinaryIO, bar) -> Iterator[Row]:
-    for line, too_long in _text_lines(source, bar):
-        if too_long:
-            yield _shown(line), None, "too_long"
+    """The rows of a name list, its lines split as the native scorer splits them."""
+    for data, is_lines in _native_pieces(source, bar):
+        if not is_lines:
+            yield _shown(data), None, "too_long"
             continue
-        name, error = _decode_line(line)
-        yield name, (None if error else name), error
+        leads, names = _native.text_lines(data)
+        for lead, name in zip(leads, names, strict=True):
+            yield lead, name, None
 
 
 def _no_constants(name: str):
@@ -579,36 +566,22 @@ def _repair(field: str) -> tuple[str, bool]:
 
 
 def _score_rows(
-    classifier, rows: Iterator[Row], sink, row_format, batch_size: int, summary: ScoreSummary
+    classifier, rows: Iterator[Row], sink, job, batch_size: int, summary: ScoreSummary
 ) -> ScoreSummary:
-    """The generic path: batches of rows checked, scored on the classifier's backend and
-    formatted natively, in input order."""
-    sink.write(row_format.header())
+    """The generic path: batches of rows answered by the native `job` (scored by it on
+    the rust backend, given the classifier's log-probabilities on torch), in input order."""
+    sink.write(job.header())
     batch: list[Row] = []
     for row in rows:
         batch.append(row)
         if len(batch) >= batch_size:
-            summary.add(*_score_batch_of_rows(classifier, batch, row_format), sink)
+            summary.add(*_answer_rows(classifier, batch, job), sink)
             batch = []
     if batch:
-        summary.add(*_score_batch_of_rows(classifier, batch, row_format), sink)
+        summary.add(*_answer_rows(classifier, batch, job), sink)
     return summary
 
 
-def _score_batch_of_rows(classifier, batch: list[Row], row_format):
+def _answer_rows(classifier, batch: list[Row], job) -> tuple[bytes, int, int, int]:
     leads, names, errors = (list(x) for x in zip(*batch, strict=True))
-    if classifier.backend == "rust":
-        return classifier._impl.model.score_rows(row_format, leads, names, errors)
-    from namelang import _native
-
-    if row_format.full_name:  # the check reads surnames; the rows lead with the names
-        names_read = _native.surnames([n or "" for n in names])
-    else:
-        names_read = [n or "" for n in names]
-    codes = row_format.check(
-        [n if e is None else "" for n, e in zip(names_read, errors, strict=True)]
-    )
-    scored = [n if c == 0 else "" for n, c in zip(names_read, codes.tolist(), strict=True)]
-    scores = classifier.log_probs(scored)
-    why = classifier.explain(scored, row_format.explain) if row_format.explain else None
-    return row_format.format_rows(leads, names, errors, scores, why)
+    return classifier.format_rows(job, leads, names, errors)

@@ -10,8 +10,9 @@ file. Tensor names and shapes are documented in `namelang.model`."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
+from namelang import _native
 from namelang.text import ALPHABET
 
 FORMAT = "namelang/1"
@@ -52,38 +53,23 @@ class ModelConfig:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a model file says about itself: its configuration, languages and metadata."""
+# What a model file states about itself (cell, sizes, text rule, n-gram branch,
+# languages, metadata): one class, the native reader's, so the rules are written once.
+ModelSpec = _native.ModelSpec
 
-    cell: str
-    hidden_size: int
-    num_layers: int
-    input: str
-    embedding_dim: int
-    categories: list[str]
-    metadata: dict[str, str] = field(default_factory=dict)
-    bidirectional: bool = False
-    text_rule: str = "exact"
-    ngram_max: int = 0
-    ngram_buckets: int = 0
 
-    @property
-    def n_categories(self) -> int:
-        return len(self.categories)
+def config_of(spec: ModelSpec) -> ModelConfig:
+    """The configuration a spec states (what `namelang.model` builds a module from)."""
+    names = {f.name for f in fields(ModelConfig)} - {"n_categories"}
+    return ModelConfig(n_categories=spec.n_categories, **{n: getattr(spec, n) for n in names})
 
-    @property
-    def config(self) -> ModelConfig:
-        names = {f.name for f in fields(ModelConfig)} - {"n_categories"}
-        return ModelConfig(n_categories=self.n_categories, **{n: getattr(self, n) for n in names})
 
-    @classmethod
-    def of(cls, config: ModelConfig, categories: list[str], extra: dict[str, str] | None = None):
-        """The spec of a model with this configuration and these languages."""
-        names = {f.name for f in fields(ModelConfig)} - {"n_categories"}
-        spec = cls(categories=list(categories), **{n: getattr(config, n) for n in names})
-        meta = {**(extra or {}), **metadata(config, categories)}
-        return cls(**{**spec.__dict__, "metadata": meta})
+def spec_of(
+    config: ModelConfig, categories: list[str], extra: dict[str, str] | None = None
+) -> ModelSpec:
+    """The spec of a model with this configuration and these languages (`extra`: more
+    metadata, such as training notes)."""
+    return ModelSpec({**(extra or {}), **metadata(config, categories)})
 
 
 def metadata(config: ModelConfig, categories: list[str]) -> dict[str, str]:
@@ -108,24 +94,4 @@ def metadata(config: ModelConfig, categories: list[str]) -> dict[str, str]:
 def expected_shapes(meta: dict[str, str]) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape for the model this metadata states; a ValueError names what
     does not fit the rules."""
-    from namelang import _native
-
-    return {name: tuple(shape) for name, shape in _native.expected_shapes(meta)}
-
-
-def spec_from_metadata(meta: dict[str, str]) -> ModelSpec:
-    """The spec this header metadata states, after the native reader's checks."""
-    expected_shapes(meta)
-    return ModelSpec(
-        cell=meta["cell"],
-        hidden_size=int(meta["hidden_size"]),
-        num_layers=int(meta["num_layers"]),
-        input=meta["input"],
-        embedding_dim=int(meta["embedding_dim"]),
-        categories=json.loads(meta["categories"]),
-        metadata=dict(meta),
-        bidirectional=meta.get("bidirectional") == "true",
-        text_rule=meta.get("text_rule", "exact"),
-        ngram_max=int(meta.get("ngram_max", 0)),
-        ngram_buckets=int(meta.get("ngram_buckets", 0)),
-    )
+    return {name: tuple(shape) for name, shape in ModelSpec(meta).expected_shapes()}
