@@ -328,9 +328,7 @@ class Classifier:
         """Per name, the languages (best first, with probabilities) of the split-conformal
         prediction set that holds the true language with probability `coverage` (over
         names like the validation split's); [] for a name with no letters."""
-        job = self.job(
-            coverage=coverage, max_length=_native.MAX_LENGTH_LIMIT, full_name=full_name
-        )
+        job = self.job(coverage=coverage, max_length=_native.MAX_LENGTH_LIMIT, full_name=full_name)
         return [chosen or [] for _, chosen, *_ in self.answers(names, job)]
 
 
