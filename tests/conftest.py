@@ -21,6 +21,14 @@ def names_by_language() -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="session")
+def hostile_names() -> list[str]:
+    """The shared hostile names (`tests/hostile.py`), in memory."""
+    from .hostile import HOSTILE_NAMES
+
+    return list(HOSTILE_NAMES)
+
+
+@pytest.fixture(scope="session")
 def dataset_names(names_by_language) -> list[str]:
     return [n for names in names_by_language.values() for n in names]
 

@@ -60,11 +60,14 @@ def make_model(
 
 
 @pytest.fixture(scope="module")
-def hostile_names() -> list[str]:
+def parity_names(hostile_names) -> list[str]:
+    """Random strings, every length to 256, and the shared hostile names of up to 256
+    letters: parity is stated for names of everyday length (RELIABILITY.md)."""
     lengths = [
         "".join("abcXYZ .,;'"[(i * 7 + j) % 11] for j in range(n)) for i, n in enumerate(range(257))
     ]
-    return [*random_strings(20_000, seed=5), *lengths, "", "王", "\u0301"]
+    everyday = [n for n in hostile_names if len(n) <= 256]
+    return [*random_strings(20_000, seed=5), *lengths, *everyday]
 
 
 MODELS = [
@@ -82,11 +85,11 @@ MODELS = [
 
 @pytest.mark.parametrize(("cell", "hidden", "layers", "embedding"), MODELS)
 def test_random_models_match_torch(
-    tmp_path, dataset_names, hostile_names, cell, hidden, layers, embedding
+    tmp_path, dataset_names, parity_names, cell, hidden, layers, embedding
 ):
     path, module = make_model(tmp_path, cell, hidden, layers, embedding, seed=hidden + layers)
     rust = namelang._native.Model(str(path))
-    names = [*dataset_names[:: 1 if hidden == 128 else 7], *hostile_names]
+    names = [*dataset_names[:: 1 if hidden == 128 else 7], *parity_names]
     expected = torch_log_probs(module, names)
     methods = ["recurrence", "auto", "collapsed"] if cell == "elman" else ["recurrence", "auto"]
     for method in methods:
@@ -139,12 +142,12 @@ def test_shared_prefixes_give_the_same_bits(
 
 @pytest.mark.parametrize(("cell", "hidden", "embedding"), [("gru", 64, 16), ("lstm", 40, 0)])
 def test_bidirectional_models_match_torch(
-    tmp_path, dataset_names, hostile_names, cell, hidden, embedding
+    tmp_path, dataset_names, parity_names, cell, hidden, embedding
 ):
     path, module = make_model(tmp_path, cell, hidden, 1, embedding, seed=7, bidirectional=True)
     assert model_file.read(path)[0].bidirectional
     rust = namelang._native.Model(str(path))
-    names = [*dataset_names[::5], *hostile_names]
+    names = [*dataset_names[::5], *parity_names]
     expected = torch_log_probs(module, names)
     check_parity(rust.log_probs(names, "auto"), expected)
     # The reverse direction matters: the same file with it zeroed gives other results.
@@ -155,14 +158,14 @@ def test_bidirectional_models_match_torch(
     assert np.abs(torch_log_probs(module, names[:500]) - expected[:500]).max() > 1e-3
 
 
-def test_collapsed_matches_recurrence_on_a_growing_cell(tmp_path, hostile_names):
+def test_collapsed_matches_recurrence_on_a_growing_cell(tmp_path, parity_names):
     # Weights scaled so the recurrence grows with length, like a trained tutorial cell.
     path, module = make_model(tmp_path, "elman", 128, scale=1.6, seed=3)
     rust = namelang._native.Model(str(path))
-    collapsed = rust.log_probs(hostile_names, "collapsed")
-    recurrence = rust.log_probs(hostile_names, "recurrence")
+    collapsed = rust.log_probs(parity_names, "collapsed")
+    recurrence = rust.log_probs(parity_names, "recurrence")
     check_parity(collapsed, recurrence)
-    check_parity(recurrence, torch_log_probs(module, hostile_names))
+    check_parity(recurrence, torch_log_probs(module, parity_names))
 
 
 def test_collapsed_needs_a_linear_cell(tmp_path):
@@ -174,10 +177,10 @@ def test_collapsed_needs_a_linear_cell(tmp_path):
 
 
 @pytest.mark.parametrize("model", ["tutorial", "default"])
-def test_bundled_models_match_across_backends(model, dataset_names, hostile_names):
+def test_bundled_models_match_across_backends(model, dataset_names, parity_names):
     rust = namelang.load(model, backend="rust")
     ref = namelang.load(model, backend="torch")
-    names = [*dataset_names, *hostile_names]
+    names = [*dataset_names, *parity_names]
     check_parity(rust.log_probs(names), ref.log_probs(names))
     assert rust.categories == ref.categories
 
@@ -204,7 +207,9 @@ def test_narrower_kernels_agree(tmp_path, isa, dataset_names):
             [sys.executable, "-c", code], input="\n".join(dataset_names[::11]),
             env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
-        assert done.stdout.strip() in {isa, "portable"} or isa == "avx2"
+        # The kernel named: the one asked for, or portable on a CPU without AVX2.
+        wanted = "portable" if "portable" in (isa, namelang._native.kernel_isa()) else "avx2+fma"
+        assert done.stdout.strip() == wanted
         check_parity(np.load(out), expected)
 
 

@@ -45,7 +45,10 @@ def test_train_then_evaluate_on_a_tsv_with_plots(tmp_path, tiny_dataset, capsys)
     # carry their conformal table.
     clf = namelang.load(model)
     assert clf.spec.text_rule == "romanize" and clf.spec.ngram_buckets == 512
-    assert len(clf.predict_sets(["Aekilo"], 0.9)[0]) >= 1
+    chosen = clf.predict_sets(["Aekilo"], 0.9)[0]
+    cut = clf.conformal_threshold(0.9)
+    assert chosen[0][0] == clf.predict(["Aekilo"], k=1)[0][0][0] == "Alpha"
+    assert all(p >= cut for _, p in chosen[1:])
     tsv = tmp_path / "eval.tsv"
     tsv.write_text("Aekilo\tAlpha\nBudgrz\tBeta\nCfhjpq\tGamma\n", encoding="utf-8")
     assert (

@@ -93,6 +93,7 @@ def test_mutated_model_files_get_one_verdict_on_both_backends(tmp_path, data):
     rust = namelang.load(path, backend="rust").log_probs(PROBE)
     torch = namelang.load(path, backend="torch").log_probs(PROBE)
     assert rust.shape == torch.shape == (len(PROBE), len(rust[0]))
+    assert (np.isnan(rust) == np.isnan(torch)).all()  # the same rows get no number
     both = np.isfinite(rust) & np.isfinite(torch)
     scale = np.maximum(1.0, np.abs(np.where(both, rust, 0)))
     assert (np.abs(np.where(both, rust - torch, 0)) <= 1e-3 * scale).all()

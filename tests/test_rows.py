@@ -13,20 +13,9 @@ import pytest
 from namelang import _native
 from namelang.score import score_file
 
-NAMES = [
-    "Hinton",
-    "",
-    "   ",
-    "王",
-    "Zhou",
-    "Ślusàrski",
-    "O'Neil, Jr.",
-    'Quote"d',
-    "x" * 300,
-    "Schmidhuber",
-    "SMITH",
-    "  tanaka ",
-]
+from .hostile import HOSTILE_LINES
+
+NAMES = HOSTILE_LINES
 
 
 def write_inputs(folder):

@@ -162,3 +162,98 @@ proptest! {
         }
     }
 }
+
+/// The metadata of a small, valid one-layer GRU with two languages.
+fn gru_metadata() -> HashMap<String, String> {
+    [
+        ("format", FORMAT),
+        ("alphabet", ALPHABET),
+        ("cell", "gru"),
+        ("hidden_size", "8"),
+        ("num_layers", "1"),
+        ("input", "one_hot"),
+        ("embedding_dim", "0"),
+        ("categories", r#"["A", "B"]"#),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+#[test]
+fn older_files_get_the_defaults_of_later_keys() {
+    let spec = spec_from_metadata(&gru_metadata()).expect("valid");
+    assert!(!spec.bidirectional && spec.ngrams.is_none());
+    assert_eq!(spec.text_rule, TextRule::Exact);
+    assert_eq!(spec.categories, ["A", "B"]);
+}
+
+#[test]
+fn each_rule_of_the_spec_refuses_what_breaks_it() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("format", "namelang/2")], "this namelang reads"),
+        (&[("alphabet", "abc")], "alphabet is"),
+        (&[("cell", "transformer")], "cell is"),
+        (&[("hidden_size", "0")], "outside [1, 8192]"),
+        (&[("hidden_size", "eight")], "not an integer"),
+        (&[("categories", r#"["A", "A"]"#)], "distinct non-empty"),
+        (&[("categories", "[]")], "distinct non-empty"),
+        (&[("categories", r#"["A", ""]"#)], "distinct non-empty"),
+        (&[("text_rule", "upper")], "text_rule is"),
+        (&[("embedding_dim", "4")], "goes with input 'embedding'"),
+        (&[("input", "embedding")], "goes with input 'embedding'"),
+        (
+            &[("bidirectional", "true"), ("num_layers", "2")],
+            "one-layer gru or lstm",
+        ),
+        (
+            &[("cell", "elman"), ("num_layers", "2")],
+            "one layer and one-hot",
+        ),
+        (
+            &[
+                ("cell", "elman"),
+                ("ngram_max", "3"),
+                ("ngram_buckets", "64"),
+            ],
+            "n-gram branch",
+        ),
+        (
+            &[("ngram_max", "9"), ("ngram_buckets", "64")],
+            "outside [1, 8]",
+        ),
+        (&[("ngram_max", "3")], "lacks \"ngram_buckets\""),
+    ];
+    for (edits, message) in cases {
+        let mut meta = gru_metadata();
+        for (k, v) in *edits {
+            meta.insert(k.to_string(), v.to_string());
+        }
+        let err = spec_from_metadata(&meta).expect_err(message).to_string();
+        assert!(err.contains(message), "{edits:?}: {err}");
+    }
+    let mut meta = gru_metadata();
+    meta.remove("hidden_size");
+    let err = spec_from_metadata(&meta)
+        .expect_err("missing key")
+        .to_string();
+    assert!(err.contains("lacks \"hidden_size\""), "{err}");
+}
+
+#[test]
+fn expected_shapes_follow_the_spec() {
+    let mut meta = gru_metadata();
+    meta.insert("bidirectional".into(), "true".into());
+    meta.insert("ngram_max".into(), "3".into());
+    meta.insert("ngram_buckets".into(), "64".into());
+    let shapes: HashMap<String, Vec<usize>> =
+        expected_shapes(&spec_from_metadata(&meta).expect("valid"))
+            .into_iter()
+            .collect();
+    assert_eq!(shapes["rnn.weight_ih_l0"], [24, N_LETTERS]);
+    assert_eq!(shapes["rnn.weight_hh_l0_reverse"], [24, 8]);
+    assert_eq!(shapes["out.weight"], [2, 16]);
+    assert_eq!(shapes["ngram.weight"], [64, 2]);
+    assert_eq!(shapes["logit_adjustment"], [2]);
+    assert_eq!(shapes.len(), 4 * 2 + 2 + 1 + 1);
+}
