@@ -75,18 +75,7 @@ fn int(meta: &HashMap<String, String>, key: &str, low: usize, high: usize) -> Re
 /// Validates the header metadata.
 pub fn spec_from_metadata(meta: &HashMap<String, String>) -> Result<Spec> {
     let get = |k: &str| meta.get(k).map(String::as_str);
-    if get("format") != Some(FORMAT) {
-        return Err(invalid(format!(
-            "format is {:?}; this namelang reads {FORMAT:?}",
-            get("format")
-        )));
-    }
-    if get("alphabet") != Some(ALPHABET) {
-        return Err(invalid(format!(
-            "alphabet is {:?}, expected {ALPHABET:?}",
-            get("alphabet")
-        )));
-    }
+    check_format(meta)?;
     let cell = choice(
         meta,
         "cell",
@@ -117,16 +106,7 @@ pub fn spec_from_metadata(meta: &HashMap<String, String>) -> Result<Spec> {
         )?,
         categories: categories(meta)?,
         metadata: meta.clone(),
-        text_rule: choice(
-            meta,
-            "text_rule",
-            &[
-                ("exact", TextRule::Exact),
-                ("trim_lower", TextRule::TrimLower),
-                ("romanize", TextRule::Romanize),
-            ],
-            Some(TextRule::Exact),
-        )?,
+        text_rule: choice(meta, "text_rule", &TEXT_RULES, Some(TextRule::Exact))?,
         ngrams: match (get("ngram_max"), get("ngram_buckets")) {
             (None, None) => None,
             _ => Some(NGramSpec {
@@ -137,6 +117,30 @@ pub fn spec_from_metadata(meta: &HashMap<String, String>) -> Result<Spec> {
     };
     check_combination(&spec, one_hot)?;
     Ok(spec)
+}
+
+const TEXT_RULES: [(&str, TextRule); 3] = [
+    ("exact", TextRule::Exact),
+    ("trim_lower", TextRule::TrimLower),
+    ("romanize", TextRule::Romanize),
+];
+
+/// The file's format and alphabet are the ones this namelang reads.
+fn check_format(meta: &HashMap<String, String>) -> Result<()> {
+    let get = |k: &str| meta.get(k).map(String::as_str);
+    if get("format") != Some(FORMAT) {
+        return Err(invalid(format!(
+            "format is {:?}; this namelang reads {FORMAT:?}",
+            get("format")
+        )));
+    }
+    if get("alphabet") != Some(ALPHABET) {
+        return Err(invalid(format!(
+            "alphabet is {:?}, expected {ALPHABET:?}",
+            get("alphabet")
+        )));
+    }
+    Ok(())
 }
 
 /// One of a few allowed values of a metadata key (`absent`: its value when missing).

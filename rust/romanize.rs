@@ -127,26 +127,36 @@ fn cyrillic(chars: &[char], i: usize) -> String {
     let ukrainian = ukrainian_word(chars, i);
     let next = chars.get(i + 1).map(|&n| cyrillic_lower(n));
     let s = match c {
+        'г' if ukrainian => "h",
+        'и' if ukrainian => "y",
+        // A final -ий / -ый reads as -y (Dostoevsky), as the data set spells it.
+        'и' | 'ы' if next == Some('й') && !letter_at(chars, i + 2) => "",
+        'х' if word_start(chars, i) && !ukrainian => "h",
+        'щ' if ukrainian => "shch",
+        _ => match cyrillic_plain(c) {
+            Some(s) => s,
+            None => return chars[i].to_string(),
+        },
+    };
+    s.to_string()
+}
+
+/// The Latin of a lowercase Cyrillic letter wherever it stands (the letters read by
+/// their word are `cyrillic`'s); None for anything else.
+fn cyrillic_plain(c: char) -> Option<&'static str> {
+    Some(match c {
         'а' => "a",
         'б' => "b",
         'в' => "v",
-        'г' if ukrainian => "h",
-        'г' => "g",
-        'ґ' => "g",
+        'г' | 'ґ' => "g",
         'д' => "d",
-        'е' => "e",
-        'ё' => "e",
+        'е' | 'ё' | 'э' => "e",
         'є' => "ye",
         'ж' => "zh",
         'з' => "z",
-        'и' if ukrainian => "y",
-        // A final -ий / -ый reads as -y (Dostoevsky), as the data set spells it.
-        'и' if next == Some('й') && !letter_at(chars, i + 2) => "",
-        'ы' if next == Some('й') && !letter_at(chars, i + 2) => "",
-        'и' => "i",
-        'і' => "i",
+        'и' | 'і' => "i",
         'ї' => "yi",
-        'й' => "y",
+        'й' | 'ы' => "y",
         'ј' => "j",
         'к' => "k",
         'л' => "l",
@@ -163,26 +173,19 @@ fn cyrillic(chars: &[char], i: usize) -> String {
         'ќ' => "kj",
         'ђ' => "dj",
         'ѓ' => "gj",
-        'у' => "u",
-        'ў' => "u",
+        'у' | 'ў' => "u",
         'ф' => "f",
-        'х' if word_start(chars, i) && !ukrainian => "h",
         'х' => "kh",
         'ц' => "ts",
         'ч' => "ch",
-        'џ' => "dz",
-        'ѕ' => "dz",
+        'џ' | 'ѕ' => "dz",
         'ш' => "sh",
-        'щ' if ukrainian => "shch",
         'щ' => "sch",
         'ъ' | 'ь' => "",
-        'ы' => "y",
-        'э' => "e",
         'ю' => "yu",
         'я' => "ya",
-        _ => return chars[i].to_string(),
-    };
-    s.to_string()
+        _ => return None,
+    })
 }
 
 /// Voiceless sounds after which αυ, ευ and ηυ read af, ef and if.

@@ -457,6 +457,23 @@ fn write_jsonl(out: &mut Vec<u8>, fmt: &RowFormat, lead: Lead<'_>, ascii: &str, 
     }
     out.extend_from_slice(b"\"ascii\":");
     json_string(out, ascii);
+    json_top(out, fmt, a);
+    if fmt.set_threshold.is_some() {
+        json_set(out, fmt, a);
+    }
+    if fmt.explain > 0 {
+        json_why(out, a);
+    }
+    out.extend_from_slice(b",\"error\":");
+    match a.error {
+        Some(e) => json_string(out, e.code()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// `"language"`, `"probability"` (null when none is named) and `"top"` of a JSONL row.
+fn json_top(out: &mut Vec<u8>, fmt: &RowFormat, a: &Answer) {
     match a.top.first() {
         Some(&(c, p)) => {
             out.extend_from_slice(b",\"language\":");
@@ -478,38 +495,34 @@ fn write_jsonl(out: &mut Vec<u8>, fmt: &RowFormat, lead: Lead<'_>, ascii: &str, 
         out.push(b']');
     }
     out.push(b']');
-    if fmt.set_threshold.is_some() {
-        out.extend_from_slice(b",\"set\":[");
-        for (j, &c) in a.set.iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
-            }
-            json_string(out, &fmt.categories[c]);
+}
+
+fn json_set(out: &mut Vec<u8>, fmt: &RowFormat, a: &Answer) {
+    out.extend_from_slice(b",\"set\":[");
+    for (j, &c) in a.set.iter().enumerate() {
+        if j > 0 {
+            out.push(b',');
         }
-        out.push(b']');
+        json_string(out, &fmt.categories[c]);
     }
-    if fmt.explain > 0 {
-        out.extend_from_slice(b",\"why\":[");
-        for (j, p) in a.why().iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"{\"text\":");
-            json_string(out, &p.text);
-            let _ = write!(
-                out,
-                ",\"start\":{},\"end\":{},\"weight\":{:.3}}}",
-                p.start, p.end, p.weight
-            );
+    out.push(b']');
+}
+
+fn json_why(out: &mut Vec<u8>, a: &Answer) {
+    out.extend_from_slice(b",\"why\":[");
+    for (j, p) in a.why().iter().enumerate() {
+        if j > 0 {
+            out.push(b',');
         }
-        out.push(b']');
+        out.extend_from_slice(b"{\"text\":");
+        json_string(out, &p.text);
+        let _ = write!(
+            out,
+            ",\"start\":{},\"end\":{},\"weight\":{:.3}}}",
+            p.start, p.end, p.weight
+        );
     }
-    out.extend_from_slice(b",\"error\":");
-    match a.error {
-        Some(e) => json_string(out, e.code()),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b"}\n");
+    out.push(b']');
 }
 
 /// A CSV record as a JSON object: `{"column":"field",...` (no closing brace). A column

@@ -371,28 +371,10 @@ mod tests {
         assert!(line_blocks(b"", 4).is_empty());
     }
 
-    /// Random bytes spliced into real names, lines ended by '\n' or '\r\n': one output
-    /// row per line, in order, each naming its line (bad UTF-8 shown as U+FFFD).
-    #[test]
-    fn every_line_gets_its_row_in_order() {
-        use crate::normalize::TextRule;
-        use crate::rows::Format;
+    /// A line: one of a few names with bytes spliced in (no newline among them).
+    fn spliced_line() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
         use proptest::prelude::*;
-        use proptest::test_runner::{Config, RngSeed, TestRunner};
-
-        let bytes = include_bytes!("../python/namelang/models/tutorial.safetensors");
-        let model = Model::from_bytes(bytes).unwrap();
-        let fmt = RowFormat::new(
-            Format::Jsonl,
-            2,
-            16,
-            None,
-            0.0,
-            TextRule::Exact,
-            model.spec.categories.clone(),
-        )
-        .unwrap();
-        let line = (
+        (
             prop::sample::select(vec!["Hinton", "Zhou", "Ślusàrski", "", " "]),
             prop::collection::vec(any::<u8>(), 0..12),
             any::<prop::sample::Index>(),
@@ -404,14 +386,30 @@ mod tests {
                 l.extend(noise.into_iter().filter(|&b| b != b'\n'));
                 l.extend_from_slice(&name[cut..]);
                 l
-            });
+            })
+    }
+
+    /// Random bytes spliced into real names, lines ended by '\n' or '\r\n': one output
+    /// row per line, in order, each naming its line (bad UTF-8 shown as U+FFFD).
+    #[test]
+    fn every_line_gets_its_row_in_order() {
+        use crate::normalize::TextRule;
+        use crate::rows::Format;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngSeed, TestRunner};
+
+        let bytes = include_bytes!("../python/namelang/models/tutorial.safetensors");
+        let model = Model::from_bytes(bytes).unwrap();
+        let categories = model.spec.categories.clone();
+        let fmt = RowFormat::new(Format::Jsonl, 2, 16, None, 0.0, TextRule::Exact, categories);
+        let fmt = fmt.unwrap();
         let config = Config {
             cases: 300,
             rng_seed: RngSeed::Fixed(2),
             failure_persistence: None,
             ..Config::default()
         };
-        let lines_and_endings = prop::collection::vec((line, any::<bool>()), 0..40);
+        let lines_and_endings = prop::collection::vec((spliced_line(), any::<bool>()), 0..40);
         TestRunner::new(config)
             .run(&lines_and_endings, |input| {
                 let mut chunk = Vec::new();

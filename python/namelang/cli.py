@@ -371,26 +371,43 @@ def _corpus_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a model and write its file")
-    p.add_argument("--data", help=DATA_HELP)
-    p.add_argument("--recipe", choices=["batched", "tutorial"])
+def _shape_options(p) -> None:
+    """The shape of the model `train` makes: cell, sizes, input, text rule, n-grams."""
     p.add_argument("--cell", choices=["elman", "gru", "lstm"])
     p.add_argument("--hidden-size", dest="hidden_size", type=int)
     p.add_argument("--num-layers", dest="num_layers", type=int)
     p.add_argument("--input", choices=["one_hot", "embedding"])
     p.add_argument("--embedding-dim", dest="embedding_dim", type=int)
     p.add_argument(
-        "--label-smoothing",
-        dest="label_smoothing",
-        type=float,
-        help="mix this weight of a uniform target into each label (0 to 1)",
-    )
-    p.add_argument(
         "--bidirectional",
         action="store_true",
         default=None,
         help="one-layer gru/lstm reading each name forwards and backwards",
+    )
+    p.add_argument(
+        "--text-rule",
+        dest="text_rule",
+        choices=["romanize", "trim_lower", "exact"],
+        help="how names are read: romanize (default) romanises Cyrillic and Greek, then "
+        "ignores case and surrounding spaces as trim_lower does",
+    )
+    p.add_argument(
+        "--ngram-max", dest="ngram_max", type=int, help="add a hashed n-gram branch (1-8; 0: none)"
+    )
+    p.add_argument("--ngram-buckets", dest="ngram_buckets", type=int, help="its table's rows")
+    p.add_argument("--ngram-lr", dest="ngram_lr", type=float, help="its learning rate")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model and write its file")
+    p.add_argument("--data", help=DATA_HELP)
+    p.add_argument("--recipe", choices=["batched", "tutorial"])
+    _shape_options(p)
+    p.add_argument(
+        "--label-smoothing",
+        dest="label_smoothing",
+        type=float,
+        help="mix this weight of a uniform target into each label (0 to 1)",
     )
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--optimizer", choices=["adam", "sgd"])
@@ -413,18 +430,6 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--ensemble", type=int, help="members merged into one model (gru/lstm, one_hot)")
     _corpus_options(p)
-    p.add_argument(
-        "--text-rule",
-        dest="text_rule",
-        choices=["romanize", "trim_lower", "exact"],
-        help="how names are read: romanize (default) romanises Cyrillic and Greek, then "
-        "ignores case and surrounding spaces as trim_lower does",
-    )
-    p.add_argument(
-        "--ngram-max", dest="ngram_max", type=int, help="add a hashed n-gram branch (1-8; 0: none)"
-    )
-    p.add_argument("--ngram-buckets", dest="ngram_buckets", type=int, help="its table's rows")
-    p.add_argument("--ngram-lr", dest="ngram_lr", type=float, help="its learning rate")
     p.add_argument(
         "--feminine-forms",
         dest="feminine_forms",

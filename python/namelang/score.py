@@ -1,8 +1,13 @@
 """Bulk offline scoring: name lists of any size to CSV, TSV or JSONL, one output row per
-input row, in order, streamed in bounded memory, written atomically.
+input row, in order, streamed in bounded memory, written atomically (a file output
+appears only when complete).
 
 Plain-text input on the Rust backend takes the native path (lines in, formatted rows out,
-no Python object per row); every other combination takes the generic path below."""
+no Python object per row); every other combination takes the generic path below.
+
+A gzip or zstd input is decompressed as it is read (found by its first bytes); an output
+is compressed by its suffix (`.gz`, `.zst`) or by `compression`, and its format comes
+from the name without that suffix."""
 
 from __future__ import annotations
 
@@ -102,30 +107,23 @@ def score_file(
     Input: one name a line, or CSV/TSV/JSONL whose name field is `column` (default
     "name"); other fields pass through. A row that cannot be scored keeps its place with
     `error` set: empty, no_letters, invalid_utf8, too_long (over `max_length` letters;
-    None: 256, `_native.DEFAULT_MAX_LENGTH`),
-    missing_column, invalid_json, invalid_csv, low_confidence (top probability under
-    `min_probability`: no language given), model_error (the model gave NaN for it).
+    None: 256), missing_column, invalid_json, invalid_csv, low_confidence (top probability
+    under `min_probability`: no language given), model_error (the model gave NaN for it).
     With `coverage` (0.50-0.99), a `set` column holds the languages (best first) of the
-    model's conformal prediction set for that level. A file output appears only when
-    complete. `model` may be a loaded Classifier (then `backend` is its own), to score
-    many files with one load. With `explain` > 0, a `why` column holds up to that many
-    parts of each name that raised its language (`Classifier.explain`): `text:weight`
-    joined by `|` in CSV/TSV, a list of objects in JSONL; empty where no language is named.
-    `prior`: the language mix expected in the list, as `namelang.load`'s. `full_name`:
+    model's conformal prediction set for that level. `model` may be a loaded Classifier
+    (then `backend` is its own), to score many files with one load. With `explain` > 0,
+    a `why` column holds up to that many parts of each name that raised its language
+    (`Classifier.explain`): `text:weight` joined by `|` in CSV/TSV, a list of objects in
+    JSONL; empty where no language is named. `prior`: as `namelang.load`'s. `full_name`:
     the names are full names, scored on their surnames (`namelang.text.surnames`); the
     `ascii` column shows the part scored. `delimiter` (`,` `;` tab `|`): a CSV/TSV
     input's; sniffed from its header line when None (the summary says which).
-    `encoding`: the input's (UTF-8 when None; a UTF-16 BOM is recognised): bytes it
-    cannot decode make their row `invalid_encoding` (`namelang.transcode`). A gzip or
-    zstd input is decompressed as it is read (found by its first bytes); the output is
-    compressed by its suffix (`.gz`, `.zst`) or by `compression` ("gzip", "zstd",
-    "none"), and the format comes from the name without that suffix."""
+    `encoding`: the input's (UTF-8 when None; a UTF-16 BOM is recognised): bytes it cannot
+    decode are `invalid_encoding`. `compression` ("gzip", "zstd", "none"): see the module."""
     input, output = str(input), None if output in (None, "-") else str(output)
     in_format, out_format, compression = _formats(
         input, output, input_format, format, compression, column, delimiter
     )
-    if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1, got {batch_size}")
     job = _FileJob(
         classifier=_classifier(model, backend, prior, threads),
         in_format=in_format,
@@ -140,17 +138,7 @@ def score_file(
         coverage=coverage,
     )
     job.check(input, compression)
-    start = time.perf_counter()
-    with (
-        _open_input(input) as raw,
-        open_output(output) as file_sink,
-        compressed(file_sink, compression) as sink,
-    ):
-        bar = _progress_bar(raw, input, progress)
-        summary = job.run(raw, sink, bar)
-        bar.close()
-    summary.seconds = time.perf_counter() - start
-    return summary
+    return job.write(input, output, compression, progress)
 
 
 def _formats(input, output, input_format, format, compression, column, delimiter):
@@ -213,6 +201,8 @@ class _FileJob:
 
     def check(self, input: str, compression: str | None) -> None:
         clf = self.classifier
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
         job = self.answers()  # every row option checked
         if clf.max_letters is not None and job.max_length > clf.max_letters:
             raise ValueError(
@@ -224,6 +214,22 @@ class _FileJob:
             _check_parquet_job(
                 clf, self.in_format, self.out_format, input, compression, self.explain
             )
+
+    def write(
+        self, input: str, output: str | None, compression: str | None, progress: bool | None
+    ) -> ScoreSummary:
+        """Scores `input` into `output` (None: stdout), timed."""
+        start = time.perf_counter()
+        with (
+            _open_input(input) as raw,
+            open_output(output) as file_sink,
+            compressed(file_sink, compression) as sink,
+        ):
+            bar = _progress_bar(raw, input, progress)
+            summary = self.run(raw, sink, bar)
+            bar.close()
+        summary.seconds = time.perf_counter() - start
+        return summary
 
     def run(self, raw: BinaryIO, sink: BinaryIO, bar) -> ScoreSummary:
         """Reads `raw` (decompressed, decoded) and writes its rows to `sink`."""

@@ -179,14 +179,7 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
-    split = split_names(load_names(config.data), seed=config.split_seed)
-    if config.feminine_forms:
-        split = replace(split, train=split.train + feminine_forms(split))
-    if config.distinct:
-        split = replace(split, train=sorted(set(split.train)))
-    corpus_notes = None
-    if config.corpus:
-        split, corpus_notes = _with_corpus(config, split)
+    split, corpus_notes = _training_split(config)
     if config.recipe == "tutorial":
         model, history = _train_tutorial(config, split)
         model.to(device)
@@ -196,7 +189,40 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
         model, history = _train_batched(config, split, device)
     else:
         raise ValueError(f"recipe must be 'batched' or 'tutorial', got {config.recipe!r}")
-    n = len(split.categories)
+    conformal, results = _judge(model, history, split, device)
+    if out is not None:
+        meta = {
+            "recipe": config.recipe,
+            "seed": str(config.seed),
+            "split_seed": str(config.split_seed),
+            "metrics": json.dumps(results),
+            "conformal": json.dumps(conformal),
+            "train_config": json.dumps(asdict(config)),
+            "training_shares": json.dumps(training_shares(split)),
+        }
+        if corpus_notes is not None:
+            meta["corpus"] = json.dumps(corpus_notes)
+        model_file.save(out, model.cpu(), split.categories, meta)
+        Path(str(out) + ".history.json").write_text(json.dumps(history, indent=1))
+        model.to(device)
+    return model, history, results
+
+
+def _training_split(config: TrainConfig) -> tuple[Split, dict | None]:
+    """The data set's split with what the config adds to its training names (feminine
+    forms, the second corpus), and the corpus's notes (None without one)."""
+    split = split_names(load_names(config.data), seed=config.split_seed)
+    if config.feminine_forms:
+        split = replace(split, train=split.train + feminine_forms(split))
+    if config.distinct:
+        split = replace(split, train=sorted(set(split.train)))
+    if config.corpus:
+        return _with_corpus(config, split)
+    return split, None
+
+
+def _judge(model: nn.Module, history: dict, split: Split, device) -> tuple[dict, dict]:
+    """The conformal thresholds fitted on validation, and the test split's figures."""
     valid = _encode_rows(split.valid, device, model.config)
     valid_probs = F.softmax(predict_logits(model, valid), 1).cpu().numpy()
     conformal = {
@@ -207,7 +233,7 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
     }
     test = _encode_rows(split.test, device, model.config)
     test_logits = predict_logits(model, test)
-    test_metrics = _score(test_logits, test.labels, n)
+    test_metrics = _score(test_logits, test.labels, len(split.categories))
     test_probs = F.softmax(test_logits, 1).cpu().numpy()
     test_labels = test.labels.cpu().numpy()
     cut = float(conformal["thresholds"]["0.90"])
@@ -226,22 +252,7 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
         "train_seconds": round(history["seconds"], 1),
         "test_rows": len(split.test),
     }
-    if out is not None:
-        meta = {
-            "recipe": config.recipe,
-            "seed": str(config.seed),
-            "split_seed": str(config.split_seed),
-            "metrics": json.dumps(results),
-            "conformal": json.dumps(conformal),
-            "train_config": json.dumps(asdict(config)),
-            "training_shares": json.dumps(training_shares(split)),
-        }
-        if corpus_notes is not None:
-            meta["corpus"] = json.dumps(corpus_notes)
-        model_file.save(out, model.cpu(), split.categories, meta)
-        Path(str(out) + ".history.json").write_text(json.dumps(history, indent=1))
-        model.to(device)
-    return model, history, results
+    return conformal, results
 
 
 def _with_corpus(config: TrainConfig, split: Split) -> tuple[Split, dict]:
@@ -318,6 +329,44 @@ def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     raise ValueError(f"optimizer must be 'adam' or 'sgd', got {config.optimizer!r}")
 
 
+def _loss_weights(config: TrainConfig, split: Split, labels: torch.Tensor, n: int):
+    """(each row's corpus weight, each class's loss weight, each row's sampling weight
+    for balanced epochs), on the labels' device."""
+    device = labels.device
+    row_weight = torch.tensor(split.weights(), dtype=torch.float32, device=device)
+    counts = torch.bincount(labels, weights=row_weight, minlength=n).float().clamp(min=1)
+    weight = (1.0 / counts) ** config.class_weight_power
+    weight = (weight / (weight * counts).sum() * counts.sum()).to(device)
+    return row_weight, weight, (1.0 / counts)[labels].cpu()
+
+
+def _epoch(model, opt, config: TrainConfig, train_rows, batches, weights, bar, deadline):
+    """One pass over `batches` of row indices (stopped at `deadline`): (summed loss,
+    rows seen)."""
+    row_weight, weight = weights
+    total, seen = 0.0, 0
+    for batch in batches:
+        logits = model.logits(*train_rows.select(batch))
+        labels = train_rows.labels[batch]
+        # The class-weighted mean, each row also weighted by its corpus weight.
+        losses = F.cross_entropy(
+            logits, labels, weight=weight, reduction="none",
+            label_smoothing=config.label_smoothing,
+        )  # fmt: skip
+        loss = (losses * row_weight[batch]).sum() / (weight[labels] * row_weight[batch]).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+        opt.step()
+        total += loss.item() * len(batch)
+        seen += len(batch)
+        bar.update(len(batch))
+        if time.perf_counter() > deadline:
+            break
+    return total, seen
+
+
 def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.Module, dict]:
     """Mini-batch training; after each epoch the model is scored on validation and the
     best epoch's weights are kept. A time budget is checked between batches."""
@@ -326,15 +375,10 @@ def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.M
     model = build(model_config, dropout=config.dropout).to(device)
     train_rows = _encode_rows(split.train, device, model_config)
     valid = _encode_rows(split.valid, device, model_config)
-    row_weight = torch.tensor(split.weights(), dtype=torch.float32, device=device)
-    counts = torch.bincount(train_rows.labels, weights=row_weight, minlength=n).float()
-    counts = counts.clamp(min=1)
-    weight = (1.0 / counts) ** config.class_weight_power
-    weight = (weight / (weight * counts).sum() * counts.sum()).to(device)
+    row_weight, weight, sample_weight = _loss_weights(config, split, train_rows.labels, n)
     opt = _optimizer(config, model)
     generator = torch.Generator().manual_seed(config.seed)
     rows = len(train_rows.labels)
-    sample_weight = (1.0 / counts)[train_rows.labels.cpu()]
     history: dict = {"x": [], "x_label": "epoch", "loss": [], "valid_accuracy": []}
     history["valid_macro_recall"] = []
     best_value, best_state, best_epoch = -math.inf, None, 0
@@ -348,26 +392,10 @@ def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.M
             order = torch.multinomial(sample_weight, rows, replacement=True, generator=generator)
         else:
             order = torch.randperm(rows, generator=generator)
-        total, seen = 0.0, 0
-        for batch in order.to(device).split(config.batch_size):
-            logits = model.logits(*train_rows.select(batch))
-            labels = train_rows.labels[batch]
-            # The class-weighted mean, each row also weighted by its corpus weight.
-            losses = F.cross_entropy(
-                logits, labels, weight=weight, reduction="none",
-                label_smoothing=config.label_smoothing,
-            )  # fmt: skip
-            loss = (losses * row_weight[batch]).sum() / (weight[labels] * row_weight[batch]).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-            opt.step()
-            total += loss.item() * len(batch)
-            seen += len(batch)
-            bar.update(len(batch))
-            if time.perf_counter() > deadline:
-                break
+        batches = order.to(device).split(config.batch_size)
+        total, seen = _epoch(
+            model, opt, config, train_rows, batches, (row_weight, weight), bar, deadline
+        )
         trained += seen
         valid_metrics = _score(predict_logits(model, valid), valid.labels, n)
         for key, value in (

@@ -115,19 +115,8 @@ impl Elman {
         // States of the rows that read their last letter, side by side for the product.
         let done = at_least(gi, n * hp);
         let done_logits = at_least(out, n * cp);
-        // h_0 = 0, so h_1 is a lookup; `a` holds each node's state, a node being a
-        // distinct prefix among the rows still reading.
         prefixes.reset(n, share);
-        prefixes.next(|r| x.at(r, 0));
-        for (node, &l) in prefixes.letters().iter().enumerate() {
-            a[node * hp..(node + 1) * hp].copy_from_slice(row(&self.xb, hp, l));
-        }
-        for r in 0..n {
-            if lens[r] == 1 {
-                logits[r * cp..(r + 1) * cp].copy_from_slice(row(&self.xo, cp, x.at(r, 0)));
-            }
-        }
-        prefixes.keep_longer(lens, 1);
+        self.first_letter(x, lens, prefixes, a, &mut logits);
         let mut s = 1; // `a` holds h_s for the nodes of the rows still reading
         while !prefixes.active().is_empty() {
             // Rows of length s + 1 read their last letter: output from h_s.
@@ -158,6 +147,30 @@ impl Elman {
             s += 1;
         }
         logits
+    }
+
+    /// Step 1: h_0 = 0, so h_1 is a lookup into `a` (each node's state, a node being a
+    /// distinct prefix among the rows still reading), and the logits of one-letter rows
+    /// are one too.
+    fn first_letter(
+        &self,
+        x: &Letters,
+        lens: &[usize],
+        prefixes: &mut Prefixes,
+        a: &mut [f32],
+        logits: &mut [f32],
+    ) {
+        let (hp, cp) = (self.wh.padded_cols, self.oh.padded_cols);
+        prefixes.next(|r| x.at(r, 0));
+        for (node, &l) in prefixes.letters().iter().enumerate() {
+            a[node * hp..(node + 1) * hp].copy_from_slice(row(&self.xb, hp, l));
+        }
+        for r in 0..lens.len() {
+            if lens[r] == 1 {
+                logits[r * cp..(r + 1) * cp].copy_from_slice(row(&self.xo, cp, x.at(r, 0)));
+            }
+        }
+        prefixes.keep_longer(lens, 1);
     }
 
     /// The logits of the rows that read their last letter at this step (length

@@ -156,18 +156,9 @@ impl Gated {
             ..
         } = scratch;
         prefixes.reset(n, share);
-        for v in [&mut *hs, &mut *cs, &mut *spare_h, &mut *spare_c] {
-            v.resize_with(layers, Vec::new);
-        }
-        for k in 0..layers {
-            // h_0 = c_0 = 0; the spares only ever hold gathered rows.
-            zeroed(&mut hs[k], n * h);
-            at_least(&mut spare_h[k], n * h);
-            if self.lstm {
-                zeroed(&mut cs[k], n * h);
-                at_least(&mut spare_c[k], n * h);
-            }
-        }
+        let mut states = [hs, cs, spare_h, spare_c];
+        self.reset_states(&mut states, layers, n * h);
+        let [hs, cs, spare_h, spare_c] = states;
         // Gate pre-activations for one block of rows only: the block's products are
         // still in L1/L2 when its gates read them (whole-chunk buffers were not).
         let gi = zeroed(gi, GATE_ROWS * gp);
@@ -177,34 +168,66 @@ impl Gated {
             // States are per node: a distinct prefix among the rows still reading.
             prefixes.keep_longer(lens, s);
             prefixes.next(|r| x.at(r, s));
-            let nodes = prefixes.count();
             for (k, layer) in dir.layers.iter().enumerate() {
                 // Where prefixes parted, states move to their children's slots.
                 if s > 0 && !prefixes.in_place() {
-                    prefixes.gather(&hs[k], &mut spare_h[k], h);
-                    std::mem::swap(&mut hs[k], &mut spare_h[k]);
+                    gather_into_place(prefixes, &mut hs[k], &mut spare_h[k], h);
                     if self.lstm {
-                        prefixes.gather(&cs[k], &mut spare_c[k], h);
-                        std::mem::swap(&mut cs[k], &mut spare_c[k]);
+                        gather_into_place(prefixes, &mut cs[k], &mut spare_c[k], h);
                     }
                 }
                 let (below, rest) = hs.split_at_mut(k);
                 let below = below.last().map(|b| &b[..]);
-                for first in (0..nodes).step_by(GATE_ROWS) {
-                    let rows = GATE_ROWS.min(nodes - first);
-                    let block = Block {
-                        step: s,
-                        first,
-                        letters: &prefixes.letters()[first..first + rows],
-                    };
-                    if self.lstm {
-                        self.lstm_block(dir, layer, &block, below, &mut rest[0], &mut cs[k], gi);
-                    } else {
-                        self.gru_block(dir, layer, &block, below, &mut rest[0], gi, gh);
-                    }
-                }
+                let step = (s, prefixes.letters());
+                self.layer_step(dir, layer, step, below, &mut rest[0], &mut cs[k], gi, gh);
             }
             self.keep_finals(&hs[layers - 1], prefixes, lens, s, finals);
+        }
+    }
+
+    /// One layer's step `s` for every node (`letters`: each node's letter), in blocks
+    /// of GATE_ROWS rows.
+    #[allow(clippy::too_many_arguments)] // the layer's state buffers, split by the caller
+    fn layer_step(
+        &self,
+        dir: &Direction,
+        layer: &Layer,
+        (s, letters): (usize, &[u8]),
+        below: Option<&[f32]>,
+        state: &mut [f32],
+        cell: &mut [f32],
+        gi: &mut [f32],
+        gh: &mut [f32],
+    ) {
+        for first in (0..letters.len()).step_by(GATE_ROWS) {
+            let rows = GATE_ROWS.min(letters.len() - first);
+            let block = Block {
+                step: s,
+                first,
+                letters: &letters[first..first + rows],
+            };
+            if self.lstm {
+                self.lstm_block(dir, layer, &block, below, state, cell, gi);
+            } else {
+                self.gru_block(dir, layer, &block, below, state, gi, gh);
+            }
+        }
+    }
+
+    /// h_0 = c_0 = 0 in every layer (`states`: h, c and their spares, which only ever
+    /// hold gathered rows, so they need room, not zeros).
+    fn reset_states(&self, states: &mut [&mut Vec<Vec<f32>>; 4], layers: usize, len: usize) {
+        for v in states.iter_mut() {
+            v.resize_with(layers, Vec::new);
+        }
+        let [hs, cs, spare_h, spare_c] = states;
+        for k in 0..layers {
+            zeroed(&mut hs[k], len);
+            at_least(&mut spare_h[k], len);
+            if self.lstm {
+                zeroed(&mut cs[k], len);
+                at_least(&mut spare_c[k], len);
+            }
         }
     }
 
@@ -339,4 +362,10 @@ fn input_table(spec: &Spec, t: &HashMap<String, Vec<f32>>, suffix: &str, g: usiz
         }
     }
     table
+}
+
+/// `states` rearranged to the prefixes' new order (through `spare`, which it swaps with).
+fn gather_into_place(prefixes: &Prefixes, states: &mut Vec<f32>, spare: &mut Vec<f32>, h: usize) {
+    prefixes.gather(states, spare, h);
+    std::mem::swap(states, spare);
 }
