@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
+
 from namelang import _native
 from namelang.classifier import model_path
 from namelang.prior import PriorSpec, logit_shift
+from namelang.text import set_num_threads
 
 
 class Scorer:
@@ -60,8 +63,6 @@ class Scorer:
         """The native answer job for this process's model, loaded once per process
         (again after a fork)."""
         if self._job is None or self._pid != os.getpid():
-            from namelang.text import set_num_threads
-
             if self.threads is not None:
                 set_num_threads(self.threads)
             model = _native.Model.from_bytes(self._bytes, logit_shift=self._shift)
@@ -159,7 +160,6 @@ def score_batch(
 
 def _columns_from_arrow(scorer: Scorer, array):
     """(top, probability, error) from an Arrow string array's buffers."""
-    import numpy as np
     import pyarrow as pa
 
     if isinstance(array, pa.ChunkedArray):
@@ -212,7 +212,6 @@ def score_with(scorer: Scorer, data):
 
 
 def _error_names(error):
-    import numpy as np
 
     return np.array([None, *_native.ERROR_CODES], dtype=object)[error]
 
@@ -234,7 +233,6 @@ def _to_pandas(scorer, frame, top, prob, error):
 
 
 def _to_arrow(scorer, table, top, prob, error):
-    import numpy as np
     import pyarrow as pa
 
     categories = pa.array(scorer.categories, pa.string())

@@ -19,6 +19,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+import namelang
+from namelang import _native, model_file, reference
+from namelang.classifier import load_module, model_path
+from namelang.data import load_names
+from namelang.score import score_file
+from namelang.spec import ModelConfig
+
 PARITY_TOLERANCE = 1e-4
 
 
@@ -89,9 +96,6 @@ def _say(msg: str) -> None:
 def machine_info(threads: int) -> dict:
     import torch
 
-    import namelang
-    from namelang import _native
-
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo") as f:
@@ -116,8 +120,6 @@ def machine_info(threads: int) -> dict:
 
 def ceilings(threads: int, quick: bool) -> dict:
     import torch
-
-    from namelang import _native
 
     # A ceiling is the best the machine gives: on a shared VM one try can catch a
     # thread descheduled, so the best of three is kept.
@@ -194,9 +196,6 @@ class _Bench:
 def run(quick: bool = False, threads: int | None = None, data: str | None = None) -> Report:
     import torch
 
-    import namelang
-    from namelang.data import load_names
-
     threads = threads or namelang.get_num_threads()
     namelang.set_num_threads(threads)
     torch.set_num_threads(threads)
@@ -236,8 +235,6 @@ def run(quick: bool = False, threads: int | None = None, data: str | None = None
 
 def _text_pipeline(bench: _Bench) -> None:
     """to_ascii and encode: the tutorial's per-name functions, numpy, Rust."""
-    import namelang
-    from namelang import reference
 
     big, small, repeats = bench.big, bench.small, bench.repeats
     _say("to_ascii")
@@ -272,10 +269,6 @@ def _forward(bench: _Bench, label: str, path) -> None:
     and Rust, each checked against PyTorch first; then on distinct names, with and
     without shared prefixes."""
     import torch
-
-    import namelang
-    from namelang import _native
-    from namelang.classifier import load_module
 
     big, distinct, budget, repeats = bench.big, bench.distinct, bench.budget, bench.repeats
     spec, module = load_module(path)
@@ -327,9 +320,6 @@ def _tutorial_loop(bench: _Bench, task: str, module, flops: float) -> None:
     """The tutorial's own evaluate(), one name at a time."""
     import torch
 
-    import namelang
-    from namelang import reference
-
     names = bench.small[:2000] if bench.quick else bench.small[:10000]
     lines = [reference.lineToTensor(namelang.to_ascii(n)) for n in names if namelang.to_ascii(n)]
     with torch.no_grad():
@@ -343,10 +333,6 @@ def _tutorial_loop(bench: _Bench, task: str, module, flops: float) -> None:
 def _latency(bench: _Bench, model: str) -> None:
     """One name at a time, as an interactive caller asks: the rows name the model."""
     import torch
-
-    import namelang
-    from namelang import reference
-    from namelang.classifier import load_module, model_path
 
     task = f"latency 1 name ({model})"
     _say(task)
@@ -375,10 +361,6 @@ def _latency(bench: _Bench, model: str) -> None:
 
 def _score_files(bench: _Bench) -> None:
     """End-to-end `score_file` on a generated name list, per model and backend."""
-    import random
-
-    import namelang
-    from namelang.score import score_file
 
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "names.txt")
@@ -440,7 +422,6 @@ def _training(bench: _Bench, data: str | None) -> None:
 def distinct_names(names: list[str]) -> list[str]:
     """Each normalised name once (the first spelling of it; 17,422 for the data set),
     shuffled with seed 0: no row repeats another."""
-    import namelang
 
     out = list({namelang.to_ascii(n): n for n in names}.values())
     random.Random(0).shuffle(out)
@@ -452,9 +433,7 @@ def _random_model(folder: str, cell: str):
     random weights (seed 0): speed does not depend on training."""
     import torch
 
-    from namelang import model_file
     from namelang.model import build
-    from namelang.spec import ModelConfig
 
     torch.manual_seed(0)
     config = ModelConfig(cell=cell, hidden_size=128, input="embedding", embedding_dim=64)

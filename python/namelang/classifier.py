@@ -12,9 +12,15 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
+import numpy as np
+
 from namelang import _native, model_file
+from namelang.calibration import threshold
+from namelang.extras import require
 from namelang.prior import PriorSpec, logit_shift
 from namelang.prior import resolve as resolve_prior
+from namelang.spec import config_of
+from namelang.text import encode
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,7 +57,6 @@ def model_path(model: str | os.PathLike[str]) -> Path:
 def load_module(path: str | os.PathLike[str], device: str = "cpu"):
     """(spec, PyTorch module in eval mode) from a model file."""
     from namelang.model import from_tensors
-    from namelang.spec import config_of
 
     spec, tensors = model_file.read(path)
     return spec, from_tensors(config_of(spec), tensors, device)
@@ -69,7 +74,6 @@ class _TorchBackend:
     PADDED_LETTERS = 1 << 18
 
     def __init__(self, path: Path, device: str, prior: PriorSpec = None):
-        from namelang.extras import require
 
         require("torch", "the torch backend")
         import torch
@@ -88,10 +92,8 @@ class _TorchBackend:
         return self.spec
 
     def log_probs(self, names: Sequence[str], batch: int = 4096) -> np.ndarray:
-        import numpy as np
 
         from namelang.model import ngram_input
-        from namelang.text import encode
 
         torch = self._torch
         config = self.module.config
@@ -124,7 +126,6 @@ class _TorchBackend:
 def _length_batches(lengths: np.ndarray, rows: int, padded: int) -> list[np.ndarray]:
     """Row indices in batches of names of similar length: at most `rows` rows, and at
     most `padded` letters once padded to the batch's longest (a longer name alone)."""
-    import numpy as np
 
     order = np.argsort(lengths, kind="stable")
     ordered = lengths[order]
@@ -312,7 +313,6 @@ class Classifier:
     def conformal_threshold(self, coverage: float) -> float:
         """The probability a language needs to enter the prediction set at `coverage`
         (0.50-0.99, in steps of 0.01), as fitted on validation and stored in the file."""
-        from namelang.calibration import threshold
 
         if self.prior is not None:
             warnings.warn(

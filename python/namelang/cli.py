@@ -3,17 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import platform
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 
-from namelang import _native
+import numpy as np
+
+import namelang
+from namelang import __version__, _native
+from namelang.bench import main as bench_main
+from namelang.calibration import coverage_report, expected_calibration_error
+from namelang.classifier import BUNDLED, load, model_path
+from namelang.data import data_folder, download, load_names, split_names
+from namelang.evaluate import (
+    format_table,
+    metrics,
+    plot_confusion,
+    plot_history,
+    plot_reliability,
+    top_k_accuracy,
+)
+from namelang.extras import require
+from namelang.score import score_file
+from namelang.text import script_of
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from namelang.classifier import load
-    from namelang.text import script_of
 
     classifier = load(args.model, backend=args.backend, device=args.device, prior=args.prior)
     job = classifier.job(
@@ -66,7 +87,6 @@ def _predict_line(name, top, chosen, error, script, args) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from namelang.extras import require
 
     require("torch", "training")
     from namelang.train import TrainConfig, train
@@ -83,18 +103,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from namelang.calibration import coverage_report, expected_calibration_error
-    from namelang.classifier import load
-    from namelang.evaluate import (
-        format_table,
-        metrics,
-        plot_confusion,
-        plot_history,
-        plot_reliability,
-        top_k_accuracy,
-    )
 
     classifier = load(args.model, backend=args.backend, device=args.device)
     rows = _evaluation_rows(args, classifier)
@@ -122,10 +130,6 @@ def _evaluate(args: argparse.Namespace) -> int:
             covered, size = coverage_report(probs, truth, classifier.conformal_threshold(level))
             print(f"prediction sets at {level:.2f}: coverage {covered:.4f}, mean size {size:.2f}")
     if args.plot:
-        from pathlib import Path
-
-        from namelang.extras import require
-
         require("matplotlib", "evaluate --plot")
         out = Path(args.plot)
         out.mkdir(parents=True, exist_ok=True)
@@ -141,13 +145,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _model_label(model: str) -> str:
-    from pathlib import Path
 
     return model if model in ("default", "tutorial") else Path(model).name
 
 
 def _rows_label(args: argparse.Namespace) -> str:
-    from pathlib import Path
 
     if args.tsv:
         return Path(args.tsv).name
@@ -157,9 +159,6 @@ def _rows_label(args: argparse.Namespace) -> str:
 
 
 def _evaluation_rows(args: argparse.Namespace, classifier) -> list[tuple[str, str]]:
-    from pathlib import Path
-
-    from namelang.data import load_names, split_names
 
     if args.tsv:
         rows = []
@@ -178,7 +177,6 @@ def _evaluation_rows(args: argparse.Namespace, classifier) -> list[tuple[str, st
 
 
 def _score(args: argparse.Namespace) -> int:
-    from namelang.score import score_file
 
     summary = score_file(
         args.input,
@@ -208,10 +206,8 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from namelang.extras import require
 
     require("torch", "the bench")
-    from namelang.bench import main as bench_main
 
     return bench_main(args.quick, args.threads, args.json, args.plot, args.data)
 
@@ -219,13 +215,6 @@ def _bench(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     """What this install is: versions, the kernel the CPU dispatched to, threads, torch,
     the bundled models and where the data set is looked for."""
-    import importlib.util
-    import platform
-
-    import namelang
-    from namelang import _native
-    from namelang.classifier import BUNDLED, model_path
-    from namelang.data import data_folder
 
     torch_found = importlib.util.find_spec("torch") is not None
     data = data_folder(args.data)
@@ -246,7 +235,6 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from namelang.data import download
 
     print(download(args.dest))
     return 0
@@ -313,7 +301,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from namelang import __version__, _native
 
     return f"namelang {__version__} (kernel {_native.kernel_isa()})"
 
@@ -528,8 +515,6 @@ def _terminate(signum, frame):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import signal
-    import threading
 
     args = build_parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():

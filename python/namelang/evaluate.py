@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from namelang.calibration import ECE_BINS, expected_calibration_error, reliability
+
 
 @dataclass(frozen=True)
 class Metrics:
@@ -101,8 +103,6 @@ def plot_reliability(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from namelang.calibration import ECE_BINS, expected_calibration_error, reliability
 
     confidence, accuracy, rows = reliability(probs, labels)
     ece = expected_calibration_error(probs, labels)

@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from namelang import _native
 from namelang.spec import N_LETTERS, ModelConfig
 
 # What an n-gram branch reads: the arguments of `nn.EmbeddingBag.forward`, either
@@ -50,9 +52,6 @@ def ngram_input(
     offsets for inference, or padded (B, G_max) for selecting training batches."""
     if not config.ngram_buckets:
         return None
-    import numpy as np
-
-    from namelang import _native
 
     rows, offsets = _native.ngram_rows(
         names, config.ngram_max, config.ngram_buckets, config.text_rule

@@ -13,6 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+from safetensors.numpy import save_file
+
+from namelang import _native
 from namelang.output import default_permissions
 from namelang.spec import ModelSpec, config_of, expected_shapes, metadata, spec_of
 
@@ -25,7 +29,6 @@ DIGEST_KEY = "digest"
 
 def read(path: str | os.PathLike[str]) -> tuple[ModelSpec, dict[str, np.ndarray]]:
     """Reads and validates a model file: (spec, {name: float32 array})."""
-    from namelang import _native
 
     spec, tensors = _native.read_model_file(os.fspath(path))
     return spec, dict(tensors)
@@ -39,10 +42,6 @@ def write(
 ) -> Path:
     """Writes a model file atomically (temporary file, then rename); the spec's own
     metadata (training notes, calibration) is kept, `metadata_extra` added to it."""
-    import numpy as np
-    from safetensors.numpy import save_file
-
-    from namelang import _native
 
     path = Path(path)
     meta = {**spec.metadata, **(metadata_extra or {}), **metadata(config_of(spec), spec.categories)}

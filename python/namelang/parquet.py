@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
+from namelang.batch import score_with
 from namelang.extras import require
 
 if TYPE_CHECKING:
@@ -83,7 +84,6 @@ def write_scored(batches, scorer: Scorer, sink: BinaryIO, summary) -> None:
     where the batch is the input's own) with the scored columns added, written as it is
     scored."""
     pa, pq = arrow()
-    from namelang.batch import score_with
 
     writer = None
     out = ArrowSink(sink)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import string
 import unicodedata
 
+import numpy as np
+
 all_letters = string.ascii_letters + " .,;'"
 n_letters = len(all_letters)
 
@@ -34,7 +36,6 @@ def lineToTensor(line: str):
 
 def encode(names: list[str]):
     """(indices (B, T_max), lengths (B,)) as int64 numpy arrays, built letter by letter."""
-    import numpy as np
 
     lines = [unicodeToAscii(n) for n in names]
     width = max((len(line) for line in lines), default=0)
@@ -47,7 +48,6 @@ def encode(names: list[str]):
 
 def one_hot(names: list[str]):
     """(T_max, B, 57) float32 numpy array: each name's `lineToTensor`, zero-padded."""
-    import numpy as np
 
     tensors = [lineToTensor(unicodeToAscii(n)) for n in names]
     width = max((t.shape[0] for t in tensors), default=0)

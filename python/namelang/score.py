@@ -22,12 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from namelang import _native
+from tqdm.auto import tqdm
+
+from namelang import _native, parquet
+from namelang.batch import Scorer
+from namelang.classifier import Classifier, load
 from namelang.compression import CHOICES as COMPRESSIONS
 from namelang.compression import compressed, of_path, open_decompressed, without_suffix
 from namelang.csv_records import DELIMITERS, fields, records, sniff
 from namelang.output import open_output
 from namelang.prior import PriorSpec
+from namelang.text import set_num_threads
 from namelang.transcode import open_decoded
 from namelang.transcode import resolve as resolve_encoding
 
@@ -160,8 +165,6 @@ def _formats(input, output, input_format, format, compression, column, delimiter
 
 
 def _classifier(model, backend: str, prior: PriorSpec, threads: int | None):
-    from namelang.classifier import Classifier, load
-    from namelang.text import set_num_threads
 
     if threads is not None:
         set_num_threads(threads)
@@ -275,8 +278,6 @@ def _check_parquet_job(classifier, in_format, out_format, input, compression, ex
 
 def _score_parquet(job: _FileJob, source, sink, bar) -> ScoreSummary:
     """Jobs with Parquet on either side (`namelang.parquet`): scored in batches."""
-    from namelang import parquet
-    from namelang.batch import Scorer
 
     summary = ScoreSummary()
     clf = job.classifier
@@ -321,7 +322,6 @@ def _progress_bar(source: BinaryIO, path: str, enabled: bool | None):
         enabled = sys.stderr.isatty()
     if not enabled:
         return _NoBar()
-    from tqdm.auto import tqdm
 
     total = os.path.getsize(path) if path != "-" else None
     return tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, leave=False)

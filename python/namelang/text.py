@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import unicodedata
+import warnings
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -59,8 +63,6 @@ def script_of(name: str) -> str | None:
     """The writing system most of a name's letters belong to, from their Unicode names
     ("Cyrillic", "Greek", "Han (CJK)", "Arabic", "Latin", ...); None without letters. Tells a
     user why a name with no Latin letters gets no answer."""
-    import unicodedata
-    from collections import Counter
 
     scripts = Counter(
         unicodedata.name(c, "UNKNOWN").split()[0].title()
@@ -83,12 +85,9 @@ def set_num_threads(n: int) -> None:
 
 
 def _warn_if_threads_capped() -> None:
-    import os
 
     raw = os.environ.get("NAMELANG_NUM_THREADS", "").strip()
     if raw.isdigit() and int(raw) > _native.max_threads():
-        import warnings
-
         warnings.warn(
             f"NAMELANG_NUM_THREADS={raw} is more than {_native.max_threads()} (4 per core); "
             f"using {_native.max_threads()}",

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from namelang import model_file
 from namelang.calibration import (
@@ -25,11 +26,13 @@ from namelang.calibration import (
     expected_calibration_error,
     fit_temperature,
 )
+from namelang.corpus import faker_corpus
 from namelang.data import Split, load_names, split_names
 from namelang.evaluate import Metrics, metrics, top_k_accuracy
+from namelang.extras import require
 from namelang.model import NGramInput, build, ngram_input, resolve_device
 from namelang.spec import ModelConfig
-from namelang.text import encode
+from namelang.text import encode, one_hot
 
 
 @dataclass
@@ -257,8 +260,6 @@ def _judge(model: nn.Module, history: dict, split: Split, device) -> tuple[dict,
 
 def _with_corpus(config: TrainConfig, split: Split) -> tuple[Split, dict]:
     """The split with a second corpus's rows added to its training part, weighted."""
-    from namelang.corpus import faker_corpus
-    from namelang.extras import require
 
     if config.corpus != "faker":
         raise ValueError(f"corpus must be 'faker' or empty, got {config.corpus!r}")
@@ -511,7 +512,6 @@ def merge_ensemble(members: list[nn.Module]) -> nn.Module:
 def _train_tutorial(config: TrainConfig, split: Split) -> tuple[nn.Module, dict]:
     """The tutorial's loop: single-name SGD steps at lr 0.005 with NLLLoss, a category
     drawn uniformly, then a name of it, from the training split; loss averaged per 500."""
-    from namelang.text import one_hot
 
     n = len(split.categories)
     rnn = build(
@@ -560,6 +560,5 @@ def _train_tutorial(config: TrainConfig, split: Split) -> tuple[nn.Module, dict]
 
 
 def _progress(total: int, enabled: bool, unit: str):
-    from tqdm.auto import tqdm
 
     return tqdm(total=total, disable=not enabled, unit=unit, leave=False)
