@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import namelang
 import numpy as np
@@ -158,3 +159,10 @@ def test_low_confidence_answers_name_the_languages_they_withhold():
     assert none is None and sure[0][0] == "Chinese"
     row = job.format_rows(["Smith"], ["Smith"], None)[0].decode()
     assert row.startswith("Smith,Smith,,,,,low_confidence")
+
+
+def test_every_error_code_is_documented():
+    # The codes live in one Rust enum (rows.rs); a new one needs its words in the README.
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    missing = [code for code in _native.ERROR_CODES if f"`{code}`" not in readme]
+    assert not missing, missing

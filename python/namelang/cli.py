@@ -70,20 +70,27 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _predict_line(name, top, chosen, error, script, args) -> str:
-    if error == "empty":
-        return f"{name!r}: empty"
-    if error == "no_letters":
-        seen = f"; {script} script" if script else ""
-        return f"{name}: no Latin letters to classify (no_letters{seen})"
-    if error == "model_error":
-        return f"{name}: no answer (model_error: the model's weights give NaN for this name)"
-    line = f"{name}: " + ", ".join(f"{lang} {p:.3f}" for lang, p in top)
+    shown = ", ".join(f"{lang} {p:.3f}" for lang, p in top)
     if error == "low_confidence":
-        line = f"{name}: not sure (low_confidence: best {top[0][1]:.3f} < {args.min_probability})"
-        line += "; " + ", ".join(f"{lang} {p:.3f}" for lang, p in top)
+        best = f"best {top[0][1]:.3f} < {args.min_probability}"
+        line = f"{name}: not sure (low_confidence: {best}); {shown}"
+    elif error is not None:
+        return f"{name!r}: empty" if error == "empty" else f"{name}: {_no_answer(error, script)}"
+    else:
+        line = f"{name}: {shown}"
     if chosen is not None:
         line += f"  | {args.coverage:.0%} set: {{{', '.join(lang for lang, _ in chosen)}}}"
     return line
+
+
+def _no_answer(error: str, script: str | None) -> str:
+    """What a row without an answer says; any code the native job gives has a line."""
+    if error == "no_letters":
+        seen = f"; {script} script" if script else ""
+        return f"no Latin letters to classify (no_letters{seen})"
+    if error == "model_error":
+        return "no answer (model_error: the model's weights give NaN for this name)"
+    return f"no answer ({error})"
 
 
 def _train(args: argparse.Namespace) -> int:
