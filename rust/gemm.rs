@@ -83,6 +83,48 @@ pub struct Packed {
     pub cols: usize,
     pub padded_cols: usize,
     data: Vec<f32>,
+    /// The same weights rounded to bf16, for the bf16 kernel (`with_bf16`): per panel and
+    /// pair of rows k = 2i, 2i + 1, each column's two values in one u32 (low: row 2i),
+    /// the pair layout `vdpbf16ps` reads. None: the f32 kernel runs.
+    pairs: Option<Vec<u32>>,
+}
+
+/// The number format of a product's operands (sums are float32 either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    /// Weights and states rounded to bfloat16, products summed in float32 (AVX512_BF16).
+    Bf16,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
+/// Whether this CPU runs the bf16 kernel (AVX512_BF16, with the AVX-512 kernel chosen).
+pub fn bf16_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        isa() == Isa::Avx512 && is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Round to nearest even, as `vcvtneps2bf16` does; NaN stays NaN.
+pub fn to_bf16(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
 }
 
 impl Packed {
@@ -112,7 +154,41 @@ impl Packed {
             cols,
             padded_cols,
             data,
+            pairs: None,
         }
+    }
+
+    /// The weights also as bf16 pairs, so products run in bf16 (`bf16_available` must
+    /// hold); `Precision::F32` drops them.
+    pub fn with_precision(mut self, precision: Precision) -> Packed {
+        self.pairs = (precision == Precision::Bf16).then(|| {
+            assert!(self.isa == Isa::Avx512 && bf16_available());
+            self.bf16_pairs()
+        });
+        self
+    }
+
+    pub fn precision(&self) -> Precision {
+        if self.pairs.is_some() {
+            Precision::Bf16
+        } else {
+            Precision::F32
+        }
+    }
+
+    fn bf16_pairs(&self) -> Vec<u32> {
+        let (p, kpairs) = (self.isa.panel(), self.depth.div_ceil(2));
+        let mut pairs = vec![0u32; self.padded_cols / p * kpairs * p];
+        for panel in 0..self.padded_cols / p {
+            let block = &self.data[panel * self.depth * p..(panel + 1) * self.depth * p];
+            for k in 0..self.depth {
+                for j in 0..p {
+                    let half = (to_bf16(block[k * p + j]) as u32) << (16 * (k % 2));
+                    pairs[(panel * kpairs + k / 2) * p + j] |= half;
+                }
+            }
+        }
+        pairs
     }
 }
 
@@ -165,6 +241,12 @@ fn matmul(
     assert!(lda >= w.depth && ldo >= w.padded_cols);
     assert!(a.len() >= (rows - 1) * lda + w.depth);
     assert!(out.len() >= (rows - 1) * ldo + w.padded_cols);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(pairs) = &w.pairs {
+        // SAFETY: pairs exist only where `bf16_available` held (`with_precision`);
+        // bounds are asserted above and each tile stays inside them.
+        return unsafe { x86::matmul_bf16(rows, a, lda, w, pairs, start, out, ldo) };
+    }
     match w.isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the Packed was made for an ISA this CPU runs (`isa` or `available`);
@@ -381,6 +463,105 @@ mod x86 {
         sweep!(tile512, 4, rows, a, lda, w, start, out, ldo, 64);
     }
 
+    /// R rows × 4 vectors (64 columns) of bf16 products summed in float32: `a` holds each
+    /// row's states as bf16 pairs (`kpairs` u32 a row), `w` one panel of weight pairs.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn tile_bf16<const R: usize>(
+        kpairs: usize,
+        a: *const u32,
+        w: *const u32,
+        from: impl Fn(usize) -> *const f32,
+        out: *mut f32,
+        ldo: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); 4]; R];
+        for (r, row) in acc.iter_mut().enumerate() {
+            let src = from(r);
+            for (v, x) in row.iter_mut().enumerate() {
+                *x = _mm512_loadu_ps(src.add(v * 16));
+            }
+        }
+        for kp in 0..kpairs {
+            let mut wv = [_mm512_setzero_si512(); 4];
+            for (v, x) in wv.iter_mut().enumerate() {
+                *x = _mm512_loadu_si512(w.add((kp * 4 + v) * 16).cast());
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av: __m512bh =
+                    std::mem::transmute(_mm512_set1_epi32(*a.add(r * kpairs + kp) as i32));
+                for (x, wx) in row.iter_mut().zip(wv.iter()) {
+                    *x = _mm512_dpbf16_ps(*x, av, std::mem::transmute::<__m512i, __m512bh>(*wx));
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, x) in row.iter().enumerate() {
+                _mm512_storeu_ps(out.add(r * ldo + v * 16), *x);
+            }
+        }
+    }
+
+    /// A row of states as bf16 pairs, 32 at a time with `vcvtne2ps2bf16` (which rounds
+    /// to nearest even, as `to_bf16` does for the tail).
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    unsafe fn bf16_row(row: &[f32], pairs: &mut [u32]) {
+        let mut k = 0;
+        while k + 32 <= row.len() {
+            let lo = _mm512_loadu_ps(row.as_ptr().add(k));
+            let hi = _mm512_loadu_ps(row.as_ptr().add(k + 16));
+            let both: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+            _mm512_storeu_si512(pairs.as_mut_ptr().add(k / 2).cast(), both);
+            k += 32;
+        }
+        for (k, &x) in row.iter().enumerate().skip(k) {
+            pairs[k / 2] |= (super::to_bf16(x) as u32) << (16 * (k % 2));
+        }
+    }
+
+    /// `matmul` with bf16 operands: each row of `a` rounded to bf16 pairs once, then
+    /// row blocks swept under the panels as the f32 kernel does.
+    #[allow(clippy::too_many_arguments)] // matmul's arguments and the weight pairs
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn matmul_bf16(
+        rows: usize,
+        a: &[f32],
+        lda: usize,
+        w: &Packed,
+        pairs: &[u32],
+        start: Start,
+        out: &mut [f32],
+        ldo: usize,
+    ) {
+        let (p, kpairs) = (64, w.depth.div_ceil(2));
+        let mut a16 = vec![0u32; rows * kpairs];
+        for r in 0..rows {
+            bf16_row(
+                &a[r * lda..r * lda + w.depth],
+                &mut a16[r * kpairs..(r + 1) * kpairs],
+            );
+        }
+        let (o, width) = (out.as_ptr(), w.padded_cols);
+        let mut r = 0;
+        while r < rows {
+            let n = ROWS.min(rows - r);
+            for panel in 0..w.padded_cols / p {
+                let ap = a16.as_ptr().add(r * kpairs);
+                let wp = pairs.as_ptr().add(panel * kpairs * p);
+                let op = out.as_mut_ptr().add(r * ldo + panel * p);
+                let from = |i: usize| start_of(start, o, ldo, width, r + i, panel * p);
+                match n {
+                    6 => tile_bf16::<6>(kpairs, ap, wp, from, op, ldo),
+                    5 => tile_bf16::<5>(kpairs, ap, wp, from, op, ldo),
+                    4 => tile_bf16::<4>(kpairs, ap, wp, from, op, ldo),
+                    3 => tile_bf16::<3>(kpairs, ap, wp, from, op, ldo),
+                    2 => tile_bf16::<2>(kpairs, ap, wp, from, op, ldo),
+                    _ => tile_bf16::<1>(kpairs, ap, wp, from, op, ldo),
+                }
+            }
+            r += n;
+        }
+    }
+
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn matmul_avx2(
         rows: usize,
@@ -493,5 +674,52 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_bf16_kernel_sums_the_rounded_products() {
+        if !bf16_available() {
+            return; // nothing to check on this CPU
+        }
+        let round = |x: f32| f32::from_bits((to_bf16(x) as u32) << 16);
+        for (rows, depth, cols) in [(1, 1, 1), (13, 37, 40), (7, 128, 384), (6, 64, 130)] {
+            let a: Vec<f32> = (0..rows * depth)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 29.0)
+                .collect();
+            let w: Vec<f32> = (0..depth * cols)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 31.0)
+                .collect();
+            let packed = Packed::new(&w, depth, cols).with_precision(Precision::Bf16);
+            assert_eq!(packed.precision(), Precision::Bf16);
+            let ldo = packed.padded_cols + 3;
+            let table: Vec<f32> = (0..2 * packed.padded_cols)
+                .map(|i| i as f32 * 0.25)
+                .collect();
+            let picks: Vec<u8> = (0..rows).map(|r| (r % 2) as u8).collect();
+            let mut ours = vec![f32::NAN; rows * ldo];
+            matmul_from_table(&a, depth, &packed, &table, &picks, &mut ours, ldo);
+            let (ar, wr): (Vec<f32>, Vec<f32>) = (
+                a.iter().map(|&x| round(x)).collect(),
+                w.iter().map(|&x| round(x)).collect(),
+            );
+            let mut theirs = vec![0f32; rows * ldo];
+            for r in 0..rows {
+                let from = picks[r] as usize * packed.padded_cols;
+                theirs[r * ldo..r * ldo + cols].copy_from_slice(&table[from..from + cols]);
+            }
+            naive(rows, depth, cols, &ar, &wr, &mut theirs, ldo);
+            for r in 0..rows {
+                for j in 0..cols {
+                    let (x, y) = (ours[r * ldo + j], theirs[r * ldo + j]);
+                    assert!(
+                        (x - y).abs() <= 1e-4 * y.abs().max(1.0),
+                        "{rows}x{depth}x{cols} [{r}][{j}]: {x} vs {y}"
+                    );
+                }
+            }
+        }
+        assert_eq!(to_bf16(1.0), 0x3f80);
+        assert_eq!(to_bf16(f32::from_bits(0x3f80_8000)), 0x3f80); // a tie goes to even
+        assert_eq!(to_bf16(f32::from_bits(0x3f81_8000)), 0x3f82);
     }
 }

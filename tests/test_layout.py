@@ -112,5 +112,5 @@ def test_rust_functions_fit_a_screen_and_files_stay_small():
 
 
 def test_the_rust_measure_counts_blocks_not_braces_in_strings():
-    text = 'fn a() {\n    let s = "}}";\n    let c = \'{\';\n    // }\n}\nfn b() {}\n'
+    text = "fn a() {\n    let s = \"}}\";\n    let c = '{';\n    // }\n}\nfn b() {}\n"
     assert rust_functions(text) == [("a", 1, 5), ("b", 6, 1)]

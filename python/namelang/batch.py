@@ -35,8 +35,9 @@ class Scorer:
         min_probability: float = 0.0,
         prior: PriorSpec = None,
         full_name: bool = False,
+        precision: str = "auto",
     ):
-        self.column, self.threads = column, threads
+        self.column, self.threads, self.precision = column, threads, precision
         self._options = {
             "k": k,
             "max_length": max_length,
@@ -65,11 +66,12 @@ class Scorer:
         if self._job is None or self._pid != os.getpid():
             if self.threads is not None:
                 set_num_threads(self.threads)
-            model = _native.Model.from_bytes(self._bytes, logit_shift=self._shift)
+            load = _native.Model.from_bytes
+            model = load(self._bytes, logit_shift=self._shift, precision=self.precision)
             if self._prior not in (None, "data") and self._shift is None:
                 spec = model.spec
                 self._shift = logit_shift(self._prior, spec.categories, spec.metadata)
-                model = _native.Model.from_bytes(self._bytes, logit_shift=self._shift)
+                model = load(self._bytes, logit_shift=self._shift, precision=self.precision)
             self._job = _native.Job(model, **self._options)
             self._categories = model.categories
             self._pid = os.getpid()
@@ -134,6 +136,7 @@ def score_batch(
     min_probability: float = 0.0,
     prior: PriorSpec = None,
     full_name: bool = False,
+    precision: str = "auto",
 ):
     """Adds `language`, `probability`, `error` (and `top` when k > 1: a list of
     [language, probability] pairs, best first) to a pandas DataFrame, a pyarrow Table or
@@ -143,7 +146,8 @@ def score_batch(
     `max_length` letters; None: 256, `_native.DEFAULT_MAX_LENGTH`), null,
     model_error (the model gave NaN for it), and low_confidence where the top
     probability is under `min_probability`. `prior`: as `namelang.load`'s. `full_name`:
-    the names are full names, scored on their surnames (`namelang.text.surnames`)."""
+    the names are full names, scored on their surnames (`namelang.text.surnames`).
+    `precision`: as `namelang.load`'s."""
     if backend not in ("auto", "rust"):
         raise ValueError("score_batch runs on the Rust backend; use backend='auto' or 'rust'")
     scorer = Scorer(
@@ -154,6 +158,7 @@ def score_batch(
         min_probability=min_probability,
         prior=prior,
         full_name=full_name,
+        precision=precision,
     )
     return score_with(scorer, data)
 

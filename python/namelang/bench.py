@@ -301,6 +301,11 @@ def _forward(bench: _Bench, label: str, path) -> None:
         n, secs = _sized(lambda names, m=method: rust.log_probs(names, m), big, budget, repeats)
         # The collapsed path does no products: GFLOP/s would not mean anything there.
         bench.add(task, f"rust {method}", n, n, secs, flops if method == "recurrence" else None)
+    if spec.cell != "elman" and _native.bf16_available():
+        # bf16 products: counted as the same FLOPs, against the same f32 peak.
+        reduced = _native.Model(str(path), share_prefixes=False, precision="bf16")
+        n, secs = _sized(lambda names: reduced.log_probs(names), big, budget, repeats)
+        bench.add(task, "rust recurrence, bf16", n, n, secs, flops)
     # Rows whose names start alike share their state: on distinct names, against
     # PyTorch on the same names. Its GFLOP/s would count work it skips: not given.
     dtask = f"{task}, distinct"
@@ -372,6 +377,11 @@ def _latency(bench: _Bench, model: str) -> None:
     start_fresh()
     secs = _time(many(lambda: rust_clf.log_probs(next_name())), bench.repeats, start_fresh)
     bench.add(task, "rust log_probs", 1, reps, secs)
+    if rust_clf.spec.cell != "elman" and _native.bf16_available():
+        rust_clf = namelang.load(model, backend="rust", precision="bf16")
+        start_fresh()
+        secs = _time(many(lambda: rust_clf.predict(next_name())), bench.repeats, start_fresh)
+        bench.add(task, "rust predict, bf16", 1, reps, secs)
 
 
 def _score_files(bench: _Bench) -> None:

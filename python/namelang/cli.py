@@ -36,7 +36,13 @@ from namelang.text import script_of
 
 def _predict(args: argparse.Namespace) -> int:
 
-    classifier = load(args.model, backend=args.backend, device=args.device, prior=args.prior)
+    classifier = load(
+        args.model,
+        backend=args.backend,
+        device=args.device,
+        prior=args.prior,
+        precision=args.precision,
+    )
     job = classifier.job(
         k=args.k,
         max_length=_native.MAX_LENGTH_LIMIT,  # predict answers names of any length
@@ -202,6 +208,7 @@ def _score(args: argparse.Namespace) -> int:
         min_probability=args.min_probability,
         explain=args.explain,
         prior=args.prior,
+        precision=args.precision,
         full_name=args.full_name,
         delimiter={"tab": "\t", "\\t": "\t"}.get(args.delimiter, args.delimiter),
         encoding=args.encoding,
@@ -229,6 +236,8 @@ def _info(args: argparse.Namespace) -> int:
         "namelang": namelang.__version__,
         "python": f"{platform.python_version()} ({sys.executable})",
         "kernel": f"{_native.kernel_isa()} (chosen at run time: avx512, avx2+fma or portable)",
+        "precision": "f32 (auto); bf16 "
+        + ("available (--precision bf16)" if _native.bf16_available() else "not on this CPU"),
         "threads": f"{namelang.get_num_threads()} (at most {_native.max_threads()})",
         "torch": "installed (training, the torch backend, bench, plots)"
         if torch_found
@@ -282,6 +291,13 @@ def _answer_options(p: argparse.ArgumentParser) -> None:
         "--prior",
         help="the language mix expected: 'data' (the training shares, default), 'uniform', "
         "or a JSON file of {language: share}",
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "f32", "bf16", "int8"],
+        help="of the recurrent products on the rust backend: bf16 (AVX512_BF16 CPUs) answers "
+        "one name faster; auto is f32 (BENCHMARKS.md)",
     )
 
 

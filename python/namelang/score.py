@@ -102,6 +102,7 @@ def score_file(
     min_probability: float = 0.0,
     explain: int = 0,
     prior: PriorSpec = None,
+    precision: str = "auto",
     full_name: bool = False,
     delimiter: str | None = None,
     encoding: str | None = None,
@@ -114,15 +115,14 @@ def score_file(
     `error` set: empty, no_letters, invalid_utf8, too_long (over `max_length` letters;
     None: 256), missing_column, invalid_json, invalid_csv, low_confidence (top probability
     under `min_probability`: no language given), model_error (the model gave NaN for it).
-    With `coverage` (0.50-0.99), a `set` column holds the languages (best first) of the
-    model's conformal prediction set for that level. `model` may be a loaded Classifier
-    (then `backend` is its own), to score many files with one load. With `explain` > 0,
-    a `why` column holds up to that many parts of each name that raised its language
-    (`Classifier.explain`): `text:weight` joined by `|` in CSV/TSV, a list of objects in
-    JSONL; empty where no language is named. `prior`: as `namelang.load`'s. `full_name`:
-    the names are full names, scored on their surnames (`namelang.text.surnames`); the
-    `ascii` column shows the part scored. `delimiter` (`,` `;` tab `|`): a CSV/TSV
-    input's; sniffed from its header line when None (the summary says which).
+    With `coverage` (0.50-0.99), a `set` column holds the model's conformal prediction set
+    for that level, best first. `model` may be a loaded Classifier (then `backend` is its
+    own), to score many files with one load. With `explain` > 0, a `why` column holds up
+    to that many parts of each name that raised its language (`Classifier.explain`):
+    `text:weight` joined by `|` in CSV/TSV, a list of objects in JSONL; empty where no
+    language is named. `prior`, `precision`: as `namelang.load`'s. `full_name`: the names
+    are full names, scored on their surnames; the `ascii` column shows the part scored.
+    `delimiter` (`,` `;` tab `|`): a CSV/TSV input's, sniffed from its header when None.
     `encoding`: the input's (UTF-8 when None; a UTF-16 BOM is recognised): bytes it cannot
     decode are `invalid_encoding`. `compression` ("gzip", "zstd", "none"): see the module."""
     input, output = str(input), None if output in (None, "-") else str(output)
@@ -130,7 +130,7 @@ def score_file(
         input, output, input_format, format, compression, column, delimiter
     )
     job = _FileJob(
-        classifier=_classifier(model, backend, prior, threads),
+        classifier=_classifier(model, backend, prior, threads, precision),
         in_format=in_format,
         out_format=out_format,
         column=column or "name",
@@ -164,13 +164,17 @@ def _formats(input, output, input_format, format, compression, column, delimiter
     return in_format, out_format, compression
 
 
-def _classifier(model, backend: str, prior: PriorSpec, threads: int | None):
+def _classifier(model, backend: str, prior: PriorSpec, threads: int | None, precision: str):
 
     if threads is not None:
         set_num_threads(threads)
     if isinstance(model, Classifier) and prior is not None:
         raise ValueError("a loaded Classifier has its prior: pass prior= to namelang.load")
-    return model if isinstance(model, Classifier) else load(model, backend=backend, prior=prior)
+    if isinstance(model, Classifier) and precision != "auto":
+        raise ValueError("a loaded Classifier has its precision: pass it to namelang.load")
+    if isinstance(model, Classifier):
+        return model
+    return load(model, backend=backend, prior=prior, precision=precision)
 
 
 @dataclass

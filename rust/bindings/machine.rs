@@ -9,6 +9,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(max_threads, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_isa, m)?)?;
+    m.add_function(wrap_pyfunction!(bf16_available, m)?)?;
     m.add_function(wrap_pyfunction!(fma_peak_gflops, m)?)?;
     let testing = PyModule::new(m.py(), "_testing")?;
     testing.add_function(wrap_pyfunction!(panic_in_pool, &testing)?)?;
@@ -35,6 +36,12 @@ fn max_threads() -> usize {
 #[pyfunction]
 fn kernel_isa() -> &'static str {
     gemm::isa().name()
+}
+
+/// Whether this CPU runs the bf16 kernel (AVX512_BF16): `precision="bf16"`.
+#[pyfunction]
+fn bf16_available() -> bool {
+    gemm::bf16_available()
 }
 
 /// GFLOP/s of a register-resident FMA loop on `threads` threads, and the vector ISA.

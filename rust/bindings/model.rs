@@ -5,6 +5,7 @@
 use super::args::Names;
 use super::explain::{parts_out, PartOut};
 use crate::error::Error;
+use crate::gemm::Precision;
 use crate::{explain, forward, model_file};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2, PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -35,9 +36,27 @@ impl PyModel {
         mut inner: forward::Model,
         share_prefixes: bool,
         logit_shift: Option<Vec<f32>>,
+        precision: &str,
     ) -> PyResult<Self> {
         inner.share_prefixes = share_prefixes;
         inner.set_logit_shift(logit_shift)?;
+        match precision {
+            // bf16 pays for one name at a time, not in bulk, on the CPUs measured
+            // (BENCHMARKS.md): auto stays f32 until a kernel pays in bulk.
+            "auto" | "f32" => inner.set_precision(Precision::F32)?,
+            "bf16" => inner.set_precision(Precision::Bf16)?,
+            "int8" => {
+                return Err(PyValueError::new_err(
+                    "precision 'int8' is not offered: bf16 keeps the answers within the \
+                     bounds and runs where AVX512_BF16 does (BENCHMARKS.md)",
+                ))
+            }
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "precision must be 'auto', 'f32', 'bf16' or 'int8', got {other:?}"
+                )))
+            }
+        }
         Ok(PyModel {
             inner: Arc::new(inner),
         })
@@ -50,28 +69,36 @@ impl PyModel {
     /// more work). `logit_shift`: added to every answer's logits (a target prior's
     /// log(prior / training share), one per language; -inf rules a language out).
     #[new]
-    #[pyo3(signature = (path, share_prefixes = true, logit_shift = None))]
+    #[pyo3(signature = (path, share_prefixes = true, logit_shift = None, precision = "auto"))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
         share_prefixes: bool,
         logit_shift: Option<Vec<f32>>,
+        precision: &str,
     ) -> PyResult<Self> {
         let path = path.to_string_lossy().into_owned();
         let inner = py.detach(|| forward::Model::from_path(&path))?;
-        Self::made(inner, share_prefixes, logit_shift)
+        Self::made(inner, share_prefixes, logit_shift, precision)
     }
 
     #[staticmethod]
-    #[pyo3(signature = (data, share_prefixes = true, logit_shift = None))]
+    #[pyo3(signature = (data, share_prefixes = true, logit_shift = None, precision = "auto"))]
     fn from_bytes(
         py: Python<'_>,
         data: &[u8],
         share_prefixes: bool,
         logit_shift: Option<Vec<f32>>,
+        precision: &str,
     ) -> PyResult<Self> {
         let inner = py.detach(|| forward::Model::from_bytes(data))?;
-        Self::made(inner, share_prefixes, logit_shift)
+        Self::made(inner, share_prefixes, logit_shift, precision)
+    }
+
+    /// The precision of the recurrent products: "f32" or "bf16".
+    #[getter]
+    fn precision(&self) -> &'static str {
+        self.inner.precision().name()
     }
 
     #[getter]

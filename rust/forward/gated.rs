@@ -7,7 +7,7 @@ use super::scratch::{at_least, zeroed, Scratch, GATE_ROWS};
 use super::{packed_t, padded, row};
 use crate::alphabet::N_LETTERS;
 use crate::gates;
-use crate::gemm::{matmul_acc, matmul_from_table, padded_cols, Packed};
+use crate::gemm::{matmul_acc, matmul_from_table, padded_cols, Packed, Precision};
 use crate::model_file::{Cell, Spec};
 use crate::prefixes::Prefixes;
 use std::collections::HashMap;
@@ -52,6 +52,21 @@ struct Block<'a> {
 }
 
 impl Gated {
+    /// Runs the recurrent products (h · W_hh, each step's bulk of the work) in this
+    /// precision; the input tables, gates and output stay float32.
+    pub(super) fn set_precision(&mut self, precision: Precision) {
+        for dir in std::iter::once(&mut self.forward).chain(self.reverse.as_mut()) {
+            for layer in &mut dir.layers {
+                let whh = std::mem::replace(&mut layer.whh, Packed::new(&[], 0, 0));
+                layer.whh = whh.with_precision(precision);
+            }
+        }
+    }
+
+    pub(super) fn precision(&self) -> Precision {
+        self.forward.layers[0].whh.precision()
+    }
+
     pub(super) fn new(spec: &Spec, t: &HashMap<String, Vec<f32>>) -> Gated {
         let lstm = spec.cell == Cell::Lstm;
         let h = spec.hidden_size;

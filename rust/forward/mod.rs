@@ -16,7 +16,7 @@ mod tests;
 
 use crate::answer_cache::AnswerCache;
 use crate::error::{Error, Result};
-use crate::gemm::Packed;
+use crate::gemm::{self, Packed, Precision};
 use crate::math::log_softmax_rows;
 use crate::model_file::{parse, Cell, ModelFile, NGramSpec, Spec};
 use crate::ngrams;
@@ -247,6 +247,34 @@ impl Model {
         self.logit_shift = shift;
         self.answers.clear();
         Ok(())
+    }
+
+    /// The precision of the recurrent products. `Bf16` needs a gated cell and a CPU
+    /// with AVX512_BF16; the tutorial's cell stays exact in float32.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        if precision == Precision::F32 && self.precision() == Precision::F32 {
+            return Ok(());
+        }
+        match &mut self.net {
+            Net::Elman(_) => Err(Error::InvalidArgument(
+                "bf16 runs the gru and lstm cells; the elman cell stays exact in f32".into(),
+            )),
+            Net::Gated(_) if !gemm::bf16_available() => Err(Error::InvalidArgument(
+                "bf16 needs a CPU with AVX512_BF16, which this one lacks; use f32 or auto".into(),
+            )),
+            Net::Gated(g) => {
+                g.set_precision(precision);
+                self.answers.clear();
+                Ok(())
+            }
+        }
+    }
+
+    pub fn precision(&self) -> Precision {
+        match &self.net {
+            Net::Elman(_) => Precision::F32,
+            Net::Gated(g) => g.precision(),
+        }
     }
 
     /// How this model reads names (the file's `text_rule`).

@@ -1,0 +1,78 @@
+"""Reduced precision (`precision="bf16"`): the answers it gives stay within the stated
+bounds of float32's, on the data set's names and a million random ones; every path
+takes the option; what cannot run is refused with the reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from namelang import _native
+from namelang.batch import Scorer
+from namelang.classifier import load, model_path
+from namelang.score import score_file
+
+BF16 = pytest.mark.skipif(not _native.bf16_available(), reason="no AVX512_BF16 on this CPU")
+
+
+def random_names(n: int, seed: int = 0) -> list[str]:
+    """`n` random lower-case names of 2-12 letters."""
+    rng = np.random.default_rng(seed)
+    letters = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
+    codes = letters[rng.integers(0, 26, size=(n, 12))]
+    lengths = rng.integers(2, 13, size=n)
+    return [row[:k].tobytes().decode() for row, k in zip(codes, lengths, strict=True)]
+
+
+def within_bounds(f32: np.ndarray, bf16: np.ndarray) -> tuple[float, float]:
+    """(share of names with the same top language, largest probability moved)."""
+    p, q = np.exp(f32), np.exp(bf16)
+    return float((p.argmax(1) == q.argmax(1)).mean()), float(np.abs(p - q).max())
+
+
+@BF16
+@pytest.mark.parametrize("which", ["data set", "random"])
+def test_bf16_answers_stay_within_the_bounds(which, dataset_names):
+    names = dataset_names if which == "data set" else random_names(1_000_000)
+    path = str(model_path("default"))
+    f32 = _native.Model(path, precision="f32").log_probs(names)
+    bf16 = _native.Model(path, precision="bf16").log_probs(names)
+    agree, moved = within_bounds(f32, bf16)
+    assert agree >= 0.999 and moved <= 0.005, (agree, moved)
+    assert moved > 0  # the reduced kernel ran
+
+
+def test_precision_is_chosen_and_refused_with_reasons():
+    assert load().precision == load(precision="f32").precision == "f32"  # auto: f32
+    with pytest.raises(ValueError, match="'int8' is not offered"):
+        load(precision="int8")
+    with pytest.raises(ValueError, match="must be 'auto', 'f32', 'bf16' or 'int8'"):
+        load(precision="half")
+    with pytest.raises(ValueError, match="elman cell stays exact"):
+        load("tutorial", precision="bf16")
+    with pytest.raises(ValueError, match="runs on the rust backend"):
+        load(backend="torch", precision="bf16")
+    if not _native.bf16_available():
+        with pytest.raises(ValueError, match="AVX512_BF16"):
+            load(precision="bf16")
+
+
+@BF16
+def test_every_path_takes_bf16(tmp_path):
+    clf = load(precision="bf16")
+    assert clf.precision == "bf16" and "bf16" in repr(clf)
+    names = ["Hinton", "Zhou", "Schmidhuber", ""]
+    top = clf.predict(names, k=1)
+    assert [t[0][0] if t else None for t in top] == ["English", "Chinese", "German", None]
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(names) + "\n", encoding="utf-8")
+    for precision in ("f32", "bf16"):
+        score_file(src, tmp_path / f"{precision}.csv", precision=precision, progress=False)
+    f32 = pd.read_csv(tmp_path / "f32.csv", keep_default_na=False)
+    bf16 = pd.read_csv(tmp_path / "bf16.csv", keep_default_na=False)
+    assert list(f32["language"]) == list(bf16["language"])
+    assert not (f32["probability"] == bf16["probability"]).all()  # bf16 ran
+    scored = Scorer(precision="bf16").score_batch(pd.DataFrame({"name": names}))
+    assert list(scored["language"].astype(object))[:3] == ["English", "Chinese", "German"]
+    with pytest.raises(ValueError, match="has its precision"):
+        score_file(src, tmp_path / "x.csv", model=clf, precision="bf16", progress=False)
