@@ -14,9 +14,12 @@ pub fn gru(gi: &[f32], gh: &mut [f32], h: &mut [f32]) {
     let n = h.len();
     assert!(gi.len() >= 3 * n && gh.len() >= 3 * n);
     #[cfg(target_arch = "x86_64")]
-    if isa() != Isa::Portable {
+    match isa() {
+        // SAFETY: `isa` checked that the CPU has AVX-512F; lengths checked above.
+        Isa::Avx512 => return unsafe { x86::gru16(gi, gh, h) },
         // SAFETY: `isa` checked that the CPU has AVX2 and FMA; lengths checked above.
-        return unsafe { x86::gru(gi, gh, h) };
+        Isa::Avx2 => return unsafe { x86::gru(gi, gh, h) },
+        Isa::Portable => {}
     }
     gru_tail(gi, gh, h, 0, 0);
 }
@@ -26,9 +29,12 @@ pub fn lstm(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
     let n = h.len();
     assert!(gates.len() >= 4 * n && c.len() == n);
     #[cfg(target_arch = "x86_64")]
-    if isa() != Isa::Portable {
+    match isa() {
         // SAFETY: as above.
-        return unsafe { x86::lstm(gates, c, h) };
+        Isa::Avx512 => return unsafe { x86::lstm16(gates, c, h) },
+        // SAFETY: as above.
+        Isa::Avx2 => return unsafe { x86::lstm(gates, c, h) },
+        Isa::Portable => {}
     }
     lstm_tail(gates, c, h, 0);
 }
@@ -159,6 +165,106 @@ mod x86 {
             let cell = _mm256_fmadd_ps(f, _mm256_loadu_ps(cp.add(j)), _mm256_mul_ps(i, cand));
             _mm256_storeu_ps(cp.add(j), cell);
             _mm256_storeu_ps(hp.add(j), _mm256_mul_ps(o, tanh8(cell)));
+        }
+        if main < n {
+            super::lstm_tail(gates, c, h, main);
+        }
+    }
+
+    // The same updates 16 lanes wide: the gates were a fifth of a GRU model's forward
+    // time at 8 lanes on AVX-512 machines.
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn recip16(d: __m512) -> __m512 {
+        let y = _mm512_rcp14_ps(d);
+        let e = _mm512_fnmadd_ps(d, y, _mm512_set1_ps(1.0));
+        _mm512_fmadd_ps(y, e, y)
+    }
+
+    /// `tanh8`'s rational function, 16 lanes.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn tanh16(x: __m512) -> __m512 {
+        const CLAMP: f32 = 7.905_311;
+        const ALPHA: [f32; 7] = [
+            -2.760_768_5e-16,
+            2.000_188e-13,
+            -8.604_672e-11,
+            5.122_297e-8,
+            1.485_722_4e-5,
+            6.372_619_3e-4,
+            4.893_524_6e-3,
+        ];
+        const BETA: [f32; 4] = [1.198_258_4e-6, 1.185_347_1e-4, 2.268_434_6e-3, 4.893_525e-3];
+        let x = _mm512_min_ps(
+            _mm512_max_ps(x, _mm512_set1_ps(-CLAMP)),
+            _mm512_set1_ps(CLAMP),
+        );
+        let x2 = _mm512_mul_ps(x, x);
+        let mut p = _mm512_set1_ps(ALPHA[0]);
+        for a in &ALPHA[1..] {
+            p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(*a));
+        }
+        let mut q = _mm512_set1_ps(BETA[0]);
+        for b in &BETA[1..] {
+            q = _mm512_fmadd_ps(q, x2, _mm512_set1_ps(*b));
+        }
+        _mm512_mul_ps(_mm512_mul_ps(p, x), recip16(q))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn sigmoid16(x: __m512) -> __m512 {
+        let half = _mm512_set1_ps(0.5);
+        _mm512_fmadd_ps(tanh16(_mm512_mul_ps(x, half)), half, half)
+    }
+
+    /// # Safety
+    /// AVX-512F present; gi and gh hold at least 3 * h.len() values.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn gru16(gi: &[f32], gh: &mut [f32], h: &mut [f32]) {
+        let n = h.len();
+        let (gip, ghp, hp) = (gi.as_ptr(), gh.as_mut_ptr(), h.as_mut_ptr());
+        let rz = 2 * n - (2 * n) % 16;
+        for j in (0..rz).step_by(16) {
+            let g = _mm512_add_ps(_mm512_loadu_ps(ghp.add(j)), _mm512_loadu_ps(gip.add(j)));
+            _mm512_storeu_ps(ghp.add(j), sigmoid16(g));
+        }
+        for j in rz..2 * n {
+            *ghp.add(j) = super::sigmoid(*ghp.add(j) + *gip.add(j));
+        }
+        let main = n - n % 16;
+        for j in (0..main).step_by(16) {
+            let r = _mm512_loadu_ps(ghp.add(j));
+            let z = _mm512_loadu_ps(ghp.add(n + j));
+            let hn = _mm512_loadu_ps(ghp.add(2 * n + j));
+            let i = _mm512_loadu_ps(gip.add(2 * n + j));
+            let cand = tanh16(_mm512_fmadd_ps(r, hn, i));
+            let old = _mm512_loadu_ps(hp.add(j));
+            let new = _mm512_fmadd_ps(z, _mm512_sub_ps(old, cand), cand);
+            _mm512_storeu_ps(hp.add(j), new);
+        }
+        if main < n {
+            super::gru_tail(gi, gh, h, 2 * n, main);
+        }
+    }
+
+    /// # Safety
+    /// AVX-512F present; gates holds at least 4 * h.len() values, c as many as h.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn lstm16(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
+        let n = h.len();
+        let main = n - n % 16;
+        let (g, cp, hp) = (gates.as_ptr(), c.as_mut_ptr(), h.as_mut_ptr());
+        for j in (0..main).step_by(16) {
+            let i = sigmoid16(_mm512_loadu_ps(g.add(j)));
+            let f = sigmoid16(_mm512_loadu_ps(g.add(n + j)));
+            let cand = tanh16(_mm512_loadu_ps(g.add(2 * n + j)));
+            let o = sigmoid16(_mm512_loadu_ps(g.add(3 * n + j)));
+            let cell = _mm512_fmadd_ps(f, _mm512_loadu_ps(cp.add(j)), _mm512_mul_ps(i, cand));
+            _mm512_storeu_ps(cp.add(j), cell);
+            _mm512_storeu_ps(hp.add(j), _mm512_mul_ps(o, tanh16(cell)));
         }
         if main < n {
             super::lstm_tail(gates, c, h, main);
