@@ -101,15 +101,9 @@ def threshold(conformal: Mapping[str, object] | str | None, coverage: float) -> 
     return float(table["thresholds"][key])  # type: ignore[index]
 
 
-def prediction_set(probs_row: np.ndarray, cut: float) -> list[int]:
-    """Languages with probability >= cut, best first; never empty."""
-    order = np.argsort(-probs_row, kind="stable")
-    keep = [int(i) for i in order if probs_row[i] >= cut]
-    return keep or [int(order[0])]
-
-
 def coverage_report(probs: np.ndarray, labels: np.ndarray, cut: float) -> tuple[float, float]:
-    """(share of rows whose set holds the truth, mean set size) at this threshold."""
+    """(share of rows whose set holds the truth, mean set size) at this threshold: a
+    measurement over many rows; each row's own set comes from the native `Job`."""
     sizes = np.maximum((probs >= cut).sum(axis=1), 1)
     best = probs.argmax(axis=1)
     holds = (probs[np.arange(len(labels)), labels] >= cut) | (best == labels)
