@@ -7,8 +7,8 @@ import json
 
 import namelang
 import pytest
-from namelang.corpus import SOURCES, faker_corpus
-from namelang.data import split_names
+from namelang.corpus import SOURCES, faker_corpus, unsettled_rows
+from namelang.data import Split, split_names
 from namelang.text import apply_text_rule
 
 pytest.importorskip("faker")
@@ -65,3 +65,14 @@ def test_a_model_trained_with_the_corpus_records_it(tmp_path):
     namelang.load(out, prior="uniform").predict(["de Vries"])
     with pytest.raises(ValueError, match="tutorial's data only"):
         train(TrainConfig(data=str(data), corpus="faker", recipe="tutorial", progress=False))
+
+
+def test_the_corpus_settles_only_labels_it_contradicts():
+    cats = ["Chinese", "English", "German", "Korean", "Polish"]
+    rows = [("Wang", 0), ("Wang", 1), ("Wang", 2), ("Wang", 3), ("Smith", 1), ("Nowak", 4)]
+    rows += [("Zzyzx", 1), ("Zzyzx", 2)]  # in no list: nothing to settle
+    split = Split(categories=cats, train=rows, valid=[], test=[], seed=0)
+    contradicted = unsettled_rows(split)
+    # Wang: Faker's pinyin list confirms Chinese; the English and German lists leave it
+    # out; Korean has no list to say either way. Names under one language stay.
+    assert contradicted == [False, True, True, False, False, False, False, False]

@@ -374,6 +374,14 @@ def _corpus_options(p: argparse.ArgumentParser) -> None:
         help="keep corpus names found under two languages, each with its list's language",
     )
     p.add_argument(
+        "--corpus-settles",
+        dest="corpus_settles",
+        action="store_true",
+        default=None,
+        help="drop the data set's labels of names under several languages that the "
+        "corpus contradicts (Wang: English, German; Chinese and Korean kept)",
+    )
+    p.add_argument(
         "--corpus-weight",
         dest="corpus_weight",
         type=float,

@@ -93,6 +93,41 @@ def _is_surname(name: str) -> bool:
     return bool(words) and "," not in name and all(w.lower() in PARTICLES for w in words[:-1])
 
 
+def _listed(categories: list[str]) -> dict[str, set[str]]:
+    """Each surname's read form -> the languages whose Faker lists hold it."""
+    found: dict[str, set[str]] = {}
+    for source in SOURCES:
+        if source.language not in categories:
+            continue
+        entries = [n for n, _ in _entries(source) if _is_surname(n)]
+        for read in apply_text_rule(entries, "romanize"):
+            if read:
+                found.setdefault(read, set()).add(source.language)
+    return found
+
+
+def unsettled_rows(split: Split) -> list[bool]:
+    """For each training row of the data set: whether the corpus contradicts its label.
+    A name the data set lists under several languages (Wang: Chinese, English, German,
+    Korean) keeps the labels the corpus confirms (Chinese) and those of languages the
+    corpus has no list for (Korean, Scottish); a label whose language has a list that
+    leaves the name out, while another of its labels' lists holds it, is contradicted
+    (English, German). Names under one language are left as they are."""
+    cats = split.categories
+    listed = _listed(cats)
+    has_list = {s.language for s in SOURCES}
+    reads = apply_text_rule([n for n, _ in split.train], "romanize")
+    labels: dict[str, set[str]] = {}
+    for read, (_, label) in zip(reads, split.train, strict=True):
+        labels.setdefault(read, set()).add(cats[label])
+    out = []
+    for read, (_, label) in zip(reads, split.train, strict=True):
+        ours, theirs, language = labels[read], listed.get(read, set()), cats[label]
+        confirmed = len(ours) > 1 and bool(theirs & ours)
+        out.append(confirmed and language in has_list and language not in theirs)
+    return out
+
+
 def faker_corpus(
     split: Split,
     cap: int = 300,

@@ -26,7 +26,7 @@ from namelang.calibration import (
     expected_calibration_error,
     fit_temperature,
 )
-from namelang.corpus import faker_corpus
+from namelang.corpus import faker_corpus, unsettled_rows
 from namelang.data import Split, load_names, split_names
 from namelang.evaluate import Metrics, metrics, top_k_accuracy
 from namelang.extras import require
@@ -75,6 +75,7 @@ class TrainConfig:
     corpus_weight: float = 0.3  # a corpus row's weight against a data set row
     corpus_keep_shared: bool = False  # keep corpus names found under two languages
     corpus_cap_ratio: float = 0.0  # > 0: also cap a language at this x its training names
+    corpus_settles: bool = False  # drop data set labels of shared names the corpus contradicts
 
 
 @dataclass
@@ -273,7 +274,13 @@ def _with_corpus(config: TrainConfig, split: Split) -> tuple[Split, dict]:
         keep_shared=config.corpus_keep_shared,
         cap_ratio=config.corpus_cap_ratio,
     )
-    weights = split.weights() + [config.corpus_weight] * len(corpus.rows)
+    keep = [True] * len(split.train)
+    if config.corpus_settles:  # the data set's rows only: the corpus rows are its own
+        keep = [not contradicted for contradicted in unsettled_rows(split)]
+    rows = [r for r, k in zip(split.train, keep, strict=True) if k]
+    weights = [w for w, k in zip(split.weights(), keep, strict=True) if k]
+    weights += [config.corpus_weight] * len(corpus.rows)
+    settled = len(keep) - len(rows)
     notes = {
         "source": "faker",
         "faker_version": corpus.version,
@@ -282,10 +289,12 @@ def _with_corpus(config: TrainConfig, split: Split) -> tuple[Split, dict]:
         "weight": config.corpus_weight,
         "keep_shared": config.corpus_keep_shared,
         "cap_ratio": config.corpus_cap_ratio,
+        "settles": config.corpus_settles,
+        "data_set_rows_contradicted": settled,
         "left_out_under_two_languages": corpus.dropped_shared,
         "left_out_as_validation_or_test_names": corpus.dropped_held_out,
     }
-    return replace(split, train=split.train + corpus.rows, train_weights=weights), notes
+    return replace(split, train=rows + corpus.rows, train_weights=weights), notes
 
 
 def training_shares(split: Split) -> dict[str, float]:
