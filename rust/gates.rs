@@ -65,6 +65,19 @@ fn lstm_tail(gates: &[f32], c: &mut [f32], h: &mut [f32], j0: usize) {
 mod x86 {
     use std::arch::x86_64::*;
 
+    // tanh(x) = x p(x^2) / q(x^2) on [-CLAMP, CLAMP], for the 8- and 16-lane code alike.
+    const CLAMP: f32 = 7.905_311;
+    const ALPHA: [f32; 7] = [
+        -2.760_768_5e-16,
+        2.000_188e-13,
+        -8.604_672e-11,
+        5.122_297e-8,
+        1.485_722_4e-5,
+        6.372_619_3e-4,
+        4.893_524_6e-3,
+    ];
+    const BETA: [f32; 4] = [1.198_258_4e-6, 1.185_347_1e-4, 2.268_434_6e-3, 4.893_525e-3];
+
     /// 1 / d for normal d > 0: the 12-bit estimate and one Newton step.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -88,17 +101,6 @@ mod x86 {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn tanh8(x: __m256) -> __m256 {
-        const CLAMP: f32 = 7.905_311;
-        const ALPHA: [f32; 7] = [
-            -2.760_768_5e-16,
-            2.000_188e-13,
-            -8.604_672e-11,
-            5.122_297e-8,
-            1.485_722_4e-5,
-            6.372_619_3e-4,
-            4.893_524_6e-3,
-        ];
-        const BETA: [f32; 4] = [1.198_258_4e-6, 1.185_347_1e-4, 2.268_434_6e-3, 4.893_525e-3];
         let x = _mm256_min_ps(
             _mm256_max_ps(x, _mm256_set1_ps(-CLAMP)),
             _mm256_set1_ps(CLAMP),
@@ -186,17 +188,6 @@ mod x86 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     pub(super) fn tanh16(x: __m512) -> __m512 {
-        const CLAMP: f32 = 7.905_311;
-        const ALPHA: [f32; 7] = [
-            -2.760_768_5e-16,
-            2.000_188e-13,
-            -8.604_672e-11,
-            5.122_297e-8,
-            1.485_722_4e-5,
-            6.372_619_3e-4,
-            4.893_524_6e-3,
-        ];
-        const BETA: [f32; 4] = [1.198_258_4e-6, 1.185_347_1e-4, 2.268_434_6e-3, 4.893_525e-3];
         let x = _mm512_min_ps(
             _mm512_max_ps(x, _mm512_set1_ps(-CLAMP)),
             _mm512_set1_ps(CLAMP),
