@@ -72,6 +72,13 @@ def test_every_path_takes_bf16(tmp_path):
     bf16 = pd.read_csv(tmp_path / "bf16.csv", keep_default_na=False)
     assert list(f32["language"]) == list(bf16["language"])
     assert not (f32["probability"] == bf16["probability"]).all()  # bf16 ran
+    for precision in ("f32", "bf16"):  # Parquet output goes through a Scorer
+        out = tmp_path / f"{precision}.parquet"
+        score_file(src, out, precision=precision, progress=False)
+    f32 = pd.read_parquet(tmp_path / "f32.parquet")
+    bf16 = pd.read_parquet(tmp_path / "bf16.parquet")
+    assert list(f32["language"]) == list(bf16["language"])
+    assert not (f32["probability"].fillna(0) == bf16["probability"].fillna(0)).all()
     scored = Scorer(precision="bf16").score_batch(pd.DataFrame({"name": names}))
     assert list(scored["language"].astype(object))[:3] == ["English", "Chinese", "German"]
     with pytest.raises(ValueError, match="has its precision"):

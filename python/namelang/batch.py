@@ -71,7 +71,8 @@ class Scorer:
             if self._prior not in (None, "data") and self._shift is None:
                 spec = model.spec
                 self._shift = logit_shift(self._prior, spec.categories, spec.metadata)
-                model = load(self._bytes, logit_shift=self._shift, precision=self.precision)
+                if self._shift is not None:
+                    model = load(self._bytes, logit_shift=self._shift, precision=self.precision)
             self._job = _native.Job(model, **self._options)
             self._categories = model.categories
             self._pid = os.getpid()

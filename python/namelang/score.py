@@ -286,7 +286,9 @@ def _score_parquet(job: _FileJob, source, sink, bar) -> ScoreSummary:
     summary = ScoreSummary()
     clf = job.classifier
     options = job.options | {"full_name": job.full_name}
-    scorer = Scorer(clf.path, column=job.column, prior=clf.prior, **options)
+    scorer = Scorer(
+        clf.path, column=job.column, prior=clf.prior, precision=clf.precision, **options
+    )
     if job.in_format == "parquet":
         schema, batches = parquet.read_batches(source, job.column, job.batch_size)
         if job.out_format == "parquet":
