@@ -85,11 +85,23 @@ fn best(row: &[f32]) -> Option<usize> {
     Some((1..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b }))
 }
 
-/// Up to `k` parts per name, with this model: the names and all their candidates in one
-/// forward pass (in the pool when the batch is large).
+/// Up to `k` parts per name, with this model: the names' own answers, then all their
+/// candidates in one forward pass (in the pool when the batch is large).
 pub fn explain<S: AsRef<str> + Sync>(
     model: &Model,
     names: &[S],
+    k: usize,
+) -> Result<Vec<Vec<Part>>> {
+    let full = model.log_probs(names, Method::Auto, model.share_prefixes)?;
+    explain_given(model, names, &full, k)
+}
+
+/// `explain`, with the names' own log-probabilities (B, C) already computed (bulk
+/// scoring has them): only the candidates run.
+pub fn explain_given<S: AsRef<str> + Sync>(
+    model: &Model,
+    names: &[S],
+    full: &[f32],
     k: usize,
 ) -> Result<Vec<Vec<Part>>> {
     let rule = model.text_rule();
@@ -102,7 +114,6 @@ pub fn explain<S: AsRef<str> + Sync>(
         counts.push(texts.len() - before);
     }
     let classes = model.classes();
-    let full = model.log_probs(names, Method::Auto, model.share_prefixes)?;
     let rows = model.log_probs(&texts, Method::Auto, model.share_prefixes)?;
     let mut at = 0;
     Ok(reads

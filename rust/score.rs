@@ -36,6 +36,7 @@ pub struct RowIn<'a> {
 /// Where the log-probabilities come from: this model's forward pass (across the pool
 /// when `par`), or the caller (the torch backend), row-major (B, C), with each row's
 /// parts when the format shows them (`explain`).
+#[derive(Clone, Copy)]
 pub enum Scores<'a> {
     Model(&'a Model, bool),
     Given(&'a [f32], Option<&'a [Vec<Part>]>),
@@ -154,9 +155,9 @@ fn for_each_answer(
     mut f: impl FnMut(&RowIn<'_>, &mut Answer),
 ) -> Result<()> {
     let rows = &scored_parts(fmt, rows);
-    let why = explanations(fmt, rows, &scores)?;
-    let (errors, scores) = check_and_score(fmt, rows, scores)?;
-    let classes = fmt.categories.len();
+    let (errors, values) = check_and_score(fmt, rows, scores)?;
+    let why = explanations(fmt, rows, scores, &values)?;
+    let (classes, scores) = (fmt.categories.len(), values);
     let mut answer = Answer::default();
     for (i, row) in rows.iter().enumerate() {
         answer.fill(fmt, &scores[i * classes..(i + 1) * classes], errors[i]);
@@ -202,15 +203,18 @@ fn scored_parts<'a, 'r>(fmt: &RowFormat, rows: &'r [RowIn<'a>]) -> Cow<'r, [RowI
 fn explanations(
     fmt: &RowFormat,
     rows: &[RowIn<'_>],
-    scores: &Scores<'_>,
+    scores: Scores<'_>,
+    full: &[f32],
 ) -> Result<Option<Vec<Vec<Part>>>> {
     if fmt.explain == 0 {
         return Ok(None);
     }
     match scores {
         Scores::Given(_, why) => Ok(why.map(<[Vec<Part>]>::to_vec)),
+        // The rows' own answers are `full` already: only the candidates run.
         Scores::Model(model, _) => {
-            explain::explain(model, &checked_texts(fmt, rows), fmt.explain).map(Some)
+            let names = checked_texts(fmt, rows);
+            explain::explain_given(model, &names, full, fmt.explain).map(Some)
         }
     }
 }
