@@ -77,6 +77,7 @@ pub fn padded_cols(cols: usize) -> usize {
 
 /// A (depth × cols) weight matrix in column panels of `isa.panel()` columns, zero-padded
 /// to `padded_cols`: panel p holds w[k][p*P .. p*P + P] for k = 0..depth, contiguously.
+#[derive(Clone)]
 pub struct Packed {
     isa: Isa,
     pub depth: usize,

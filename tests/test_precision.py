@@ -61,6 +61,7 @@ def test_precision_is_chosen_and_refused_with_reasons():
 def test_every_path_takes_bf16(tmp_path):
     clf = load(precision="bf16")
     assert clf.precision == "bf16" and "bf16" in repr(clf)
+    assert load(prior="uniform", precision="bf16").precision == "bf16"  # a prior keeps it
     names = ["Hinton", "Zhou", "Schmidhuber", ""]
     top = clf.predict(names, k=1)
     assert [t[0][0] if t else None for t in top] == ["English", "Chinese", "German", None]

@@ -72,7 +72,7 @@ class Scorer:
                 spec = model.spec
                 self._shift = logit_shift(self._prior, spec.categories, spec.metadata)
                 if self._shift is not None:
-                    model = load(self._bytes, logit_shift=self._shift, precision=self.precision)
+                    model = model.with_logit_shift(self._shift)
             self._job = _native.Job(model, **self._options)
             self._categories = model.categories
             self._pid = os.getpid()

@@ -167,9 +167,7 @@ class _RustBackend:
         self.spec = model.spec
         shift = logit_shift(prior, self.spec.categories, self.spec.metadata)
         if shift is not None:
-            model = _native.Model(
-                str(path), share_prefixes=share_prefixes, logit_shift=shift, precision=precision
-            )
+            model = model.with_logit_shift(shift)
         self.model = model
         self.precision: str = model.precision
 

@@ -97,6 +97,15 @@ impl PyModel {
         Self::made(inner, share_prefixes, logit_shift, precision)
     }
 
+    /// This model with a logit shift (a target prior's), its weights shared by copy
+    /// rather than read from the file again.
+    #[pyo3(signature = (logit_shift))]
+    fn with_logit_shift(&self, logit_shift: Option<Vec<f32>>) -> PyResult<PyModel> {
+        Ok(PyModel {
+            inner: Arc::new(self.inner.with_logit_shift(logit_shift)?),
+        })
+    }
+
     /// The precision of the recurrent products: "f32" or "bf16".
     #[getter]
     fn precision(&self) -> &'static str {

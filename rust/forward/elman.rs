@@ -14,6 +14,7 @@ use crate::prefixes::Prefixes;
 use std::collections::HashMap;
 
 /// The tutorial cell with its weights rearranged for the kernel.
+#[derive(Clone)]
 pub(super) struct Elman {
     xb: Vec<f32>,          // (57, Hp): i2h's letter columns plus its bias, zero-padded
     wh: Packed,            // (H, H): i2h's hidden block, transposed

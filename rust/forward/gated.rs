@@ -12,6 +12,7 @@ use crate::model_file::{Cell, Spec};
 use crate::prefixes::Prefixes;
 use std::collections::HashMap;
 
+#[derive(Clone)]
 struct Layer {
     wih: Option<Packed>, // (H, G): layers above the first
     whh: Packed,         // (H, G)
@@ -20,6 +21,7 @@ struct Layer {
 }
 
 /// GRU or LSTM: the first layer's input projection is a per-letter table.
+#[derive(Clone)]
 pub(super) struct Gated {
     lstm: bool,
     hidden: usize,
@@ -31,6 +33,7 @@ pub(super) struct Gated {
 }
 
 /// One direction's layers.
+#[derive(Clone)]
 struct Direction {
     table0: Vec<f32>, // (57, Gp): W_ih0 · input(letter) + b_ih0 (+ b_hh0 for an LSTM)
     layers: Vec<Layer>,

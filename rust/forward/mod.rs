@@ -72,6 +72,7 @@ pub struct Model {
 }
 
 /// The cell, which runs the recurrence over a chunk of rows.
+#[derive(Clone)]
 enum Net {
     Elman(Elman),
     Gated(Gated),
@@ -230,6 +231,22 @@ impl Model {
     /// cell, whose collapsed tables answer a short name faster than a lookup.
     pub fn caches_answers(&self) -> bool {
         self.net.collapsed().is_none()
+    }
+
+    /// This model with another logit shift (`set_logit_shift`): its weights copied, not
+    /// read and checked again; its kept answers not carried over.
+    pub fn with_logit_shift(&self, shift: Option<Vec<f32>>) -> Result<Model> {
+        let mut model = Model {
+            spec: self.spec.clone(),
+            share_prefixes: self.share_prefixes,
+            logit_shift: None,
+            answers: AnswerCache::default(),
+            classes: self.classes,
+            net: self.net.clone(),
+            ngrams: self.ngrams.clone(),
+        };
+        model.set_logit_shift(shift)?;
+        Ok(model)
     }
 
     /// Shifts every answer's logits by `shift` (one per language; finite or -inf, not
