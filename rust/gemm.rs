@@ -119,6 +119,27 @@ pub fn bf16_available() -> bool {
     }
 }
 
+/// Which kernel runs bf16 products here: AMX tiles where the CPU and OS offer them,
+/// else AVX512_BF16's `vdpbf16ps`; None where neither does.
+pub fn bf16_kernel() -> Option<&'static str> {
+    match (bf16_available(), crate::amx::available()) {
+        (false, _) => None,
+        (true, true) => Some("amx"),
+        (true, false) => Some("avx512bf16"),
+    }
+}
+
+/// The precision `auto` picks: bf16 where AMX tiles run it (it is faster than f32 in
+/// bulk and for one name, BENCHMARKS.md); f32 elsewhere, since `vdpbf16ps` issues at
+/// half the FMA rate and pays for single names only.
+pub fn auto_precision() -> Precision {
+    if bf16_kernel() == Some("amx") {
+        Precision::Bf16
+    } else {
+        Precision::F32
+    }
+}
+
 /// Round to nearest even, as `vcvtneps2bf16` does; NaN stays NaN.
 pub fn to_bf16(x: f32) -> u16 {
     let b = x.to_bits();
@@ -246,7 +267,8 @@ fn matmul(
     if let Some(pairs) = &w.pairs {
         // SAFETY: pairs exist only where `bf16_available` held (`with_precision`);
         // bounds are asserted above and each tile stays inside them.
-        return unsafe { x86::matmul_bf16(rows, a, lda, w, pairs, start, out, ldo) };
+        let tiles = crate::amx::available();
+        return unsafe { x86::matmul_bf16(rows, a, lda, w, pairs, start, out, ldo, tiles) };
     }
     match w.isa {
         #[cfg(target_arch = "x86_64")]
@@ -293,6 +315,7 @@ fn matmul_portable(
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{Packed, Start};
+    use crate::amx;
     use std::arch::x86_64::*;
 
     const ROWS: usize = 6;
@@ -520,8 +543,9 @@ mod x86 {
     }
 
     /// `matmul` with bf16 operands: each row of `a` rounded to bf16 pairs once, then
-    /// row blocks swept under the panels as the f32 kernel does.
-    #[allow(clippy::too_many_arguments)] // matmul's arguments and the weight pairs
+    /// summed on AMX tiles (`tiles`, where the depth is whole tiles) or in row blocks
+    /// swept under the panels as the f32 kernel does.
+    #[allow(clippy::too_many_arguments)] // matmul's arguments, the weight pairs, the kernel
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub(super) unsafe fn matmul_bf16(
         rows: usize,
@@ -532,14 +556,28 @@ mod x86 {
         start: Start,
         out: &mut [f32],
         ldo: usize,
+        tiles: bool,
     ) {
         let (p, kpairs) = (64, w.depth.div_ceil(2));
-        let mut a16 = vec![0u32; rows * kpairs];
+        // Tiles for every row count, one name included: the two kernels round their
+        // sums differently in the last bit, and a row's answer must not depend on how
+        // many rows share its call (shared prefixes, answers kept across blocks).
+        let tiles = tiles && kpairs.is_multiple_of(amx::TILE_PAIRS);
+        // AMX reads whole tiles of 16 rows: the rows past `rows` are zeros.
+        let padded = if tiles {
+            rows.div_ceil(amx::TILE_ROWS) * amx::TILE_ROWS
+        } else {
+            rows
+        };
+        let mut a16 = vec![0u32; padded * kpairs];
         for r in 0..rows {
             bf16_row(
                 &a[r * lda..r * lda + w.depth],
                 &mut a16[r * kpairs..(r + 1) * kpairs],
             );
+        }
+        if tiles {
+            return matmul_tiles(rows, &a16, kpairs, w, pairs, start, out, ldo);
         }
         let (o, width) = (out.as_ptr(), w.padded_cols);
         let mut r = 0;
@@ -561,6 +599,36 @@ mod x86 {
             }
             r += n;
         }
+    }
+
+    /// The AMX branch of `matmul_bf16`: where every row starts from one table row (a
+    /// bias), the tiles read it in place; other starts are copied into `out` first.
+    #[allow(clippy::too_many_arguments)] // matmul_bf16's arguments, its rows as pairs
+    unsafe fn matmul_tiles(
+        rows: usize,
+        a16: &[u32],
+        kpairs: usize,
+        w: &Packed,
+        pairs: &[u32],
+        start: Start,
+        out: &mut [f32],
+        ldo: usize,
+    ) {
+        let width = w.padded_cols;
+        let same = match start {
+            Start::Table(table, picks) if picks.iter().all(|&x| x == picks[0]) => {
+                Some(&table[picks[0] as usize * width..][..width])
+            }
+            Start::Table(table, picks) => {
+                for (r, &pick) in picks.iter().enumerate() {
+                    let from = &table[pick as usize * width..][..width];
+                    out[r * ldo..r * ldo + width].copy_from_slice(from);
+                }
+                None
+            }
+            Start::Out => None,
+        };
+        amx::matmul(rows, same, a16, kpairs, pairs, width / 64, out, ldo);
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -722,5 +790,59 @@ mod tests {
         assert_eq!(to_bf16(1.0), 0x3f80);
         assert_eq!(to_bf16(f32::from_bits(0x3f80_8000)), 0x3f80); // a tie goes to even
         assert_eq!(to_bf16(f32::from_bits(0x3f81_8000)), 0x3f82);
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn amx_tiles_and_the_bf16_kernel_agree() {
+        if !bf16_available() || !crate::amx::available() {
+            return; // nothing to compare on this CPU
+        }
+        for (rows, depth, cols) in [
+            (16, 32, 64),
+            (31, 128, 384),
+            (16, 128, 384),
+            (17, 64, 130),
+            (40, 128, 384),
+        ] {
+            let a: Vec<f32> = (0..rows * depth)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 29.0)
+                .collect();
+            let w: Vec<f32> = (0..depth * cols)
+                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 31.0)
+                .collect();
+            let packed = Packed::new(&w, depth, cols).with_precision(Precision::Bf16);
+            let pairs = packed.pairs.as_ref().unwrap();
+            let ldo = packed.padded_cols + 3;
+            let table: Vec<f32> = (0..3 * packed.padded_cols)
+                .map(|i| i as f32 * 0.25)
+                .collect();
+            // Rows from different table rows (copied first), and all from one (a bias,
+            // which the tiles load with stride 0).
+            for picks in [(0..rows).map(|r| (r % 3) as u8).collect(), vec![1u8; rows]] {
+                let start = Start::Table(&table, &picks);
+                let mut kernels = [true, false].map(|tiles| {
+                    let mut out = vec![f32::NAN; rows * ldo];
+                    // SAFETY: both kernels are available (checked above).
+                    unsafe {
+                        x86::matmul_bf16(
+                            rows, &a, depth, &packed, pairs, start, &mut out, ldo, tiles,
+                        )
+                    };
+                    out
+                });
+                let [tiles, rows_kernel] = &mut kernels;
+                for r in 0..rows {
+                    for j in 0..cols {
+                        let (x, y) = (tiles[r * ldo + j], rows_kernel[r * ldo + j]);
+                        // The same rounded products, summed in another order.
+                        assert!(
+                            (x - y).abs() <= 1e-5 * y.abs().max(1.0) * depth as f32,
+                            "{rows}x{depth}x{cols} [{r}][{j}]: {x} vs {y}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! in `bindings` behind the `python` feature.
 
 pub mod alphabet;
+pub mod amx;
 pub mod answer_cache;
 pub mod encode;
 pub mod error;

@@ -88,7 +88,7 @@ def test_random_models_match_torch(
     tmp_path, dataset_names, parity_names, cell, hidden, layers, embedding
 ):
     path, module = make_model(tmp_path, cell, hidden, layers, embedding, seed=hidden + layers)
-    rust = namelang._native.Model(str(path))
+    rust = namelang._native.Model(str(path), precision="f32")
     names = [*dataset_names[:: 1 if hidden == 128 else 7], *parity_names]
     expected = torch_log_probs(module, names)
     methods = ["recurrence", "auto", "collapsed"] if cell == "elman" else ["recurrence", "auto"]
@@ -130,7 +130,7 @@ def test_shared_prefixes_give_the_same_bits(
     path, module = make_model(
         tmp_path, cell, hidden, layers, embedding, seed=2, bidirectional=bidirectional
     )
-    rust = namelang._native.Model(str(path))
+    rust = namelang._native.Model(str(path), precision="f32")
     names = names_that_share_prefixes(dataset_names)
     shared = rust.log_probs(names, "recurrence")
     np.testing.assert_array_equal(shared, rust.log_probs(names, "recurrence", share_prefixes=False))
@@ -146,7 +146,7 @@ def test_bidirectional_models_match_torch(
 ):
     path, module = make_model(tmp_path, cell, hidden, 1, embedding, seed=7, bidirectional=True)
     assert model_file.read(path)[0].bidirectional
-    rust = namelang._native.Model(str(path))
+    rust = namelang._native.Model(str(path), precision="f32")
     names = [*dataset_names[::5], *parity_names]
     expected = torch_log_probs(module, names)
     check_parity(rust.log_probs(names, "auto"), expected)
@@ -161,7 +161,7 @@ def test_bidirectional_models_match_torch(
 def test_collapsed_matches_recurrence_on_a_growing_cell(tmp_path, parity_names):
     # Weights scaled so the recurrence grows with length, like a trained tutorial cell.
     path, module = make_model(tmp_path, "elman", 128, scale=1.6, seed=3)
-    rust = namelang._native.Model(str(path))
+    rust = namelang._native.Model(str(path), precision="f32")
     collapsed = rust.log_probs(parity_names, "collapsed")
     recurrence = rust.log_probs(parity_names, "recurrence")
     check_parity(collapsed, recurrence)
@@ -178,7 +178,7 @@ def test_collapsed_needs_a_linear_cell(tmp_path):
 
 @pytest.mark.parametrize("model", ["tutorial", "default"])
 def test_bundled_models_match_across_backends(model, dataset_names, parity_names):
-    rust = namelang.load(model, backend="rust")
+    rust = namelang.load(model, backend="rust", precision="f32")
     ref = namelang.load(model, backend="torch")
     names = [*dataset_names, *parity_names]
     check_parity(rust.log_probs(names), ref.log_probs(names))
@@ -198,7 +198,7 @@ def test_narrower_kernels_agree(tmp_path, isa, dataset_names):
         out = tmp_path / f"{cell}.npy"
         code = (
             "import numpy as np, sys, namelang; names = sys.stdin.read().split('\\n');"
-            f"model = namelang._native.Model({str(path)!r});"
+            f"model = namelang._native.Model({str(path)!r}, precision='f32');"
             f"np.save({str(out)!r}, model.log_probs(names, 'recurrence'));"
             "print(namelang._native.kernel_isa())"
         )

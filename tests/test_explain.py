@@ -27,7 +27,7 @@ def test_names(names_by_language) -> list[str]:
 
 @pytest.fixture(scope="module")
 def classifiers():
-    return {b: namelang.load("default", backend=b) for b in ("rust", "torch")}
+    return {b: namelang.load("default", backend=b, precision="f32") for b in ("rust", "torch")}
 
 
 def test_parts_are_spans_of_the_name_as_read_best_first(classifiers):

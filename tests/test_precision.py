@@ -4,6 +4,10 @@ takes the option; what cannot run is refused with the reason."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -42,8 +46,34 @@ def test_bf16_answers_stay_within_the_bounds(which, dataset_names):
     assert moved > 0  # the reduced kernel ran
 
 
+@pytest.mark.skipif(_native.bf16_kernel() != "amx", reason="no AMX tiles on this CPU")
+def test_the_row_kernel_stays_within_the_bounds_where_amx_would_run(dataset_names):
+    """AMX takes bf16 products over where it runs; NAMELANG_AMX=0 turns it off, so the
+    AVX512_BF16 row kernel is held to the same bounds in a process of its own."""
+    code = (
+        "import sys, numpy as np; from namelang import _native; "
+        "from namelang.classifier import model_path; "
+        "names = sys.stdin.read().split('\\n'); path = str(model_path('default')); "
+        "f32 = _native.Model(path, precision='f32').log_probs(names); "
+        "bf16 = _native.Model(path, precision='bf16').log_probs(names); "
+        "p, q = np.exp(f32), np.exp(bf16); "
+        "print(_native.bf16_kernel(), (p.argmax(1) == q.argmax(1)).mean(), np.abs(p - q).max())"
+    )
+    env = {**os.environ, "NAMELANG_AMX": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], input="\n".join(dataset_names),
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    kernel, agree, moved = done.stdout.split()
+    assert kernel == "avx512bf16"
+    assert float(agree) >= 0.999 and 0 < float(moved) <= 0.005, (agree, moved)
+
+
 def test_precision_is_chosen_and_refused_with_reasons():
-    assert load().precision == load(precision="f32").precision == "f32"  # auto: f32
+    # auto: bf16 where AMX tiles run it, else f32; the Elman cell stays exact in f32.
+    assert load().precision == ("bf16" if _native.bf16_kernel() == "amx" else "f32")
+    assert load(precision="f32").precision == load("tutorial").precision == "f32"
+    assert (_native.bf16_kernel() is None) == (not _native.bf16_available())
     with pytest.raises(ValueError, match="'int8' is not offered"):
         load(precision="int8")
     with pytest.raises(ValueError, match="must be 'auto', 'f32', 'bf16' or 'int8'"):

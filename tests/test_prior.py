@@ -54,7 +54,7 @@ def test_a_prior_shifts_every_answer_by_bayes_rule(tmp_path, shares, backend, ki
 
 def test_both_backends_agree_under_a_prior():
     prior = {"Dutch": 0.5, "Korean": 0.2, "English": 0.3}
-    rust = namelang.load("default", backend="rust", prior=prior).log_probs(NAMES)
+    rust = namelang.load("default", backend="rust", prior=prior, precision="f32").log_probs(NAMES)
     torch = namelang.load("default", backend="torch", prior=prior).log_probs(NAMES)
     finite = np.isfinite(rust)
     assert (finite == np.isfinite(torch)).all()

@@ -89,7 +89,7 @@ def test_case_and_spaces_change_nothing_on_either_backend(tmp_path):
 def test_hybrid_model_parity_on_real_and_hostile_names(tmp_path, dataset_names):
     path, module = hybrid_model(tmp_path, buckets=1 << 12)
     names = dataset_names[::7] + random_strings(500, seed=7) + VARIANTS + ["", "a" * 300]
-    rust = namelang.load(path, backend="rust").log_probs(names)
+    rust = namelang.load(path, backend="rust", precision="f32").log_probs(names)
     torch_out = namelang.load(path, backend="torch").log_probs(names)
     check_parity(rust, torch_out)
     # The torch backend's flat n-gram input and training's padded one agree.
@@ -116,7 +116,7 @@ def test_a_folded_temperature_divides_the_logits_on_both_backends(tmp_path):
     folded = model_file.save(tmp_path / "folded.safetensors", module, CATEGORIES)
     want = F.log_softmax(logits / temperature, dim=1).numpy()
     for backend in ("rust", "torch"):
-        got = namelang.load(folded, backend=backend).log_probs(names)
+        got = namelang.load(folded, backend=backend, precision="f32").log_probs(names)
         np.testing.assert_allclose(got, want, rtol=0, atol=2e-5)
 
 
@@ -154,7 +154,7 @@ def test_prediction_sets_are_nested_and_the_same_on_both_backends(tmp_path):
     thresholds = {f"{level:.2f}": 0.6 - 0.012 * i for i, level in enumerate(calibration.LEVELS)}
     path = with_conformal(path, tmp_path, thresholds)
     names = ["Hinton", "Zhou", "SMITH", "", "Ивanov", "Müller"]
-    rust, torch_clf = namelang.load(path), namelang.load(path, backend="torch")
+    rust, torch_clf = namelang.load(path, precision="f32"), namelang.load(path, backend="torch")
     previous = None
     for level in (0.5, 0.8, 0.9, 0.95, 0.99):
         sets = rust.predict_sets(names, level)

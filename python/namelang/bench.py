@@ -280,7 +280,8 @@ def _forward(bench: _Bench, label: str, path) -> None:
     task = f"forward {label} ({kind})"
     _say(task)
     # The kernel alone: every row runs its own recurrence (no shared prefixes).
-    rust = _native.Model(str(path), share_prefixes=False)
+    # f32 rows first, the reference; bf16 rows name the kernel that ran them.
+    rust = _native.Model(str(path), share_prefixes=False, precision="f32")
     torch_clf = namelang.load(path, backend="torch")
     sample = big[:: max(1, len(big) // 20000)]
     want = torch_clf.log_probs(sample)
@@ -305,7 +306,7 @@ def _forward(bench: _Bench, label: str, path) -> None:
         # bf16 products: counted as the same FLOPs, against the same f32 peak.
         reduced = _native.Model(str(path), share_prefixes=False, precision="bf16")
         n, secs = _sized(lambda names: reduced.log_probs(names), big, budget, repeats)
-        bench.add(task, "rust recurrence, bf16", n, n, secs, flops)
+        bench.add(task, f"rust recurrence, bf16 ({_native.bf16_kernel()})", n, n, secs, flops)
     # Rows whose names start alike share their state: on distinct names, against
     # PyTorch on the same names. Its GFLOP/s would count work it skips: not given.
     dtask = f"{task}, distinct"
@@ -342,7 +343,7 @@ def _latency(bench: _Bench, model: str) -> None:
     task = f"latency 1 name ({model})"
     _say(task)
     one = ["Hinton"]
-    rust_clf = namelang.load(model, backend="rust")
+    rust_clf = namelang.load(model, backend="rust", precision="f32")
     torch_clf = namelang.load(model, backend="torch")
     reps = 500 if bench.quick else 20000
 
@@ -381,7 +382,7 @@ def _latency(bench: _Bench, model: str) -> None:
         rust_clf = namelang.load(model, backend="rust", precision="bf16")
         start_fresh()
         secs = _time(many(lambda: rust_clf.predict(next_name())), bench.repeats, start_fresh)
-        bench.add(task, "rust predict, bf16", 1, reps, secs)
+        bench.add(task, f"rust predict, bf16 ({_native.bf16_kernel()})", 1, reps, secs)
 
 
 def _score_files(bench: _Bench) -> None:
@@ -416,7 +417,8 @@ def _score_files(bench: _Bench) -> None:
                     max(1, bench.repeats // 2),
                     reset=loaded.clear_answers,  # each run starts with no answers kept
                 )
-                how = backend if share else f"{backend}, no shared prefixes"
+                how = backend if backend == "torch" else f"rust, {loaded.precision}"
+                how += "" if share else ", no shared prefixes"
                 bench.add(task, how, n, n, secs)
 
 

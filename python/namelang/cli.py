@@ -226,6 +226,16 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args.quick, args.threads, args.json, args.plot, args.data)
 
 
+def _precision_line() -> str:
+    """Which precision `auto` runs here, and which kernel runs bf16."""
+    kernel = _native.bf16_kernel()
+    if kernel == "amx":
+        return "bf16 on AMX tiles (auto, gru and lstm models); f32 with --precision f32"
+    if kernel:
+        return f"f32 (auto); bf16 available ({kernel}, --precision bf16)"
+    return "f32 (auto); bf16 not on this CPU"
+
+
 def _info(args: argparse.Namespace) -> int:
     """What this install is: versions, the kernel the CPU dispatched to, threads, torch,
     the bundled models and where the data set is looked for."""
@@ -236,8 +246,7 @@ def _info(args: argparse.Namespace) -> int:
         "namelang": namelang.__version__,
         "python": f"{platform.python_version()} ({sys.executable})",
         "kernel": f"{_native.kernel_isa()} (chosen at run time: avx512, avx2+fma or portable)",
-        "precision": "f32 (auto); bf16 "
-        + ("available (--precision bf16)" if _native.bf16_available() else "not on this CPU"),
+        "precision": _precision_line(),
         "threads": f"{namelang.get_num_threads()} (at most {_native.max_threads()})",
         "torch": "installed (training, the torch backend, bench, plots)"
         if torch_found
@@ -296,8 +305,8 @@ def _answer_options(p: argparse.ArgumentParser) -> None:
         "--precision",
         default="auto",
         choices=["auto", "f32", "bf16", "int8"],
-        help="of the recurrent products on the rust backend: bf16 (AVX512_BF16 CPUs) answers "
-        "one name faster; auto is f32 (BENCHMARKS.md)",
+        help="of the recurrent products on the rust backend: auto is bf16 where AMX tiles run "
+        "it (faster in bulk and for one name), else f32; bf16 needs AVX512_BF16 (BENCHMARKS.md)",
     )
 
 

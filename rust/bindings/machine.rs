@@ -10,6 +10,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(max_threads, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_isa, m)?)?;
     m.add_function(wrap_pyfunction!(bf16_available, m)?)?;
+    m.add_function(wrap_pyfunction!(bf16_kernel, m)?)?;
     m.add_function(wrap_pyfunction!(fma_peak_gflops, m)?)?;
     let testing = PyModule::new(m.py(), "_testing")?;
     testing.add_function(wrap_pyfunction!(panic_in_pool, &testing)?)?;
@@ -42,6 +43,12 @@ fn kernel_isa() -> &'static str {
 #[pyfunction]
 fn bf16_available() -> bool {
     gemm::bf16_available()
+}
+
+/// Which kernel runs `precision="bf16"` here: "amx" (tiles), "avx512bf16", or None.
+#[pyfunction]
+fn bf16_kernel() -> Option<&'static str> {
+    gemm::bf16_kernel()
 }
 
 /// GFLOP/s of a register-resident FMA loop on `threads` threads, and the vector ISA.

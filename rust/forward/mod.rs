@@ -287,6 +287,11 @@ impl Model {
         }
     }
 
+    /// Whether the cell is a GRU or LSTM (the cells the bf16 kernels run).
+    pub fn is_gated(&self) -> bool {
+        matches!(self.net, Net::Gated(_))
+    }
+
     pub fn precision(&self) -> Precision {
         match &self.net {
             Net::Elman(_) => Precision::F32,

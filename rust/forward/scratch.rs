@@ -10,7 +10,7 @@ pub(super) const CHUNK: usize = 384;
 /// more in splitting than the work they hold.
 pub(super) const ROWS_PER_TASK: usize = 1024;
 /// Rows of a chunk whose gates are computed together, right after their products.
-pub(super) const GATE_ROWS: usize = 24;
+pub(super) const GATE_ROWS: usize = 48;
 
 /// Per-thread buffers reused across chunks and calls: fresh multi-megabyte
 /// allocations per chunk cost more in page faults than the arithmetic.
