@@ -179,8 +179,10 @@ impl Gated {
         let [hs, cs, spare_h, spare_c] = states;
         // Gate pre-activations for one block of rows only: the block's products are
         // still in L1/L2 when its gates read them (whole-chunk buffers were not).
-        let gi = zeroed(gi, GATE_ROWS * gp);
-        let gh = zeroed(gh, GATE_ROWS * gp);
+        // Every row the gates read is written by its product first: no clearing (for one
+        // name, clearing two 48-row buffers cost more than its products).
+        let gi = at_least(gi, GATE_ROWS * gp);
+        let gh = at_least(gh, GATE_ROWS * gp);
         let width = lens.iter().copied().max().unwrap_or(0);
         for s in 0..width {
             // States are per node: a distinct prefix among the rows still reading.
