@@ -52,11 +52,19 @@ SOURCES = (
     Source("ja_JP", "Japanese", ("last_romanized_names",), "Japanese surnames in romaji"),
     Source("vi_VN", "Vietnamese", ("last_names",), "the ten commonest Vietnamese surnames"),
     Source("fr_DZ", "Arabic", ("last_names",), "Algerian surnames in French spelling"),
+    Source(
+        "en_PK",
+        "Arabic",
+        ("last_names",),
+        "Arabic given names in English spelling (Ibrahim, Omar, Mahmoud, Talal): the "
+        "patronymic surnames Arabic.txt holds, whatever the country of the list",
+    ),
 )
-# Left out: ga_IE (Irish-language forms, "Ó Briain", unlike the data set's anglicised
-# Irish), en_US and the Americas' Spanish lists (countries of many origins), ko_KR (Hangul
-# only, no romanised list), de_CH/fr_CH/fr_BE (a country's names of several languages),
-# and every Arabic-script list (no romanisation of Arabic here).
+# Left out: en_IN and the other Indian lists (no language of theirs here), ga_IE
+# (Irish-language forms, "Ó Briain", unlike the data set's anglicised Irish), en_US and
+# the Americas' Spanish lists (countries of many origins), ko_KR (Hangul only, no
+# romanised list), de_CH/fr_CH/fr_BE (a country's names of several languages), and
+# every Arabic-script list (no romanisation of Arabic here).
 
 # Dutch and other particles: a multi-word entry is a surname when every word but the
 # last is one of these (Faker's nl_NL also lists given-name + surname and noble titles).
