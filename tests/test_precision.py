@@ -57,15 +57,16 @@ def test_the_row_kernel_stays_within_the_bounds_where_amx_would_run(dataset_name
         "f32 = _native.Model(path, precision='f32').log_probs(names); "
         "bf16 = _native.Model(path, precision='bf16').log_probs(names); "
         "p, q = np.exp(f32), np.exp(bf16); "
-        "print(_native.bf16_kernel(), (p.argmax(1) == q.argmax(1)).mean(), np.abs(p - q).max())"
+        "print(_native.bf16_kernel(), _native.Model(path).precision, "
+        "(p.argmax(1) == q.argmax(1)).mean(), np.abs(p - q).max())"
     )
     env = {**os.environ, "NAMELANG_AMX": "0"}
     done = subprocess.run(
         [sys.executable, "-c", code], input="\n".join(dataset_names),
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    kernel, agree, moved = done.stdout.split()
-    assert kernel == "avx512bf16"
+    kernel, auto, agree, moved = done.stdout.split()
+    assert kernel == "avx512bf16" and auto == "f32"  # without tiles, auto is f32
     assert float(agree) >= 0.999 and 0 < float(moved) <= 0.005, (agree, moved)
 
 
