@@ -61,10 +61,10 @@ fn request_tile_data() -> bool {
 
 /// out[r][j] = start[r][j] + Σ states · weights for r < rows and j < 64 · panels, where
 /// each row starts from `same` (one row for all, as a bias: the tiles load it with
-/// stride 0, no copy) or else from what `out` holds, and `a16` holds
-/// the rows' states as bf16 pairs (`kpairs` a row, a multiple of TILE_PAIRS, and room
-/// for whole tiles of rows: the rows past `rows` are read and must be zero), `pairs` the
-/// weights as `Packed` lays them out (panels of 64 columns, `kpairs` rows each).
+/// stride 0, no copy) or else from what `out` holds, `a16` holds the rows' states as
+/// bf16 pairs (`kpairs` a row, a multiple of TILE_PAIRS; from 16 rows on, room for
+/// whole tiles of rows, the rows past `rows` read and their sums dropped), and `pairs`
+/// the weights as `Packed` lays them out (panels of 64 columns, `kpairs` rows each).
 ///
 /// # Safety
 /// `available()` must hold; the slices must be as described (asserted).
@@ -79,52 +79,58 @@ pub unsafe fn matmul(
     out: &mut [f32],
     ldo: usize,
 ) {
-    let blocks = rows.div_ceil(TILE_ROWS);
-    assert!(kpairs.is_multiple_of(TILE_PAIRS) && a16.len() >= blocks * TILE_ROWS * kpairs);
+    assert!(kpairs.is_multiple_of(TILE_PAIRS) && a16.len() >= padded_rows(rows) * kpairs);
     assert!(pairs.len() >= panels * kpairs * PANEL && ldo >= panels * PANEL);
     assert!(rows == 0 || out.len() >= (rows - 1) * ldo + panels * PANEL);
     assert!(same.is_none_or(|row| row.len() >= panels * PANEL));
-    tiles::configure();
-    // Under one panel at a time: its weights (16 KB at depth 128) stay in L1 while
-    // every block of rows reads them.
+    // Fewer than 16 rows (one name, say) run in tiles of that many rows: a tile costs
+    // what its rows do. From 16 on, a short last block runs as a whole tile through a
+    // buffer, under the same panel as the others while its weights are in L1. A row's
+    // sums are the same bits either way (`a_row_sums_alike_in_any_tile`).
+    tiles::configure(rows.min(TILE_ROWS));
     let mut tail = [0f32; TILE_ROWS * PANEL];
     for panel in 0..panels {
         let w = pairs.as_ptr().add(panel * kpairs * PANEL);
-        for block in 0..blocks {
-            let (r0, n) = (block * TILE_ROWS, TILE_ROWS.min(rows - block * TILE_ROWS));
-            let a = a16.as_ptr().add(r0 * kpairs);
-            let at = r0 * ldo + panel * PANEL;
-            if n == TILE_ROWS {
+        for r0 in (0..rows).step_by(TILE_ROWS) {
+            let n = TILE_ROWS.min(rows - r0);
+            let (a, at) = (a16.as_ptr().add(r0 * kpairs), r0 * ldo + panel * PANEL);
+            let from_row = |row: &[f32]| (row.as_ptr().add(panel * PANEL), 0);
+            if n == rows.min(TILE_ROWS) {
                 let c = out.as_mut_ptr().add(at);
-                let from = match same {
-                    Some(row) => (row.as_ptr().add(panel * PANEL), 0),
-                    None => (c.cast_const(), ldo),
-                };
+                let from = same.map_or((c.cast_const(), ldo), from_row);
                 tiles::block(from, (c, ldo), a, kpairs, w);
-            } else {
-                // A short block sums into a whole tile of its own rows.
-                for r in 0..n {
-                    let src = match same {
-                        Some(row) => &row[panel * PANEL..(panel + 1) * PANEL],
-                        None => &out[at + r * ldo..at + r * ldo + PANEL],
-                    };
-                    tail[r * PANEL..(r + 1) * PANEL].copy_from_slice(src);
-                }
-                let c = tail.as_mut_ptr();
-                tiles::block((c.cast_const(), PANEL), (c, PANEL), a, kpairs, w);
-                for r in 0..n {
-                    out[at + r * ldo..at + r * ldo + PANEL]
-                        .copy_from_slice(&tail[r * PANEL..(r + 1) * PANEL]);
-                }
+                continue;
+            }
+            for r in 0..n {
+                let src = match same {
+                    Some(row) => &row[panel * PANEL..(panel + 1) * PANEL],
+                    None => &out[at + r * ldo..at + r * ldo + PANEL],
+                };
+                tail[r * PANEL..(r + 1) * PANEL].copy_from_slice(src);
+            }
+            let c = tail.as_mut_ptr();
+            tiles::block((c.cast_const(), PANEL), (c, PANEL), a, kpairs, w);
+            for r in 0..n {
+                out[at + r * ldo..at + r * ldo + PANEL]
+                    .copy_from_slice(&tail[r * PANEL..(r + 1) * PANEL]);
             }
         }
     }
     tiles::release();
 }
 
+/// The rows of states `matmul` reads for `rows` rows: whole tiles from 16 rows on.
+pub fn padded_rows(rows: usize) -> usize {
+    if rows < TILE_ROWS {
+        rows
+    } else {
+        rows.div_ceil(TILE_ROWS) * TILE_ROWS
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod tiles {
-    use super::{PANEL, TILE_PAIRS, TILE_ROWS};
+    use super::{PANEL, TILE_PAIRS};
     use std::arch::asm;
 
     /// The tile configuration `ldtilecfg` reads (palette 1).
@@ -137,9 +143,9 @@ mod tiles {
         rows: [u8; 16],
     }
 
-    /// Eight tiles of 16 rows × 64 bytes: tmm0-3 the sums of 64 columns, tmm4 the
-    /// states, tmm5-7 the weights.
-    pub(super) unsafe fn configure() {
+    /// Eight tiles of 64 bytes a row: tmm0-3 the sums of 64 columns and tmm4 the states,
+    /// `rows` rows each; tmm5-7 the weights, 16 rows of pairs.
+    pub(super) unsafe fn configure(rows: usize) {
         let mut config = Config {
             palette: 1,
             start_row: 0,
@@ -149,7 +155,7 @@ mod tiles {
         };
         for t in 0..8 {
             config.bytes_per_row[t] = 64;
-            config.rows[t] = TILE_ROWS as u8;
+            config.rows[t] = if t < 5 { rows } else { TILE_PAIRS } as u8;
         }
         asm!("ldtilecfg [{}]", in(reg) &config, options(nostack, readonly));
     }
@@ -158,9 +164,9 @@ mod tiles {
         asm!("tilerelease", options(nostack, nomem));
     }
 
-    /// to[16][64] = from[16][64] + a[16][depth] · w[depth][64] (each pointer with its
-    /// row stride in floats; 0 reads one row for all 16), depth in chunks of 32: a's
-    /// rows `kpairs` pairs apart, w's pair rows 64 pairs apart.
+    /// to[n][64] = from[n][64] + a[n][depth] · w[depth][64], n the configured rows (each
+    /// pointer with its row stride in floats; 0 reads one row for all), depth in chunks
+    /// of 32: a's rows `kpairs` pairs apart, w's pair rows 64 pairs apart.
     pub(super) unsafe fn block(
         (from, ldf): (*const f32, usize),
         (to, ldt): (*mut f32, usize),
@@ -204,7 +210,7 @@ mod tiles {
 
 #[cfg(not(target_arch = "x86_64"))]
 mod tiles {
-    pub(super) unsafe fn configure() {
+    pub(super) unsafe fn configure(_: usize) {
         unreachable!("AMX tiles are x86-64 only")
     }
     pub(super) unsafe fn release() {}

@@ -563,12 +563,7 @@ mod x86 {
         // sums differently in the last bit, and a row's answer must not depend on how
         // many rows share its call (shared prefixes, answers kept across blocks).
         let tiles = tiles && kpairs.is_multiple_of(amx::TILE_PAIRS);
-        // AMX reads whole tiles of 16 rows: the rows past `rows` are zeros.
-        let padded = if tiles {
-            rows.div_ceil(amx::TILE_ROWS) * amx::TILE_ROWS
-        } else {
-            rows
-        };
+        let padded = if tiles { amx::padded_rows(rows) } else { rows };
         let mut a16 = vec![0u32; padded * kpairs];
         for r in 0..rows {
             bf16_row(
@@ -799,6 +794,8 @@ mod tests {
             return; // nothing to compare on this CPU
         }
         for (rows, depth, cols) in [
+            (1, 128, 384),
+            (5, 64, 130),
             (16, 32, 64),
             (31, 128, 384),
             (16, 128, 384),
@@ -843,6 +840,35 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn a_row_sums_alike_in_any_tile() {
+        if !bf16_available() || !crate::amx::available() {
+            return; // nothing to check on this CPU
+        }
+        let (rows, depth, cols) = (37, 128, 384);
+        let a: Vec<f32> = (0..rows * depth)
+            .map(|i| ((i * 29 % 89) as f32 - 44.0) / 23.0)
+            .collect();
+        let w: Vec<f32> = (0..depth * cols)
+            .map(|i| ((i * 41 % 83) as f32 - 41.0) / 37.0)
+            .collect();
+        let packed = Packed::new(&w, depth, cols).with_precision(Precision::Bf16);
+        let width = packed.padded_cols;
+        let bias: Vec<f32> = (0..width).map(|i| i as f32 * 0.125).collect();
+        let run = |rows: usize, a: &[f32]| {
+            let mut out = vec![0f32; rows * width];
+            matmul_from_table(a, depth, &packed, &bias, &vec![0u8; rows], &mut out, width);
+            out
+        };
+        let together = run(rows, &a);
+        for r in [0, 15, 16, 31, 32, 36] {
+            let alone = run(1, &a[r * depth..(r + 1) * depth]);
+            // Bit for bit: in a whole tile, in the last short one, or on its own.
+            assert_eq!(&together[r * width..(r + 1) * width], &alone[..], "row {r}");
         }
     }
 }
