@@ -83,6 +83,9 @@ pub unsafe fn matmul(
     assert!(pairs.len() >= panels * kpairs * PANEL && ldo >= panels * PANEL);
     assert!(rows == 0 || out.len() >= (rows - 1) * ldo + panels * PANEL);
     assert!(same.is_none_or(|row| row.len() >= panels * PANEL));
+    if rows == 0 {
+        return; // a tile of no rows is not a shape `ldtilecfg` takes
+    }
     // Fewer than 16 rows (one name, say) run in tiles of that many rows: a tile costs
     // what its rows do. From 16 on, a short last block runs as a whole tile through a
     // buffer, under the same panel as the others while its weights are in L1. A row's

@@ -129,11 +129,12 @@ pub fn bf16_kernel() -> Option<&'static str> {
     }
 }
 
-/// The precision `auto` picks: bf16 where AMX tiles run it (it is faster than f32 in
-/// bulk and for one name, BENCHMARKS.md); f32 elsewhere, since `vdpbf16ps` issues at
-/// half the FMA rate and pays for single names only.
-pub fn auto_precision() -> Precision {
-    if bf16_kernel() == Some("amx") {
+/// The precision `auto` picks for recurrent products of this depth (the hidden size):
+/// bf16 where AMX tiles run them, whole tiles deep (faster than f32 in bulk, about as
+/// fast for one name: BENCHMARKS.md); f32 elsewhere, since `vdpbf16ps` issues at half
+/// the FMA rate and pays for single names only.
+pub fn auto_precision(depth: usize) -> Precision {
+    if bf16_kernel() == Some("amx") && depth.div_ceil(2).is_multiple_of(crate::amx::TILE_PAIRS) {
         Precision::Bf16
     } else {
         Precision::F32

@@ -47,6 +47,17 @@ def test_bf16_answers_stay_within_the_bounds(which, dataset_names):
 
 
 @pytest.mark.skipif(_native.bf16_kernel() != "amx", reason="no AMX tiles on this CPU")
+def test_auto_takes_bf16_where_the_tiles_fit_the_hidden_size(tmp_path):
+    """Tiles are 32 values deep: a hidden size they do not divide would run bf16 on the
+    row kernel, which pays for single names only, so auto stays f32 there."""
+    from .test_backend_parity import make_model
+
+    for cell, hidden, auto in (("gru", 64, "bf16"), ("lstm", 96, "bf16"), ("gru", 40, "f32")):
+        path, _ = make_model(tmp_path, cell, hidden, embedding=8)
+        assert _native.Model(str(path)).precision == auto, (cell, hidden)
+
+
+@pytest.mark.skipif(_native.bf16_kernel() != "amx", reason="no AMX tiles on this CPU")
 def test_the_row_kernel_stays_within_the_bounds_where_amx_would_run(dataset_names):
     """AMX takes bf16 products over where it runs; NAMELANG_AMX=0 turns it off, so the
     AVX512_BF16 row kernel is held to the same bounds in a process of its own."""

@@ -378,8 +378,9 @@ def load(
     `precision` of the recurrent products (rust backend): "f32"; "bf16" on CPUs with
     AVX512_BF16 and a gru or lstm model (answers within 0.005 of f32's in probability,
     the same top language on at least 99.9% of names); "auto" is bf16 where AMX tiles
-    run it (faster than f32 in bulk and for one name) and f32 elsewhere, where bf16
-    pays for single names only (BENCHMARKS.md); "int8" is refused with the reason.
+    run it (hidden size a multiple of 32; faster than f32 in bulk, about as fast for
+    one name) and f32 elsewhere, where bf16 pays for single names only
+    (BENCHMARKS.md); "int8" is refused with the reason.
     `Classifier.precision` says which ran."""
     return Classifier(
         model_path(model),

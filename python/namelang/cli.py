@@ -230,7 +230,7 @@ def _precision_line() -> str:
     """Which precision `auto` runs here, and which kernel runs bf16."""
     kernel = _native.bf16_kernel()
     if kernel == "amx":
-        return "bf16 on AMX tiles (auto, gru and lstm models); f32 with --precision f32"
+        return "bf16 on AMX tiles (auto: gru and lstm, hidden a multiple of 32); else f32"
     if kernel:
         return f"f32 (auto); bf16 available ({kernel}, --precision bf16)"
     return "f32 (auto); bf16 not on this CPU"
@@ -306,7 +306,8 @@ def _answer_options(p: argparse.ArgumentParser) -> None:
         default="auto",
         choices=["auto", "f32", "bf16", "int8"],
         help="of the recurrent products on the rust backend: auto is bf16 where AMX tiles run "
-        "it (faster in bulk and for one name), else f32; bf16 needs AVX512_BF16 (BENCHMARKS.md)",
+        "it (faster in bulk, about as fast for one name), else f32; bf16 needs AVX512_BF16 "
+        "(BENCHMARKS.md)",
     )
 
 

@@ -5,7 +5,7 @@
 use super::args::Names;
 use super::explain::{parts_out, PartOut};
 use crate::error::Error;
-use crate::gemm::{self, Precision};
+use crate::gemm::Precision;
 use crate::{explain, forward, model_file};
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2, PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -41,10 +41,8 @@ impl PyModel {
         inner.share_prefixes = share_prefixes;
         inner.set_logit_shift(logit_shift)?;
         match precision {
-            // auto: bf16 where AMX tiles run it (gemm::auto_precision); the Elman
-            // cell stays exact in f32.
-            "auto" if inner.is_gated() => inner.set_precision(gemm::auto_precision())?,
-            "auto" | "f32" => inner.set_precision(Precision::F32)?,
+            "auto" => inner.set_precision(inner.auto_precision())?,
+            "f32" => inner.set_precision(Precision::F32)?,
             "bf16" => inner.set_precision(Precision::Bf16)?,
             "int8" => {
                 return Err(PyValueError::new_err(

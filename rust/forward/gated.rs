@@ -66,6 +66,10 @@ impl Gated {
         }
     }
 
+    pub(super) fn hidden_size(&self) -> usize {
+        self.hidden
+    }
+
     pub(super) fn precision(&self) -> Precision {
         self.forward.layers[0].whh.precision()
     }

@@ -287,9 +287,13 @@ impl Model {
         }
     }
 
-    /// Whether the cell is a GRU or LSTM (the cells the bf16 kernels run).
-    pub fn is_gated(&self) -> bool {
-        matches!(self.net, Net::Gated(_))
+    /// The precision `auto` means for this model: the Elman cell stays exact in f32; a
+    /// GRU or LSTM as `gemm::auto_precision` says for its hidden size.
+    pub fn auto_precision(&self) -> Precision {
+        match &self.net {
+            Net::Elman(_) => Precision::F32,
+            Net::Gated(g) => gemm::auto_precision(g.hidden_size()),
+        }
     }
 
     pub fn precision(&self) -> Precision {
