@@ -32,7 +32,7 @@ def test_the_default_knows_the_commonest_surnames(backend):
     # Measured: 0.905 right, 0.849 weighted by rank, 6 wrong at p >= 0.8; the previous
     # default 0.881, 0.864, 9; without the second corpus 0.813, 0.780, 12.
     assert figures.right >= 0.88, figures.right
-    assert figures.weighted >= 0.83, figures.weighted
+    assert figures.weighted >= 0.84, figures.weighted
     assert figures.confident_errors <= 8, figures.wrong
 
 
