@@ -741,6 +741,18 @@ mod tests {
         }
     }
 
+    /// States (rows × depth) and weights (depth × cols) of assorted magnitudes, most of
+    /// them not exact in bf16.
+    fn bf16_operands(rows: usize, depth: usize, cols: usize) -> (Vec<f32>, Vec<f32>) {
+        let a = (0..rows * depth)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 29.0)
+            .collect();
+        let w = (0..depth * cols)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 31.0)
+            .collect();
+        (a, w)
+    }
+
     #[test]
     fn the_bf16_kernel_sums_the_rounded_products() {
         if !bf16_available() {
@@ -748,12 +760,7 @@ mod tests {
         }
         let round = |x: f32| f32::from_bits((to_bf16(x) as u32) << 16);
         for (rows, depth, cols) in [(1, 1, 1), (13, 37, 40), (7, 128, 384), (6, 64, 130)] {
-            let a: Vec<f32> = (0..rows * depth)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 29.0)
-                .collect();
-            let w: Vec<f32> = (0..depth * cols)
-                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 31.0)
-                .collect();
+            let (a, w) = bf16_operands(rows, depth, cols);
             let packed = Packed::new(&w, depth, cols).with_precision(Precision::Bf16);
             assert_eq!(packed.precision(), Precision::Bf16);
             let ldo = packed.padded_cols + 3;
@@ -803,12 +810,7 @@ mod tests {
             (17, 64, 130),
             (40, 128, 384),
         ] {
-            let a: Vec<f32> = (0..rows * depth)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 29.0)
-                .collect();
-            let w: Vec<f32> = (0..depth * cols)
-                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 31.0)
-                .collect();
+            let (a, w) = bf16_operands(rows, depth, cols);
             let packed = Packed::new(&w, depth, cols).with_precision(Precision::Bf16);
             let pairs = packed.pairs.as_ref().unwrap();
             let ldo = packed.padded_cols + 3;
@@ -851,12 +853,7 @@ mod tests {
             return; // nothing to check on this CPU
         }
         let (rows, depth, cols) = (37, 128, 384);
-        let a: Vec<f32> = (0..rows * depth)
-            .map(|i| ((i * 29 % 89) as f32 - 44.0) / 23.0)
-            .collect();
-        let w: Vec<f32> = (0..depth * cols)
-            .map(|i| ((i * 41 % 83) as f32 - 41.0) / 37.0)
-            .collect();
+        let (a, w) = bf16_operands(rows, depth, cols);
         let packed = Packed::new(&w, depth, cols).with_precision(Precision::Bf16);
         let width = packed.padded_cols;
         let bias: Vec<f32> = (0..width).map(|i| i as f32 * 0.125).collect();
