@@ -31,6 +31,7 @@ from namelang.evaluate import (
 )
 from namelang.extras import require
 from namelang.score import score_file
+from namelang.shared_names import WAYS as SHARED_WAYS
 from namelang.text import script_of
 
 
@@ -390,6 +391,14 @@ def _corpus_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="drop the data set's labels of names under several languages that the "
         "corpus contradicts (Wang: English, German; Chinese and Korean kept)",
+    )
+    p.add_argument(
+        "--shared-names",
+        dest="shared_names",
+        choices=SHARED_WAYS,
+        help="a name under several languages: each row class-weighted (rows, the "
+        "default), its weight split evenly (even), or as the model's probabilities among "
+        "its languages, updated each epoch (vote)",
     )
     p.add_argument(
         "--corpus-weight",

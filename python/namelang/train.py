@@ -31,6 +31,8 @@ from namelang.data import Split, load_names, split_names
 from namelang.evaluate import Metrics, metrics, top_k_accuracy
 from namelang.extras import require
 from namelang.model import NGramInput, build, ngram_input, resolve_device
+from namelang.shared_names import WAYS as SHARED_WAYS
+from namelang.shared_names import shared_groups, split_weight, vote_shares
 from namelang.spec import ModelConfig
 from namelang.text import encode, one_hot
 
@@ -76,6 +78,7 @@ class TrainConfig:
     corpus_keep_shared: bool = False  # keep corpus names found under two languages
     corpus_cap_ratio: float = 0.0  # > 0: also cap a language at this x its training names
     corpus_settles: bool = False  # drop data set labels of shared names the corpus contradicts
+    shared_names: str = "rows"  # how a name under several languages splits its weight
 
 
 @dataclass
@@ -167,6 +170,8 @@ def _check_config(config: TrainConfig) -> None:
         raise ValueError(f"--epochs must be at least 1, got {config.epochs}")
     if config.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {config.batch_size}")
+    if config.shared_names not in SHARED_WAYS:
+        raise ValueError(f"--shared-names must be one of {SHARED_WAYS}: {config.shared_names!r}")
     if config.time_budget is not None and not config.time_budget > 0:
         raise ValueError(
             f"--time-budget must be a positive number of seconds, got {config.time_budget}"
@@ -377,6 +382,23 @@ def _epoch(model, opt, config: TrainConfig, train_rows, batches, weights, bar, d
     return total, seen
 
 
+class _Shared:
+    """The row weights of names under several languages (`namelang.shared_names`)."""
+
+    def __init__(self, config: TrainConfig, split: Split, model_config, weights) -> None:
+        self.base, self.class_weight, self.labels = weights
+        self.groups: list = []
+        if config.shared_names != "rows":
+            names, labels = zip(*split.train, strict=True) if split.train else ((), ())
+            self.groups = shared_groups(list(names), list(labels), model_config.text_rule)
+
+    def row_weight(self, log_probs: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.groups:
+            return self.base
+        shares = None if log_probs is None else vote_shares(log_probs, self.labels, self.groups)
+        return split_weight(self.base, self.class_weight, self.labels, self.groups, shares)
+
+
 def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.Module, dict]:
     """Mini-batch training; after each epoch the model is scored on validation and the
     best epoch's weights are kept. A time budget is checked between batches."""
@@ -386,6 +408,8 @@ def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.M
     train_rows = _encode_rows(split.train, device, model_config)
     valid = _encode_rows(split.valid, device, model_config)
     row_weight, weight, sample_weight = _loss_weights(config, split, train_rows.labels, n)
+    shared = _Shared(config, split, model_config, (row_weight, weight, train_rows.labels))
+    row_weight = shared.row_weight()
     opt = _optimizer(config, model)
     generator = torch.Generator().manual_seed(config.seed)
     rows = len(train_rows.labels)
@@ -407,6 +431,8 @@ def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.M
             model, opt, config, train_rows, batches, (row_weight, weight), bar, deadline
         )
         trained += seen
+        if config.shared_names == "vote":
+            row_weight = shared.row_weight(F.log_softmax(predict_logits(model, train_rows), 1))
         valid_metrics = _score(predict_logits(model, valid), valid.labels, n)
         for key, value in (
             ("x", epoch if seen == rows else epoch - 1 + seen / rows),
