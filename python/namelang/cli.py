@@ -435,6 +435,23 @@ def _shape_options(p) -> None:
     p.add_argument("--ngram-lr", dest="ngram_lr", type=float, help="its learning rate")
 
 
+def _many_models_options(p: argparse.ArgumentParser) -> None:
+    """Training several models: merged into one wider model, or teaching one model."""
+    p.add_argument("--ensemble", type=int, help="members merged into one model (gru/lstm, one_hot)")
+    p.add_argument(
+        "--distill",
+        type=int,
+        help="train this many teachers (seeds seed+1, ...), then the model on their mean "
+        "answers mixed with the labels: one model's size and speed",
+    )
+    p.add_argument(
+        "--distill-weight",
+        dest="distill_weight",
+        type=float,
+        help="the teachers' share of each training target (default 0.5)",
+    )
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model and write its file")
     p.add_argument("--data", help=DATA_HELP)
@@ -465,7 +482,7 @@ def _add_train(sub) -> None:
         default=None,
         help="train on each distinct (name, language) pair once, not once per line",
     )
-    p.add_argument("--ensemble", type=int, help="members merged into one model (gru/lstm, one_hot)")
+    _many_models_options(p)
     _corpus_options(p)
     p.add_argument(
         "--feminine-forms",

@@ -64,6 +64,8 @@ class TrainConfig:
     device: str = "auto"
     distinct: bool = False  # train on each distinct (name, language) pair once, not per line
     ensemble: int = 1  # members trained with seeds seed, seed+1, ...; merged into one model
+    distill: int = 0  # > 0: this many teachers (seeds seed+1, ...), then one model taught by them
+    distill_weight: float = 0.5  # the teachers' mean answer's share of each training target
     steps: int = 60_000  # tutorial recipe only
     progress: bool = True
     text_rule: str = "romanize"  # the tutorial recipe always reads names exactly
@@ -87,6 +89,7 @@ class Encoded:
     lengths: torch.Tensor
     labels: torch.Tensor
     ngrams: NGramInput | None = None  # padded (B, G) rows and weights
+    teacher: torch.Tensor | None = None  # (B, C) teachers' mean probabilities, distilling
 
     def select(self, batch: torch.Tensor | slice) -> tuple:
         """(indices, lengths, ngrams) of some rows, as `model.logits` takes them."""
@@ -170,6 +173,13 @@ def _check_config(config: TrainConfig) -> None:
         raise ValueError(f"--epochs must be at least 1, got {config.epochs}")
     if config.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {config.batch_size}")
+    if config.distill < 0 or not 0.0 <= config.distill_weight <= 1.0:
+        raise ValueError(
+            f"--distill must be 0 or more and --distill-weight in [0, 1], "
+            f"got {config.distill} and {config.distill_weight}"
+        )
+    if config.distill and config.ensemble > 1:
+        raise ValueError("choose --distill or --ensemble, not both")
     if config.shared_names not in SHARED_WAYS:
         raise ValueError(f"--shared-names must be one of {SHARED_WAYS}: {config.shared_names!r}")
     if config.time_budget is not None and not config.time_budget > 0:
@@ -194,6 +204,8 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
         model.to(device)
     elif config.recipe == "batched" and config.ensemble > 1:
         model, history = _train_ensemble(config, split, device)
+    elif config.recipe == "batched" and config.distill > 0:
+        model, history = _train_distilled(config, split, device)
     elif config.recipe == "batched":
         model, history = _train_batched(config, split, device)
     else:
@@ -364,10 +376,14 @@ def _epoch(model, opt, config: TrainConfig, train_rows, batches, weights, bar, d
         logits = model.logits(*train_rows.select(batch))
         labels = train_rows.labels[batch]
         # The class-weighted mean, each row also weighted by its corpus weight.
-        losses = F.cross_entropy(
-            logits, labels, weight=weight, reduction="none",
-            label_smoothing=config.label_smoothing,
-        )  # fmt: skip
+        if train_rows.teacher is None:
+            losses = F.cross_entropy(
+                logits, labels, weight=weight, reduction="none",
+                label_smoothing=config.label_smoothing,
+            )  # fmt: skip
+        else:
+            taught = train_rows.teacher[batch]
+            losses = _taught_loss(logits, labels, taught, config.distill_weight) * weight[labels]
         loss = (losses * row_weight[batch]).sum() / (weight[labels] * row_weight[batch]).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -399,13 +415,21 @@ class _Shared:
         return split_weight(self.base, self.class_weight, self.labels, self.groups, shares)
 
 
-def _train_batched(config: TrainConfig, split: Split, device: str) -> tuple[nn.Module, dict]:
+def _taught_loss(logits, labels, teacher, share: float) -> torch.Tensor:
+    """Each row's cross-entropy against its label mixed with the teachers' answer."""
+    target = (1 - share) * F.one_hot(labels, logits.shape[1]) + share * teacher
+    return -(target * F.log_softmax(logits, 1)).sum(1)
+
+
+def _train_batched(
+    config: TrainConfig, split: Split, device: str, teacher: torch.Tensor | None = None
+) -> tuple[nn.Module, dict]:
     """Mini-batch training; after each epoch the model is scored on validation and the
     best epoch's weights are kept. A time budget is checked between batches."""
     n = len(split.categories)
     model_config = _model_config(config, n)
     model = build(model_config, dropout=config.dropout).to(device)
-    train_rows = _encode_rows(split.train, device, model_config)
+    train_rows = replace(_encode_rows(split.train, device, model_config), teacher=teacher)
     valid = _encode_rows(split.valid, device, model_config)
     row_weight, weight, sample_weight = _loss_weights(config, split, train_rows.labels, n)
     shared = _Shared(config, split, model_config, (row_weight, weight, train_rows.labels))
@@ -510,6 +534,28 @@ def _train_ensemble(config: TrainConfig, split: Split, device: str) -> tuple[nn.
     model = merge_ensemble(members).to(device)
     history = {**histories[0], "members": [h["selected_valid"] for h in histories]}
     _finish(model, config, split, device, history)
+    history["seconds"] = time.perf_counter() - start
+    return model, history
+
+
+def _train_distilled(config: TrainConfig, split: Split, device: str) -> tuple[nn.Module, dict]:
+    """Trains `distill` teachers (seeds seed+1, ...) of the configured shape, then the
+    model (seed `seed`) on targets mixing each row's label with the teachers' mean answer
+    (knowledge distillation): much of what an ensemble knows, at one model's size and
+    speed. The teachers answer without their logit adjustment; the model tunes its own."""
+    start = time.perf_counter()
+    answers, teachers = None, []
+    for i in range(config.distill):
+        teacher_config = replace(config, seed=config.seed + 1 + i, distill=0)
+        torch.manual_seed(teacher_config.seed)
+        teacher, teacher_history = _train_batched(teacher_config, split, device)
+        teachers.append(teacher_history["selected_valid"])
+        rows = _encode_rows(split.train, device, teacher.config)
+        probs = F.softmax(predict_logits(teacher, rows) - teacher.logit_adjustment, 1)
+        answers = probs if answers is None else answers + probs
+    torch.manual_seed(config.seed)
+    model, history = _train_batched(config, split, device, answers / config.distill)
+    history["teachers"] = teachers
     history["seconds"] = time.perf_counter() - start
     return model, history
 
