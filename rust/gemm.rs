@@ -710,6 +710,8 @@ mod tests {
         };
         let shapes = [
             (1, 1, 1),
+            (1, 128, 384),
+            (7, 200, 330),
             (7, 128, 128),
             (13, 57, 200),
             (6, 16, 64),
@@ -867,6 +869,33 @@ mod tests {
             let alone = run(1, &a[r * depth..(r + 1) * depth]);
             // Bit for bit: in a whole tile, in the last short one, or on its own.
             assert_eq!(&together[r * width..(r + 1) * width], &alone[..], "row {r}");
+        }
+    }
+
+    #[test]
+    fn a_row_alone_sums_as_in_a_block() {
+        // A row's sums must not depend on how many rows share its call (answers are
+        // kept across calls and blocks): the same bits alone as in a block of six.
+        let (rows, depth, cols) = (7, 128, 330);
+        let (a, w) = bf16_operands(rows, depth, cols);
+        for isa in available() {
+            let packed = Packed::for_isa(isa, &w, depth, cols);
+            let width = packed.padded_cols;
+            let bias: Vec<f32> = (0..width).map(|i| i as f32 * 0.125).collect();
+            let run = |rows: usize, a: &[f32]| {
+                let mut out = vec![0f32; rows * width];
+                matmul_from_table(a, depth, &packed, &bias, &vec![0u8; rows], &mut out, width);
+                out
+            };
+            let together = run(rows, &a);
+            for r in [0, 5, 6] {
+                let alone = run(1, &a[r * depth..(r + 1) * depth]);
+                assert_eq!(
+                    &together[r * width..(r + 1) * width],
+                    &alone[..],
+                    "{isa:?} row {r}"
+                );
+            }
         }
     }
 }
