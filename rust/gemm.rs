@@ -848,6 +848,28 @@ mod tests {
         }
     }
 
+    /// Checks that each of `picked` rows sums to the same bits alone as among all the
+    /// rows of `a`, every row starting from one bias row.
+    fn rows_alike_alone(packed: &Packed, a: &[f32], picked: &[usize], what: &str) {
+        let (depth, width) = (packed.depth, packed.padded_cols);
+        let bias: Vec<f32> = (0..width).map(|i| i as f32 * 0.125).collect();
+        let run = |a: &[f32]| {
+            let rows = a.len() / depth;
+            let mut out = vec![0f32; rows * width];
+            matmul_from_table(a, depth, packed, &bias, &vec![0u8; rows], &mut out, width);
+            out
+        };
+        let together = run(a);
+        for &r in picked {
+            let alone = run(&a[r * depth..(r + 1) * depth]);
+            assert_eq!(
+                &together[r * width..][..width],
+                &alone[..],
+                "{what} row {r}"
+            );
+        }
+    }
+
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn a_row_sums_alike_in_any_tile() {
@@ -857,19 +879,8 @@ mod tests {
         let (rows, depth, cols) = (37, 128, 384);
         let (a, w) = bf16_operands(rows, depth, cols);
         let packed = Packed::new(&w, depth, cols).with_precision(Precision::Bf16);
-        let width = packed.padded_cols;
-        let bias: Vec<f32> = (0..width).map(|i| i as f32 * 0.125).collect();
-        let run = |rows: usize, a: &[f32]| {
-            let mut out = vec![0f32; rows * width];
-            matmul_from_table(a, depth, &packed, &bias, &vec![0u8; rows], &mut out, width);
-            out
-        };
-        let together = run(rows, &a);
-        for r in [0, 15, 16, 31, 32, 36] {
-            let alone = run(1, &a[r * depth..(r + 1) * depth]);
-            // Bit for bit: in a whole tile, in the last short one, or on its own.
-            assert_eq!(&together[r * width..(r + 1) * width], &alone[..], "row {r}");
-        }
+        // Bit for bit: in a whole tile, in the last short one, or on its own.
+        rows_alike_alone(&packed, &a, &[0, 15, 16, 31, 32, 36], "amx");
     }
 
     #[test]
@@ -880,22 +891,7 @@ mod tests {
         let (a, w) = bf16_operands(rows, depth, cols);
         for isa in available() {
             let packed = Packed::for_isa(isa, &w, depth, cols);
-            let width = packed.padded_cols;
-            let bias: Vec<f32> = (0..width).map(|i| i as f32 * 0.125).collect();
-            let run = |rows: usize, a: &[f32]| {
-                let mut out = vec![0f32; rows * width];
-                matmul_from_table(a, depth, &packed, &bias, &vec![0u8; rows], &mut out, width);
-                out
-            };
-            let together = run(rows, &a);
-            for r in [0, 5, 6] {
-                let alone = run(1, &a[r * depth..(r + 1) * depth]);
-                assert_eq!(
-                    &together[r * width..(r + 1) * width],
-                    &alone[..],
-                    "{isa:?} row {r}"
-                );
-            }
+            rows_alike_alone(&packed, &a, &[0, 5, 6], isa.name());
         }
     }
 }

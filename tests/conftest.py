@@ -33,6 +33,14 @@ def dataset_names(names_by_language) -> list[str]:
     return [n for names in names_by_language.values() for n in names]
 
 
+def write_languages(folder: Path, names_of: dict[str, list[str]]) -> Path:
+    """A data folder of `<Language>.txt` files, one name a line."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for language, names in names_of.items():
+        (folder / f"{language}.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+    return folder
+
+
 def write_tiny_dataset(folder: Path) -> Path:
     """Three made-up languages whose names differ by their letters, for fast training."""
     import random

@@ -11,6 +11,8 @@ from namelang.corpus import SOURCES, faker_corpus, unsettled_rows
 from namelang.data import Split, split_names
 from namelang.text import apply_text_rule
 
+from .conftest import write_languages
+
 pytest.importorskip("faker")
 
 
@@ -40,14 +42,22 @@ def test_the_corpus_keeps_out_held_out_and_shared_names(names_by_language):
 def test_a_model_trained_with_the_corpus_records_it(tmp_path):
     from namelang.train import TrainConfig, train
 
-    data = tmp_path / "names"
-    data.mkdir()
-    for language, names in {
-        "Dutch": ["Bakker", "Visser", "Smit", "Meijer", "Mulder", "Bos", "Vos", "Dekker"],
-        "Polish": ["Nowak", "Kowalski", "Mazur", "Krawczyk", "Zielinski", "Wojcik", "Kaczmarek"],
-        "Italian": ["Rossi", "Russo", "Ferrari", "Bianchi", "Romano", "Colombo", "Ricci"],
-    }.items():
-        (data / f"{language}.txt").write_text("\n".join(names) + "\n")
+    data = write_languages(
+        tmp_path / "names",
+        {
+            "Dutch": ["Bakker", "Visser", "Smit", "Meijer", "Mulder", "Bos", "Vos", "Dekker"],
+            "Polish": [
+                "Nowak",
+                "Kowalski",
+                "Mazur",
+                "Krawczyk",
+                "Zielinski",
+                "Wojcik",
+                "Kaczmarek",
+            ],
+            "Italian": ["Rossi", "Russo", "Ferrari", "Bianchi", "Romano", "Colombo", "Ricci"],
+        },
+    )
     config = TrainConfig(
         data=str(data), corpus="faker", corpus_cap=20, epochs=1, hidden_size=8,
         embedding_dim=4, ngram_max=2, ngram_buckets=64, progress=False,

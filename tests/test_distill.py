@@ -24,18 +24,11 @@ def test_the_taught_loss_mixes_the_label_and_the_teachers():
     assert torch.allclose(half, 0.5 * plain + 0.5 * against_teacher)
 
 
-def test_a_distilled_model_records_its_teachers(tmp_path):
+def test_a_distilled_model_records_its_teachers(tmp_path, tiny_dataset):
     import namelang
     from namelang.train import TrainConfig, train
 
-    data = tmp_path / "names"
-    data.mkdir()
-    for language, names in {
-        "Dutch": ["Bakker", "Visser", "Smit", "Meijer", "Mulder", "Bos", "Vos", "Dekker"],
-        "Polish": ["Nowak", "Kowalski", "Mazur", "Krawczyk", "Zielinski", "Wojcik", "Kaczmarek"],
-        "Italian": ["Rossi", "Russo", "Ferrari", "Bianchi", "Romano", "Colombo", "Ricci"],
-    }.items():
-        (data / f"{language}.txt").write_text("\n".join(names) + "\n")
+    data = tiny_dataset
     config = TrainConfig(
         data=str(data), distill=2, epochs=2, hidden_size=8, embedding_dim=4, ngram_max=2,
         ngram_buckets=64, progress=False,

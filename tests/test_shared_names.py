@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from .conftest import write_languages
+
 torch = pytest.importorskip("torch")
 
 from namelang.shared_names import shared_groups, split_weight, vote_shares  # noqa: E402
@@ -54,14 +56,14 @@ def test_a_model_trained_with_the_vote_records_it(tmp_path):
     import namelang
     from namelang.train import TrainConfig, train
 
-    data = tmp_path / "names"
-    data.mkdir()
-    for language, names in {
-        "Chinese": ["Wang", "Zhang", "Liang", "Huang", "Zhou", "Chen", "Yang", "Xiang"],
-        "Korean": ["Wang", "Kim", "Park", "Choi", "Jung", "Kang", "Yoon", "Jang"],
-        "Italian": ["Rossi", "Russo", "Ferrari", "Bianchi", "Romano", "Colombo", "Ricci"],
-    }.items():
-        (data / f"{language}.txt").write_text("\n".join(names) + "\n")
+    data = write_languages(
+        tmp_path / "names",
+        {
+            "Chinese": ["Wang", "Zhang", "Liang", "Huang", "Zhou", "Chen", "Yang", "Xiang"],
+            "Korean": ["Wang", "Kim", "Park", "Choi", "Jung", "Kang", "Yoon", "Jang"],
+            "Italian": ["Rossi", "Russo", "Ferrari", "Bianchi", "Romano", "Colombo", "Ricci"],
+        },
+    )
     config = TrainConfig(
         data=str(data), shared_names="vote", epochs=2, hidden_size=8, embedding_dim=4,
         ngram_max=2, ngram_buckets=64, progress=False,
