@@ -101,7 +101,7 @@ def _is_surname(name: str) -> bool:
     return bool(words) and "," not in name and all(w.lower() in PARTICLES for w in words[:-1])
 
 
-def _listed(categories: list[str]) -> dict[str, set[str]]:
+def listed_names(categories: list[str]) -> dict[str, set[str]]:
     """Each surname's read form -> the languages whose Faker lists hold it."""
     found: dict[str, set[str]] = {}
     for source in SOURCES:
@@ -122,7 +122,7 @@ def unsettled_rows(split: Split) -> list[bool]:
     leaves the name out, while another of its labels' lists holds it, is contradicted
     (English, German). Names under one language are left as they are."""
     cats = split.categories
-    listed = _listed(cats)
+    listed = listed_names(cats)
     has_list = {s.language for s in SOURCES}
     reads = apply_text_rule([n for n, _ in split.train], "romanize")
     labels: dict[str, set[str]] = {}
