@@ -17,7 +17,6 @@ import numpy as np
 
 import namelang
 from namelang import __version__, _native
-from namelang.bench import main as bench_main
 from namelang.calibration import coverage_report, expected_calibration_error
 from namelang.classifier import BUNDLED, load, model_path
 from namelang.data import data_folder, download, load_names, split_names
@@ -223,6 +222,7 @@ def _score(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
 
     require("torch", "the bench")
+    from namelang.bench import main as bench_main
 
     return bench_main(args.quick, args.threads, args.json, args.plot, args.data)
 

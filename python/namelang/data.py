@@ -8,8 +8,6 @@ import os
 import random
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
@@ -57,6 +55,10 @@ def load_names(folder: str | os.PathLike[str] | None = None) -> dict[str, list[s
 def download(dest: str | os.PathLike[str] | None = None, url: str = DATA_URL) -> Path:
     """Fetch the tutorial's archive and extract its `data/names/*.txt` into `dest`
     (default: the cache folder). The folder appears whole or not at all."""
+    # Imported here: urllib.request brings http, ssl and email (about 20 ms a start).
+    import urllib.error
+    import urllib.request
+
     dest = Path(dest) if dest is not None else cache_folder()
     try:
         with urllib.request.urlopen(url, timeout=60) as response:

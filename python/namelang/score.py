@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from tqdm.auto import tqdm
-
 from namelang import _native, parquet
 from namelang.batch import Scorer
 from namelang.classifier import Classifier, load
@@ -328,6 +326,9 @@ def _progress_bar(source: BinaryIO, path: str, enabled: bool | None):
         enabled = sys.stderr.isatty()
     if not enabled:
         return _NoBar()
+
+    # Imported only when a bar is shown: tqdm.auto brings asyncio and ssl (about 30 ms).
+    from tqdm.auto import tqdm
 
     total = os.path.getsize(path) if path != "-" else None
     return tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, leave=False)
