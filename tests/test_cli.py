@@ -130,3 +130,18 @@ def test_info_and_version_say_what_this_install_is(capsys, tmp_path):
     for line in ("kernel:", "threads:", "torch:", "model default:", "model tutorial:"):
         assert line in out
     assert f"{tmp_path} (missing: namelang download)" in out
+
+
+def test_scoring_starts_without_what_only_other_commands_use():
+    # Every `namelang score` pays for its imports: torch, the progress bar (tqdm brings
+    # asyncio and ssl), the downloader's urllib.request and the bench load where used.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, namelang.cli; "
+        "print(sorted(m for m in ('torch', 'tqdm', 'asyncio', 'urllib.request', "
+        "'namelang.bench') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
