@@ -22,6 +22,8 @@ def test_the_taught_loss_mixes_the_label_and_the_teachers():
     assert torch.allclose(_taught_loss(logits, labels, teacher, 1.0), against_teacher)
     half = _taught_loss(logits, labels, teacher, 0.5)
     assert torch.allclose(half, 0.5 * plain + 0.5 * against_teacher)
+    smoothed = F.cross_entropy(logits, labels, reduction="none", label_smoothing=0.1)
+    assert torch.allclose(_taught_loss(logits, labels, teacher, 0.0, 0.1), smoothed)
 
 
 def test_a_distilled_model_records_its_teachers(tmp_path, tiny_dataset):

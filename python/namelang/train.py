@@ -383,7 +383,8 @@ def _epoch(model, opt, config: TrainConfig, train_rows, batches, weights, bar, d
             )  # fmt: skip
         else:
             taught = train_rows.teacher[batch]
-            losses = _taught_loss(logits, labels, taught, config.distill_weight) * weight[labels]
+            mix = (config.distill_weight, config.label_smoothing)
+            losses = _taught_loss(logits, labels, taught, *mix) * weight[labels]
         loss = (losses * row_weight[batch]).sum() / (weight[labels] * row_weight[batch]).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -415,9 +416,12 @@ class _Shared:
         return split_weight(self.base, self.class_weight, self.labels, self.groups, shares)
 
 
-def _taught_loss(logits, labels, teacher, share: float) -> torch.Tensor:
-    """Each row's cross-entropy against its label mixed with the teachers' answer."""
-    target = (1 - share) * F.one_hot(labels, logits.shape[1]) + share * teacher
+def _taught_loss(logits, labels, teacher, share: float, smoothing: float = 0.0) -> torch.Tensor:
+    """Each row's cross-entropy against its label (smoothed as cross_entropy smooths it)
+    mixed with the teachers' answer."""
+    n = logits.shape[1]
+    label = (1 - smoothing) * F.one_hot(labels, n) + smoothing / n
+    target = (1 - share) * label + share * teacher
     return -(target * F.log_softmax(logits, 1)).sum(1)
 
 
