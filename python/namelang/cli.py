@@ -442,7 +442,8 @@ def _many_models_options(p: argparse.ArgumentParser) -> None:
         "--distill",
         type=int,
         help="train this many teachers (seeds seed+1, ...), then the model on their mean "
-        "answers mixed with the labels: one model's size and speed",
+        "answers mixed with the labels: one model's size and speed, K + 1 trainings' time "
+        "(--time-budget applies to each)",
     )
     p.add_argument(
         "--distill-weight",
