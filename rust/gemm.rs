@@ -566,20 +566,29 @@ mod x86 {
         // many rows share its call (shared prefixes, answers kept across blocks).
         let tiles = tiles && kpairs.is_multiple_of(amx::TILE_PAIRS);
         let padded = if tiles { amx::padded_rows(rows) } else { rows };
+        let len = padded * kpairs;
         let mut buffer = STATE_PAIRS.take();
-        if buffer.len() < padded * kpairs {
-            buffer.resize(padded * kpairs, 0);
+        if buffer.len() < len {
+            buffer.resize(len, 0);
         }
-        let a16 = &mut buffer[..padded * kpairs];
         for r in 0..rows {
             bf16_row(
                 &a[r * lda..r * lda + w.depth],
-                &mut a16[r * kpairs..(r + 1) * kpairs],
+                &mut buffer[r * kpairs..(r + 1) * kpairs],
             );
         }
-        a16[rows * kpairs..].fill(0); // the rows that pad the last tile
-        let a16 = &*a16;
-        matmul_pairs(rows, a16, kpairs, w, pairs, start, out, ldo, tiles);
+        buffer[rows * kpairs..len].fill(0); // the rows that pad the last tile
+        matmul_pairs(
+            rows,
+            &buffer[..len],
+            kpairs,
+            w,
+            pairs,
+            start,
+            out,
+            ldo,
+            tiles,
+        );
         STATE_PAIRS.set(buffer);
     }
 
