@@ -578,17 +578,12 @@ mod x86 {
             );
         }
         buffer[rows * kpairs..len].fill(0); // the rows that pad the last tile
-        matmul_pairs(
-            rows,
-            &buffer[..len],
-            kpairs,
-            w,
-            pairs,
-            start,
-            out,
-            ldo,
-            tiles,
-        );
+        let a16 = &buffer[..len];
+        if tiles {
+            matmul_tiles(rows, a16, kpairs, w, pairs, start, out, ldo);
+        } else {
+            matmul_rows_bf16(rows, a16, kpairs, w, pairs, start, out, ldo);
+        }
         STATE_PAIRS.set(buffer);
     }
 
@@ -598,10 +593,10 @@ mod x86 {
         static STATE_PAIRS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
     }
 
-    /// `matmul_bf16` once the states are pairs.
+    /// The row-kernel branch of `matmul_bf16`: row blocks swept under the panels.
     #[allow(clippy::too_many_arguments)] // matmul_bf16's arguments, its rows as pairs
     #[target_feature(enable = "avx512f,avx512bf16")]
-    unsafe fn matmul_pairs(
+    unsafe fn matmul_rows_bf16(
         rows: usize,
         a16: &[u32],
         kpairs: usize,
@@ -610,12 +605,8 @@ mod x86 {
         start: Start,
         out: &mut [f32],
         ldo: usize,
-        tiles: bool,
     ) {
         let p = 64;
-        if tiles {
-            return matmul_tiles(rows, a16, kpairs, w, pairs, start, out, ldo);
-        }
         let (o, width) = (out.as_ptr(), w.padded_cols);
         let mut r = 0;
         while r < rows {
