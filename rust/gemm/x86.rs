@@ -396,8 +396,9 @@ unsafe fn few_rows256(
         match (n, take) {
             (1, 4) => group256::<1, 4>(w.depth, ap, lda, wp, stride, from, op, ldo),
             (2, 2) => group256::<2, 2>(w.depth, ap, lda, wp, stride, from, op, ldo),
-            (1, _) => group256::<1, 1>(w.depth, ap, lda, wp, stride, from, op, ldo),
-            _ => group256::<2, 1>(w.depth, ap, lda, wp, stride, from, op, ldo),
+            // A panel left over: the one-panel tile.
+            (1, _) => tile256::<1, 2>(w.depth, ap, lda, wp, from, op, ldo),
+            _ => tile256::<2, 2>(w.depth, ap, lda, wp, from, op, ldo),
         }
         panel += take;
     }
