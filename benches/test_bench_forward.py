@@ -57,6 +57,26 @@ def test_forward_rust_recurrence(benchmark, many_names, model):
     run(benchmark, rust.log_probs, many_names, "recurrence", slow=model == "default")
 
 
+PRECISIONS = ["f32"] + [
+    p
+    for p, here in (
+        ("bf16", namelang._native.bf16_available()),
+        ("int16", namelang._native.int16_available()),
+    )
+    if here
+]
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.benchmark(group="forward default, precision")
+def test_forward_rust_precision(benchmark, many_names, precision):
+    """The default's recurrence in each precision this CPU runs, against f32."""
+    rust = namelang._native.Model(
+        str(model_path("default")), share_prefixes=False, precision=precision
+    )
+    run(benchmark, rust.log_probs, many_names, "recurrence", slow=True)
+
+
 @pytest.mark.parametrize("backend", ["torch", "rust per row", "rust shared prefixes"])
 @pytest.mark.benchmark(group="forward default (distinct names)")
 def test_forward_default_distinct(benchmark, distinct_names, backend):

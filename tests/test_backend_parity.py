@@ -140,6 +140,28 @@ def test_shared_prefixes_give_the_same_bits(
         np.testing.assert_array_equal(rust.log_probs([names[i]], "recurrence")[0], shared[i])
 
 
+@pytest.mark.skipif(not namelang._native.int16_available(), reason="no AVX2 on this CPU")
+@pytest.mark.parametrize(
+    ("cell", "layers", "bidirectional"), [("gru", 2, False), ("lstm", 1, True)]
+)
+def test_int16_gives_a_name_the_same_bits_wherever_it_sits(
+    tmp_path, dataset_names, cell, layers, bidirectional
+):
+    """int16 sums are exact integers, so sharing prefixes or a call's other rows change
+    nothing; the answers stay near torch's float32 ones."""
+    path, module = make_model(tmp_path, cell, 48, layers, 8, seed=3, bidirectional=bidirectional)
+    rust = namelang._native.Model(str(path), precision="int16")
+    names = names_that_share_prefixes(dataset_names)
+    shared = rust.log_probs(names, "recurrence")
+    np.testing.assert_array_equal(shared, rust.log_probs(names, "recurrence", share_prefixes=False))
+    for i in range(0, len(names), 997):
+        np.testing.assert_array_equal(rust.log_probs([names[i]], "recurrence")[0], shared[i])
+    expected = torch_log_probs(module, names)
+    np.testing.assert_array_equal(np.isnan(shared), np.isnan(expected))  # empty names
+    moved = np.nanmax(np.abs(np.exp(shared) - np.exp(expected)))
+    assert 0 < moved < 0.005, moved
+
+
 @pytest.mark.parametrize(("cell", "hidden", "embedding"), [("gru", 64, 16), ("lstm", 40, 0)])
 def test_bidirectional_models_match_torch(
     tmp_path, dataset_names, parity_names, cell, hidden, embedding

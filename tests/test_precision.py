@@ -1,6 +1,6 @@
-"""Reduced precision (`precision="bf16"`): the answers it gives stay within the stated
-bounds of float32's, on the data set's names and a million random ones; every path
-takes the option; what cannot run is refused with the reason."""
+"""Reduced precision (`precision="bf16"` or `"int16"`): the answers it gives stay within
+the stated bounds of float32's, on the data set's names and a million random ones; every
+path takes the option; what cannot run is refused with the reason."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ from namelang.classifier import load, model_path
 from namelang.score import score_file
 
 BF16 = pytest.mark.skipif(not _native.bf16_available(), reason="no AVX512_BF16 on this CPU")
+REDUCED = [
+    pytest.param("bf16", marks=BF16),
+    pytest.param(
+        "int16",
+        marks=pytest.mark.skipif(not _native.int16_available(), reason="no AVX2 on this CPU"),
+    ),
+]
 
 
 def random_names(n: int, seed: int = 0) -> list[str]:
@@ -34,14 +41,14 @@ def within_bounds(f32: np.ndarray, bf16: np.ndarray) -> tuple[float, float]:
     return float((p.argmax(1) == q.argmax(1)).mean()), float(np.abs(p - q).max())
 
 
-@BF16
+@pytest.mark.parametrize("precision", REDUCED)
 @pytest.mark.parametrize("which", ["data set", "random"])
-def test_bf16_answers_stay_within_the_bounds(which, dataset_names):
+def test_reduced_answers_stay_within_the_bounds(which, precision, dataset_names):
     names = dataset_names if which == "data set" else random_names(1_000_000)
     path = str(model_path("default"))
     f32 = _native.Model(path, precision="f32").log_probs(names)
-    bf16 = _native.Model(path, precision="bf16").log_probs(names)
-    agree, moved = within_bounds(f32, bf16)
+    reduced = _native.Model(path, precision=precision).log_probs(names)
+    agree, moved = within_bounds(f32, reduced)
     assert agree >= 0.999 and moved <= 0.005, (agree, moved)
     assert moved > 0  # the reduced kernel ran
 
@@ -81,48 +88,71 @@ def test_the_row_kernel_stays_within_the_bounds_where_amx_would_run(dataset_name
     assert float(agree) >= 0.999 and 0 < float(moved) <= 0.005, (agree, moved)
 
 
+def auto_here() -> str:
+    """What `auto` runs on this CPU for the default model."""
+    if _native.bf16_kernel() == "amx":
+        return "bf16"
+    return "int16" if _native.kernel_isa() == "avx2+fma" else "f32"
+
+
 def test_precision_is_chosen_and_refused_with_reasons():
-    # auto: bf16 where AMX tiles run it, else f32; the Elman cell stays exact in f32.
-    assert load().precision == ("bf16" if _native.bf16_kernel() == "amx" else "f32")
+    # auto: bf16 where AMX tiles run it, int16 where AVX2 is the widest kernel, else
+    # f32; the Elman cell stays exact in f32.
+    assert load().precision == auto_here()
     assert load(precision="f32").precision == load("tutorial").precision == "f32"
     assert (_native.bf16_kernel() is None) == (not _native.bf16_available())
     with pytest.raises(ValueError, match="'int8' is not offered"):
         load(precision="int8")
-    with pytest.raises(ValueError, match="must be 'auto', 'f32', 'bf16' or 'int8'"):
+    with pytest.raises(ValueError, match="must be 'auto', 'f32', 'bf16', 'int16' or 'int8'"):
         load(precision="half")
-    with pytest.raises(ValueError, match="elman cell stays exact"):
-        load("tutorial", precision="bf16")
+    for precision in ("bf16", "int16"):
+        with pytest.raises(ValueError, match=f"{precision} runs the gru .* elman cell stays exact"):
+            load("tutorial", precision=precision)
     with pytest.raises(ValueError, match="runs on the rust backend"):
         load(backend="torch", precision="bf16")
     if not _native.bf16_available():
         with pytest.raises(ValueError, match="AVX512_BF16"):
             load(precision="bf16")
+    if not _native.int16_available():
+        with pytest.raises(ValueError, match="AVX2"):
+            load(precision="int16")
 
 
-@BF16
-def test_every_path_takes_bf16(tmp_path):
-    clf = load(precision="bf16")
-    assert clf.precision == "bf16" and "bf16" in repr(clf)
-    assert load(prior="uniform", precision="bf16").precision == "bf16"  # a prior keeps it
+def test_int16_is_refused_by_the_portable_kernel():
+    """NAMELANG_ISA=portable runs no x86 kernel, so int16 is refused and auto is f32."""
+    code = (
+        "from namelang.classifier import load; import pytest; "
+        "assert load().precision == 'f32'; "
+        "pytest.raises(ValueError, load, precision='int16')"
+    )
+    env = {**os.environ, "NAMELANG_ISA": "portable"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+@pytest.mark.parametrize("reduced", REDUCED)
+def test_every_path_takes_reduced_precision(tmp_path, reduced):
+    clf = load(precision=reduced)
+    assert clf.precision == reduced and reduced in repr(clf)
+    assert load(prior="uniform", precision=reduced).precision == reduced  # a prior keeps it
     names = ["Hinton", "Zhou", "Schmidhuber", ""]
     top = clf.predict(names, k=1)
     assert [t[0][0] if t else None for t in top] == ["English", "Chinese", "German", None]
     src = tmp_path / "in.txt"
     src.write_text("\n".join(names) + "\n", encoding="utf-8")
-    for precision in ("f32", "bf16"):
+    for precision in ("f32", reduced):
         score_file(src, tmp_path / f"{precision}.csv", precision=precision, progress=False)
     f32 = pd.read_csv(tmp_path / "f32.csv", keep_default_na=False)
-    bf16 = pd.read_csv(tmp_path / "bf16.csv", keep_default_na=False)
-    assert list(f32["language"]) == list(bf16["language"])
-    assert not (f32["probability"] == bf16["probability"]).all()  # bf16 ran
-    for precision in ("f32", "bf16"):  # Parquet output goes through a Scorer
+    low = pd.read_csv(tmp_path / f"{reduced}.csv", keep_default_na=False)
+    assert list(f32["language"]) == list(low["language"])
+    assert not (f32["probability"] == low["probability"]).all()  # the reduced kernel ran
+    for precision in ("f32", reduced):  # Parquet output goes through a Scorer
         out = tmp_path / f"{precision}.parquet"
         score_file(src, out, precision=precision, progress=False)
     f32 = pd.read_parquet(tmp_path / "f32.parquet")
-    bf16 = pd.read_parquet(tmp_path / "bf16.parquet")
-    assert list(f32["language"]) == list(bf16["language"])
-    assert not (f32["probability"].fillna(0) == bf16["probability"].fillna(0)).all()
-    scored = Scorer(precision="bf16").score_batch(pd.DataFrame({"name": names}))
+    low = pd.read_parquet(tmp_path / f"{reduced}.parquet")
+    assert list(f32["language"]) == list(low["language"])
+    assert not (f32["probability"].fillna(0) == low["probability"].fillna(0)).all()
+    scored = Scorer(precision=reduced).score_batch(pd.DataFrame({"name": names}))
     assert list(scored["language"].astype(object))[:3] == ["English", "Chinese", "German"]
     with pytest.raises(ValueError, match="has its precision"):
-        score_file(src, tmp_path / "x.csv", model=clf, precision="bf16", progress=False)
+        score_file(src, tmp_path / "x.csv", model=clf, precision=reduced, progress=False)

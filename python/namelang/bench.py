@@ -302,11 +302,11 @@ def _forward(bench: _Bench, label: str, path) -> None:
         n, secs = _sized(lambda names, m=method: rust.log_probs(names, m), big, budget, repeats)
         # The collapsed path does no products: GFLOP/s would not mean anything there.
         bench.add(task, f"rust {method}", n, n, secs, flops if method == "recurrence" else None)
-    if spec.cell != "elman" and _native.bf16_available():
-        # bf16 products: counted as the same FLOPs, against the same f32 peak.
-        reduced = _native.Model(str(path), share_prefixes=False, precision="bf16")
-        n, secs = _sized(lambda names: reduced.log_probs(names), big, budget, repeats)
-        bench.add(task, f"rust recurrence, bf16 ({_native.bf16_kernel()})", n, n, secs, flops)
+    for precision, kernel in _reduced_precisions(spec.cell):
+        # Reduced products: counted as the same FLOPs, against the same f32 peak.
+        reduced = _native.Model(str(path), share_prefixes=False, precision=precision)
+        n, secs = _sized(lambda names, m=reduced: m.log_probs(names), big, budget, repeats)
+        bench.add(task, f"rust recurrence, {precision} ({kernel})", n, n, secs, flops)
     # Rows whose names start alike share their state: on distinct names, against
     # PyTorch on the same names. Its GFLOP/s would count work it skips: not given.
     dtask = f"{task}, distinct"
@@ -378,11 +378,20 @@ def _latency(bench: _Bench, model: str) -> None:
     start_fresh()
     secs = _time(many(lambda: rust_clf.log_probs(next_name())), bench.repeats, start_fresh)
     bench.add(task, "rust log_probs", 1, reps, secs)
-    if rust_clf.spec.cell != "elman" and _native.bf16_available():
-        rust_clf = namelang.load(model, backend="rust", precision="bf16")
+    for precision, kernel in _reduced_precisions(rust_clf.spec.cell):
+        rust_clf = namelang.load(model, backend="rust", precision=precision)
         start_fresh()
-        secs = _time(many(lambda: rust_clf.predict(next_name())), bench.repeats, start_fresh)
-        bench.add(task, f"rust predict, bf16 ({_native.bf16_kernel()})", 1, reps, secs)
+        secs = _time(many(lambda c=rust_clf: c.predict(next_name())), bench.repeats, start_fresh)
+        bench.add(task, f"rust predict, {precision} ({kernel})", 1, reps, secs)
+
+
+def _reduced_precisions(cell: str) -> list[tuple[str, str]]:
+    """(precision, the kernel that runs it) for each reduced precision this CPU offers
+    a model of this cell (the Elman cell stays exact in f32)."""
+    if cell == "elman":
+        return []
+    found = [("bf16", _native.bf16_kernel())] if _native.bf16_available() else []
+    return found + ([("int16", "avx2 vpmaddwd")] if _native.int16_available() else [])
 
 
 def _score_files(bench: _Bench) -> None:

@@ -376,11 +376,12 @@ def load(
     runs each name on its own, for timing the kernel alone.
 
     `precision` of the recurrent products (rust backend): "f32"; "bf16" on CPUs with
-    AVX512_BF16 and a gru or lstm model (answers within 0.005 of f32's in probability,
-    the same top language on at least 99.9% of names); "auto" is bf16 where AMX tiles
-    run it (hidden size a multiple of 32; faster than f32 in bulk, about as fast for
-    one name) and f32 elsewhere, where bf16 pays for single names only
-    (BENCHMARKS.md); "int8" is refused with the reason.
+    AVX512_BF16, "int16" on CPUs with AVX2, both for a gru or lstm model (answers within
+    0.005 of f32's in probability, the same top language on at least 99.9% of names);
+    "auto" is bf16 where AMX tiles run it (hidden size a multiple of 32; faster than f32
+    in bulk, about as fast for one name), int16 where AVX2 is the widest kernel (faster
+    than f32 in bulk and for one name) and f32 elsewhere (BENCHMARKS.md); "int8" is
+    refused with the reason.
     `Classifier.precision` says which ran."""
     return Classifier(
         model_path(model),

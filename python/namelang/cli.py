@@ -228,13 +228,16 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _precision_line() -> str:
-    """Which precision `auto` runs here, and which kernel runs bf16."""
+    """Which precision `auto` runs here, and which reduced ones this CPU offers."""
     kernel = _native.bf16_kernel()
+    int16 = "int16 available (--precision int16)" if _native.int16_available() else "no int16"
     if kernel == "amx":
-        return "bf16 on AMX tiles (auto: gru and lstm, hidden a multiple of 32); else f32"
+        return f"bf16 on AMX tiles (auto: gru and lstm, hidden a multiple of 32); else f32; {int16}"
+    if _native.kernel_isa() == "avx2+fma":
+        return "int16 (auto: gru and lstm); bf16 not on this CPU"
     if kernel:
-        return f"f32 (auto); bf16 available ({kernel}, --precision bf16)"
-    return "f32 (auto); bf16 not on this CPU"
+        return f"f32 (auto); bf16 available ({kernel}, --precision bf16); {int16}"
+    return f"f32 (auto); bf16 not on this CPU; {int16}"
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -305,10 +308,11 @@ def _answer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "f32", "bf16", "int8"],
+        choices=["auto", "f32", "bf16", "int16", "int8"],
         help="of the recurrent products on the rust backend: auto is bf16 where AMX tiles run "
-        "it (faster in bulk, about as fast for one name), else f32; bf16 needs AVX512_BF16 "
-        "(BENCHMARKS.md)",
+        "it (faster in bulk, about as fast for one name), int16 where AVX2 is the widest "
+        "kernel (faster in bulk and for one name), else f32; bf16 needs AVX512_BF16, int16 "
+        "AVX2 (BENCHMARKS.md)",
     )
 
 

@@ -11,6 +11,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kernel_isa, m)?)?;
     m.add_function(wrap_pyfunction!(bf16_available, m)?)?;
     m.add_function(wrap_pyfunction!(bf16_kernel, m)?)?;
+    m.add_function(wrap_pyfunction!(int16_available, m)?)?;
     m.add_function(wrap_pyfunction!(fma_peak_gflops, m)?)?;
     let testing = PyModule::new(m.py(), "_testing")?;
     testing.add_function(wrap_pyfunction!(panic_in_pool, &testing)?)?;
@@ -49,6 +50,12 @@ fn bf16_available() -> bool {
 #[pyfunction]
 fn bf16_kernel() -> Option<&'static str> {
     gemm::bf16_kernel()
+}
+
+/// Whether this CPU runs the int16 kernel (AVX2 and FMA): `precision="int16"`.
+#[pyfunction]
+fn int16_available() -> bool {
+    gemm::int16_available()
 }
 
 /// GFLOP/s of a register-resident FMA loop on `threads` threads, and the vector ISA.

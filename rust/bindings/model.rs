@@ -44,17 +44,18 @@ impl PyModel {
             "auto" => inner.set_precision(inner.auto_precision())?,
             "f32" => inner.set_precision(Precision::F32)?,
             "bf16" => inner.set_precision(Precision::Bf16)?,
+            "int16" => inner.set_precision(Precision::Int16)?,
             "int8" => {
                 return Err(PyValueError::new_err(
                     "precision 'int8' is not offered: int8 weights and states move the \
                      default model's probabilities by up to 0.011 and its top language on \
-                     0.12% of random names, outside the bounds; use 'bf16' or 'f32' \
+                     0.12% of random names, outside the bounds; use 'int16', 'bf16' or 'f32' \
                      (scripts/precision_bounds.py, BENCHMARKS.md)",
                 ))
             }
             other => {
                 return Err(PyValueError::new_err(format!(
-                    "precision must be 'auto', 'f32', 'bf16' or 'int8', got {other:?}"
+                    "precision must be 'auto', 'f32', 'bf16', 'int16' or 'int8', got {other:?}"
                 )))
             }
         }
@@ -105,7 +106,7 @@ impl PyModel {
         })
     }
 
-    /// The precision of the recurrent products: "f32" or "bf16".
+    /// The precision of the recurrent products: "f32", "bf16" or "int16".
     #[getter]
     fn precision(&self) -> &'static str {
         self.inner.precision().name()

@@ -267,18 +267,30 @@ impl Model {
     }
 
     /// The precision of the recurrent products. `Bf16` needs a gated cell and a CPU
-    /// with AVX512_BF16; the tutorial's cell stays exact in float32.
+    /// with AVX512_BF16, `Int16` a gated cell and AVX2; the tutorial's cell stays exact
+    /// in float32.
     pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
         if precision == Precision::F32 && self.precision() == Precision::F32 {
             return Ok(());
         }
+        let name = precision.name();
         match &mut self.net {
-            Net::Elman(_) => Err(Error::InvalidArgument(
-                "bf16 runs the gru and lstm cells; the elman cell stays exact in f32".into(),
-            )),
-            Net::Gated(_) if !gemm::bf16_available() => Err(Error::InvalidArgument(
-                "bf16 needs a CPU with AVX512_BF16, which this one lacks; use f32 or auto".into(),
-            )),
+            Net::Elman(_) => Err(Error::InvalidArgument(format!(
+                "{name} runs the gru and lstm cells; the elman cell stays exact in f32"
+            ))),
+            Net::Gated(_) if precision == Precision::Bf16 && !gemm::bf16_available() => {
+                Err(Error::InvalidArgument(
+                    "bf16 needs a CPU with AVX512_BF16, which this one lacks; use f32 or auto"
+                        .into(),
+                ))
+            }
+            Net::Gated(_) if precision == Precision::Int16 && !gemm::int16_available() => {
+                Err(Error::InvalidArgument(
+                    "int16 needs a CPU with AVX2 and FMA, which this one lacks (or \
+                     NAMELANG_ISA=portable); use f32 or auto"
+                        .into(),
+                ))
+            }
             Net::Gated(g) => {
                 g.set_precision(precision);
                 self.answers.clear();

@@ -84,10 +84,18 @@ pub struct Packed {
     pub cols: usize,
     pub padded_cols: usize,
     data: Vec<f32>,
-    /// The same weights rounded to bf16, for the bf16 kernel (`with_bf16`): per panel and
-    /// pair of rows k = 2i, 2i + 1, each column's two values in one u32 (low: row 2i),
-    /// the pair layout `vdpbf16ps` reads. None: the f32 kernel runs.
-    pairs: Option<Vec<u32>>,
+    /// The same weights rounded for a reduced-precision kernel (`with_precision`).
+    reduced: Reduced,
+}
+
+#[derive(Clone)]
+enum Reduced {
+    /// The f32 kernel runs.
+    None,
+    /// Rounded to bf16: per panel and pair of rows k = 2i, 2i + 1, each column's two
+    /// values in one u32 (low: row 2i), the pair layout `vdpbf16ps` reads.
+    Bf16(Vec<u32>),
+    Int16(int16::Int16Weights),
 }
 
 /// The number format of a product's operands (sums are float32 either way).
@@ -96,6 +104,9 @@ pub enum Precision {
     F32,
     /// Weights and states rounded to bfloat16, products summed in float32 (AVX512_BF16).
     Bf16,
+    /// Weights rounded to int16 with a scale per column, states to steps of 1/8191,
+    /// products summed exactly in int32 (AVX2 `vpmaddwd`; `int16.rs`).
+    Int16,
 }
 
 impl Precision {
@@ -103,6 +114,7 @@ impl Precision {
         match self {
             Precision::F32 => "f32",
             Precision::Bf16 => "bf16",
+            Precision::Int16 => "int16",
         }
     }
 }
@@ -119,6 +131,12 @@ pub fn bf16_available() -> bool {
     }
 }
 
+/// Whether this CPU runs the int16 kernel (AVX2 and FMA, any x86 kernel but the
+/// portable one).
+pub fn int16_available() -> bool {
+    isa() != Isa::Portable
+}
+
 /// Which kernel runs bf16 products here: AMX tiles where the CPU and OS offer them,
 /// else AVX512_BF16's `vdpbf16ps`; None where neither does.
 pub fn bf16_kernel() -> Option<&'static str> {
@@ -131,11 +149,15 @@ pub fn bf16_kernel() -> Option<&'static str> {
 
 /// The precision `auto` picks for recurrent products of this depth (the hidden size):
 /// bf16 where AMX tiles run them, whole tiles deep (faster than f32 in bulk, about as
-/// fast for one name: BENCHMARKS.md); f32 elsewhere, since `vdpbf16ps` issues at half
-/// the FMA rate and pays for single names only.
+/// fast for one name: BENCHMARKS.md); int16 where AVX2 is the widest kernel (`vpmaddwd`
+/// outruns the FMAs there, in bulk and for one name); f32 elsewhere: `vdpbf16ps` issues
+/// at half the FMA rate and pays for single names only, and int16 on AVX-512 CPUs has
+/// not been measured against their wider f32 tiles.
 pub fn auto_precision(depth: usize) -> Precision {
     if bf16_kernel() == Some("amx") && depth.div_ceil(2).is_multiple_of(crate::amx::TILE_PAIRS) {
         Precision::Bf16
+    } else if isa() == Isa::Avx2 {
+        Precision::Int16
     } else {
         Precision::F32
     }
@@ -177,25 +199,40 @@ impl Packed {
             cols,
             padded_cols,
             data,
-            pairs: None,
+            reduced: Reduced::None,
         }
     }
 
-    /// The weights also as bf16 pairs, so products run in bf16 (`bf16_available` must
-    /// hold); `Precision::F32` drops them.
+    /// The weights also rounded for `precision`'s kernel (bf16: `bf16_available` must
+    /// hold; int16: `int16_available`); `Precision::F32` drops them.
     pub fn with_precision(mut self, precision: Precision) -> Packed {
-        self.pairs = (precision == Precision::Bf16).then(|| {
-            assert!(self.isa == Isa::Avx512 && bf16_available());
-            self.bf16_pairs()
-        });
+        self.reduced = match precision {
+            Precision::F32 => Reduced::None,
+            Precision::Bf16 => {
+                assert!(self.isa == Isa::Avx512 && bf16_available());
+                Reduced::Bf16(self.bf16_pairs())
+            }
+            Precision::Int16 => {
+                assert!(int16_available() && self.isa != Isa::Portable);
+                let (p, depth, cols) = (self.isa.panel(), self.depth, self.cols);
+                let data = &self.data;
+                Reduced::Int16(int16::Int16Weights::new(depth, self.padded_cols, |k, j| {
+                    if j < cols {
+                        data[((j / p) * depth + k) * p + j % p]
+                    } else {
+                        0.0
+                    }
+                }))
+            }
+        };
         self
     }
 
     pub fn precision(&self) -> Precision {
-        if self.pairs.is_some() {
-            Precision::Bf16
-        } else {
-            Precision::F32
+        match self.reduced {
+            Reduced::None => Precision::F32,
+            Reduced::Bf16(_) => Precision::Bf16,
+            Reduced::Int16(_) => Precision::Int16,
         }
     }
 
@@ -265,11 +302,18 @@ fn matmul(
     assert!(a.len() >= (rows - 1) * lda + w.depth);
     assert!(out.len() >= (rows - 1) * ldo + w.padded_cols);
     #[cfg(target_arch = "x86_64")]
-    if let Some(pairs) = &w.pairs {
-        // SAFETY: pairs exist only where `bf16_available` held (`with_precision`);
-        // bounds are asserted above and each tile stays inside them.
-        let tiles = crate::amx::available();
-        return unsafe { x86::matmul_bf16(rows, a, lda, w, pairs, start, out, ldo, tiles) };
+    match &w.reduced {
+        Reduced::None => {}
+        Reduced::Bf16(pairs) => {
+            // SAFETY: pairs exist only where `bf16_available` held (`with_precision`);
+            // bounds are asserted above and each tile stays inside them.
+            let tiles = crate::amx::available();
+            return unsafe { x86::matmul_bf16(rows, a, lda, w, pairs, start, out, ldo, tiles) };
+        }
+        Reduced::Int16(q) => {
+            // SAFETY: as above, with `int16_available`.
+            return unsafe { int16::matmul_int16(rows, a, lda, w.depth, q, start, out, ldo) };
+        }
     }
     match w.isa {
         #[cfg(target_arch = "x86_64")]
@@ -313,6 +357,7 @@ fn matmul_portable(
     }
 }
 
+mod int16;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -491,7 +536,9 @@ mod tests {
         ] {
             let (a, w) = bf16_operands(rows, depth, cols);
             let packed = Packed::new(&w, depth, cols).with_precision(Precision::Bf16);
-            let pairs = packed.pairs.as_ref().unwrap();
+            let Reduced::Bf16(pairs) = &packed.reduced else {
+                unreachable!()
+            };
             let ldo = packed.padded_cols + 3;
             let table: Vec<f32> = (0..3 * packed.padded_cols)
                 .map(|i| i as f32 * 0.25)
