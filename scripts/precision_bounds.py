@@ -1,7 +1,9 @@
 """How far reduced precision moves the default model's answers, simulated in PyTorch:
 the GRU's recurrent product h . W_hh with its operands rounded as a kernel would take
 them (bf16: both to bfloat16; int8: weights to int8 with one scale per output, states
-to uint8 over [-1, 1], as `vpdpbusd` multiplies them), sums in float32; everything else
+to uint8 over [-1, 1], as `vpdpbusd` multiplies them; int16: weights to int16 with one
+scale per output, states to steps of 1/8191, as `vpmaddwd` multiplies them), sums in
+float32; everything else
 float32. Prints, on the data set's names and on random ones, the share of names whose
 top language stays and the largest probability moved: the bounds `precision="auto"`
 would have to meet (>= 99.9%, <= 0.005).
@@ -31,10 +33,20 @@ def uint8_states(h: torch.Tensor) -> torch.Tensor:
     return torch.round((h + 1) * 127.5).clamp(0, 255) / 127.5 - 1
 
 
+def int16_weights(w: torch.Tensor) -> torch.Tensor:
+    scale = w.abs().max(1, keepdim=True).values / 2048  # the kernel's steps for depth 128
+    return torch.round(w / scale).clamp(-2048, 2048) * scale
+
+
+def int16_states(h: torch.Tensor) -> torch.Tensor:
+    return torch.round(h * 8191).clamp(-8191, 8191) / 8191
+
+
 ROUNDING = {
     "f32": (lambda w: w, lambda h: h),
     "bf16": (lambda w: w.bfloat16().float(), lambda h: h.bfloat16().float()),
     "int8": (int8_weights, uint8_states),
+    "int16": (int16_weights, int16_states),
 }
 
 
@@ -79,7 +91,7 @@ def main() -> None:
     print("|---|---|---|---|")
     for label, names in sets.items():
         exact = log_probs(module, names, "f32").exp()
-        for precision in ("bf16", "int8"):
+        for precision in ("bf16", "int8", "int16"):
             reduced = log_probs(module, names, precision).exp()
             same = (exact.argmax(1) == reduced.argmax(1)).float().mean().item()
             moved = (exact - reduced).abs().max().item()
