@@ -236,6 +236,33 @@ def test_merged_ensemble_averages_member_logits(cell, layers):
     assert merged.config.hidden_size == 24
 
 
+def test_merged_ensemble_keeps_embeddings_and_averages_ngram_tables():
+    """Members with embeddings and an n-gram branch merge into one model of the same
+    n-gram table size whose logits are the members' mean."""
+    from namelang.model import ngram_input
+    from namelang.train import merge_ensemble
+
+    config = ModelConfig(
+        cell="gru", hidden_size=8, input="embedding", embedding_dim=4,
+        n_categories=len(CATS3), ngram_max=3, ngram_buckets=64,
+    )  # fmt: skip
+    members = []
+    for seed in range(2):
+        torch.manual_seed(seed)
+        member = build(config).eval()
+        torch.nn.init.normal_(member.ngram.weight)  # not zeros, so the mean is tested
+        members.append(member)
+    merged = merge_ensemble(members)
+    names = ["Hinton", "Zhou", "a", "Schmidhuber"]
+    idx, lens = map(torch.from_numpy, namelang.encode(names))
+    grams = ngram_input(names, config)
+    with torch.no_grad():
+        mean = torch.stack([m.logits(idx, lens, grams) for m in members]).mean(0)
+        torch.testing.assert_close(merged.logits(idx, lens, grams), mean, atol=1e-5, rtol=1e-5)
+    assert (merged.config.hidden_size, merged.config.embedding_dim) == (16, 8)
+    assert merged.ngram.weight.shape == members[0].ngram.weight.shape
+
+
 def test_distinct_trains_each_name_once(tiny_dataset, tmp_path):
     # Repeat every line of one language: rows grow, distinct pairs do not.
     alpha = tiny_dataset / "Alpha.txt"

@@ -523,10 +523,8 @@ def fold_temperature(model: nn.Module, temperature: float) -> None:
 def _train_ensemble(config: TrainConfig, split: Split, device: str) -> tuple[nn.Module, dict]:
     """Trains `ensemble` members (seeds seed, seed+1, ...) and merges them into one wider
     model whose logits are the members' mean: one file, one forward pass, any backend."""
-    if config.cell == "elman" or config.input != "one_hot" or config.bidirectional:
-        raise ValueError("an ensemble needs unidirectional gru or lstm cells with one_hot input")
-    if config.ngram_max:
-        raise ValueError("an ensemble merges recurrent cells only: leave out --ngram-max")
+    if config.cell == "elman" or config.bidirectional:
+        raise ValueError("an ensemble needs unidirectional gru or lstm cells")
     start = time.perf_counter()
     members, histories = [], []
     for i in range(config.ensemble):
@@ -566,30 +564,34 @@ def _train_distilled(config: TrainConfig, split: Split, device: str) -> tuple[nn
 
 @torch.no_grad()
 def merge_ensemble(members: list[nn.Module]) -> nn.Module:
-    """K one-hot GRU/LSTM classifiers of hidden H -> one of hidden K*H with block-diagonal
-    recurrent weights and an output layer that averages the members' logits."""
+    """K GRU/LSTM classifiers of hidden H -> one of hidden K*H with block-diagonal
+    recurrent weights and an output layer that averages the members' logits: embeddings
+    side by side (each member's input weights read its own), n-gram tables averaged."""
     first = members[0].config
-    k, h = len(members), first.hidden_size
+    k, h, e = len(members), first.hidden_size, first.embedding_dim
     gates = 3 if first.cell == "gru" else 4
-    merged = build(ModelConfig(
-        cell=first.cell, hidden_size=k * h, num_layers=first.num_layers,
-        input="one_hot", n_categories=first.n_categories, text_rule=first.text_rule,
-    ))  # fmt: skip
+    merged = build(replace(first, hidden_size=k * h, embedding_dim=k * e))
     state = {name: torch.zeros_like(t) for name, t in merged.state_dict().items()}
     for m, member in enumerate(members):
         src = member.state_dict()
         rows = [slice(g * k * h + m * h, g * k * h + (m + 1) * h) for g in range(gates)]
         block = slice(m * h, (m + 1) * h)
+        # Layer 0 reads the letters: one-hot columns shared, or this member's embedding.
+        inputs = slice(m * e, (m + 1) * e) if first.input == "embedding" else slice(None)
+        if first.input == "embedding":
+            state["embedding.weight"][:, inputs] = src["embedding.weight"]
         for layer in range(first.num_layers):
             for g, r in enumerate(rows):
                 part = slice(g * h, (g + 1) * h)
                 ih = src[f"rnn.weight_ih_l{layer}"][part]
-                state[f"rnn.weight_ih_l{layer}"][r, block if layer else slice(None)] = ih
+                state[f"rnn.weight_ih_l{layer}"][r, block if layer else inputs] = ih
                 state[f"rnn.weight_hh_l{layer}"][r, block] = src[f"rnn.weight_hh_l{layer}"][part]
                 state[f"rnn.bias_ih_l{layer}"][r] = src[f"rnn.bias_ih_l{layer}"][part]
                 state[f"rnn.bias_hh_l{layer}"][r] = src[f"rnn.bias_hh_l{layer}"][part]
         state["out.weight"][:, block] = src["out.weight"] / k
         state["out.bias"] += src["out.bias"] / k
+        if first.ngram_max:
+            state["ngram.weight"] += src["ngram.weight"] / k
     merged.load_state_dict(state)
     return merged.eval()
 
