@@ -257,3 +257,26 @@ def test_classifier_shared_by_threads(dataset_names):
         results = list(pool.map(lambda _: clf.log_probs(names), range(8)))
     for r in results:
         np.testing.assert_array_equal(r, alone)
+
+
+@pytest.mark.parametrize(("cell", "layers"), [("gru", 1), ("lstm", 2)])
+def test_merged_ensembles_match_torch(tmp_path, dataset_names, cell, layers):
+    """A merged ensemble's recurrent weights are block-diagonal: the kernels skip each
+    panel's zero rows and still give torch's answers (int16 stays near them)."""
+    from namelang.train import merge_ensemble
+
+    members = [make_model(tmp_path, cell, 32, layers, 8, seed=s)[1] for s in range(3)]
+    merged = merge_ensemble(members)
+    path = str(model_file.save(tmp_path / "merged.safetensors", merged, CATEGORIES))
+    names = dataset_names[::5]
+    expected = torch_log_probs(merged, names)
+    rust = namelang._native.Model(path, precision="f32")
+    check_parity(rust.log_probs(names, "recurrence"), expected)
+    one = [names[i] for i in range(0, len(names), 101)]
+    np.testing.assert_array_equal(
+        np.concatenate([rust.log_probs([n], "recurrence") for n in one]),
+        rust.log_probs(names, "recurrence")[::101],
+    )  # alone or among others, the same bits
+    if namelang._native.int16_available():
+        low = namelang._native.Model(path, precision="int16").log_probs(names, "recurrence")
+        assert 0 < np.nanmax(np.abs(np.exp(low) - np.exp(expected))) < 0.005

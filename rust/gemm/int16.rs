@@ -30,6 +30,8 @@ pub struct Int16Weights {
     /// (low half: row 2i), the layout `vpmaddwd` multiplies against a pair of states.
     pub pairs: Vec<u32>,
     pub scales: Vec<f32>,
+    /// Per panel, the pairs of rows that hold a non-zero weight (`Packed::spans`).
+    pub spans: Vec<std::ops::Range<usize>>,
 }
 
 /// Columns per panel: one AVX2 register holds a pair of rows of 8 columns; two make a
@@ -65,7 +67,17 @@ impl Int16Weights {
         for s in &mut scales {
             *s /= STATE_STEPS;
         }
-        Int16Weights { pairs, scales }
+        let spans = pairs
+            .chunks_exact(kpairs.max(1) * PANEL)
+            .map(|block| {
+                super::nonzero_rows(block.chunks_exact(PANEL).map(|p| p.iter().any(|&x| x != 0)))
+            })
+            .collect();
+        Int16Weights {
+            pairs,
+            scales,
+            spans,
+        }
     }
 }
 
@@ -176,8 +188,9 @@ mod x86 {
             let n = ROWS.min(rows - r);
             for panel in 0..width / PANEL {
                 let col = panel * PANEL;
-                let ap = a16.as_ptr().add(r * kpairs);
-                let wp = w.pairs.as_ptr().add(panel * kpairs * PANEL);
+                let (k0, len) = (w.spans[panel].start, w.spans[panel].len());
+                let ap = a16.as_ptr().add(r * kpairs + k0);
+                let wp = w.pairs.as_ptr().add((panel * kpairs + k0) * PANEL);
                 let sp = w.scales.as_ptr().add(col);
                 let op = out.as_mut_ptr().add(r * ldo + col);
                 let from = |i: usize| match start {
@@ -187,24 +200,27 @@ mod x86 {
                     }
                 };
                 match n {
-                    6 => tile::<6>(kpairs, ap, wp, sp, from, op, ldo),
-                    5 => tile::<5>(kpairs, ap, wp, sp, from, op, ldo),
-                    4 => tile::<4>(kpairs, ap, wp, sp, from, op, ldo),
-                    3 => tile::<3>(kpairs, ap, wp, sp, from, op, ldo),
-                    2 => tile::<2>(kpairs, ap, wp, sp, from, op, ldo),
-                    _ => tile::<1>(kpairs, ap, wp, sp, from, op, ldo),
+                    6 => tile::<6>(len, ap, kpairs, wp, sp, from, op, ldo),
+                    5 => tile::<5>(len, ap, kpairs, wp, sp, from, op, ldo),
+                    4 => tile::<4>(len, ap, kpairs, wp, sp, from, op, ldo),
+                    3 => tile::<3>(len, ap, kpairs, wp, sp, from, op, ldo),
+                    2 => tile::<2>(len, ap, kpairs, wp, sp, from, op, ldo),
+                    _ => tile::<1>(len, ap, kpairs, wp, sp, from, op, ldo),
                 }
             }
             r += n;
         }
     }
 
-    /// R rows x 16 columns: int32 sums of `vpmaddwd` products over all pairs of rows of
-    /// the panel, then scaled and added to each row's start in float32.
+    /// R rows x 16 columns: int32 sums of `vpmaddwd` products over `kpairs` pairs of
+    /// rows of the panel (rows of `a16` are `lda` pairs apart), then scaled and added to
+    /// each row's start in float32.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn tile<const R: usize>(
         kpairs: usize,
         a16: *const u32,
+        lda: usize,
         w: *const u32,
         scales: *const f32,
         from: impl Fn(usize) -> *const f32,
@@ -216,7 +232,7 @@ mod x86 {
             let w0 = _mm256_loadu_si256(w.add(kp * PANEL) as *const __m256i);
             let w1 = _mm256_loadu_si256(w.add(kp * PANEL + 8) as *const __m256i);
             for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm256_set1_epi32(*a16.add(r * kpairs + kp) as i32);
+                let av = _mm256_set1_epi32(*a16.add(r * lda + kp) as i32);
                 row[0] = _mm256_add_epi32(row[0], _mm256_madd_epi16(av, w0));
                 row[1] = _mm256_add_epi32(row[1], _mm256_madd_epi16(av, w1));
             }
@@ -304,9 +320,24 @@ mod tests {
         if !super::super::int16_available() {
             return;
         }
-        for &(rows, depth, cols) in &[(1, 128, 384), (7, 128, 384), (13, 37, 40), (6, 1, 16)] {
+        let shapes = [
+            (1, 128, 384, false),
+            (7, 128, 384, false),
+            (13, 37, 40, false),
+        ];
+        let more = [(6, 1, 16, false), (7, 128, 384, true), (2, 37, 40, true)];
+        for &(rows, depth, cols, blocks) in shapes.iter().chain(&more) {
             let a = numbers(rows * depth, 1, 0.999);
-            let w = numbers(depth * cols, 2, 0.3);
+            let mut w = numbers(depth * cols, 2, 0.3);
+            if blocks {
+                // Block-diagonal, as a merged ensemble: panels skip their zero rows.
+                for (i, x) in w.iter_mut().enumerate() {
+                    let (k, j) = (i / cols, i % cols);
+                    if (k * 2 / depth) != (j * 2 / cols) {
+                        *x = 0.0;
+                    }
+                }
+            }
             let start = numbers(rows * cols, 3, 1.0);
             let padded = cols.div_ceil(PANEL) * PANEL;
             let q = Int16Weights::new(

@@ -4,6 +4,7 @@
 //! loop runs elsewhere. Packing makes each panel's rows contiguous, so the kernel
 //! streams weights sequentially (BENCHMARKS.md has what that was measured to gain).
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +85,10 @@ pub struct Packed {
     pub cols: usize,
     pub padded_cols: usize,
     data: Vec<f32>,
+    /// Per panel, the rows k that hold a non-zero weight: products outside add exact
+    /// zeros, so the kernels skip them. Dense matrices span all of `depth`; a merged
+    /// ensemble's block-diagonal recurrent matrix spans one member's rows a panel.
+    spans: Vec<Range<usize>>,
     /// The same weights rounded for a reduced-precision kernel (`with_precision`).
     reduced: Reduced,
 }
@@ -193,12 +198,23 @@ impl Packed {
                 }
             }
         }
+        let spans = (0..padded_cols / p)
+            .map(|panel| {
+                let block = &data[panel * depth * p..(panel + 1) * depth * p];
+                nonzero_rows(
+                    block
+                        .chunks_exact(p)
+                        .map(|row| row.iter().any(|&x| x != 0.0)),
+                )
+            })
+            .collect();
         Packed {
             isa,
             depth,
             cols,
             padded_cols,
             data,
+            spans,
             reduced: Reduced::None,
         }
     }
@@ -249,6 +265,22 @@ impl Packed {
             }
         }
         pairs
+    }
+}
+
+/// The first to the last row for which `nonzero` holds (an empty range if none does).
+pub(crate) fn nonzero_rows(nonzero: impl Iterator<Item = bool>) -> Range<usize> {
+    let (mut first, mut end) = (usize::MAX, 0);
+    for (k, any) in nonzero.enumerate() {
+        if any {
+            first = first.min(k);
+            end = k + 1;
+        }
+    }
+    if end == 0 {
+        0..0
+    } else {
+        first..end
     }
 }
 
@@ -347,7 +379,8 @@ fn matmul_portable(
         for panel in 0..w.padded_cols / p {
             let orow = &mut out[r * ldo + panel * p..r * ldo + panel * p + p];
             let block = &w.data[panel * w.depth * p..(panel + 1) * w.depth * p];
-            for (k, &av) in arow.iter().enumerate() {
+            let span = w.spans[panel].clone();
+            for (k, &av) in arow.iter().enumerate().take(span.end).skip(span.start) {
                 // Plain product and sum: `mul_add` is a libm call where FMA is absent.
                 for (o, &wv) in orow.iter_mut().zip(&block[k * p..k * p + p]) {
                     *o += av * wv;
@@ -457,6 +490,67 @@ mod tests {
                         assert!(
                             (x - y).abs() < 1e-4,
                             "{isa:?} {rows}x{depth}x{cols} [{r},{j}]: {x} vs {y}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A merged ensemble's recurrent matrix: member m's 3 gates' columns read only its
+    /// own rows, so each panel spans part of the depth; every kernel, and int16, must
+    /// give what the whole depth gives (the skipped products are exact zeros).
+    #[test]
+    fn block_diagonal_matrices_skip_their_zero_rows() {
+        let (members, h) = (4, 32);
+        let (depth, cols) = (members * h, 3 * members * h);
+        let w: Vec<f32> = (0..depth * cols)
+            .map(|i| {
+                let (k, j) = (i / cols, i % cols);
+                let same = k / h == (j % (members * h)) / h;
+                if same {
+                    ((i * 53 % 97) as f32 - 48.0) / 31.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mut kinds: Vec<Packed> = available()
+            .into_iter()
+            .map(|isa| Packed::for_isa(isa, &w, depth, cols))
+            .collect();
+        assert!(kinds.iter().all(|p| p.spans.iter().all(|s| s.len() == h)));
+        if int16_available() {
+            kinds.push(Packed::new(&w, depth, cols).with_precision(Precision::Int16));
+        }
+        for rows in [1, 2, 3, 7, 13] {
+            let a: Vec<f32> = (0..rows * depth)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0)
+                .collect();
+            for packed in &kinds {
+                let ldo = packed.padded_cols;
+                let table: Vec<f32> = (0..2 * ldo).map(|i| (i % 9) as f32 * 0.125).collect();
+                let picks: Vec<u8> = (0..rows).map(|r| (r % 2) as u8).collect();
+                let mut ours = vec![f32::NAN; rows * ldo];
+                matmul_from_table(&a, depth, packed, &table, &picks, &mut ours, ldo);
+                let mut dense = ours.clone();
+                for r in 0..rows {
+                    let from = picks[r] as usize * ldo;
+                    dense[r * ldo..(r + 1) * ldo].copy_from_slice(&table[from..from + ldo]);
+                }
+                naive(rows, depth, cols, &a, &w, &mut dense, ldo);
+                let tolerance = if packed.precision() == Precision::Int16 {
+                    0.05
+                } else {
+                    1e-4
+                };
+                for r in 0..rows {
+                    for j in 0..cols {
+                        let (x, y) = (ours[r * ldo + j], dense[r * ldo + j]);
+                        assert!(
+                            (x - y).abs() < tolerance,
+                            "{:?} {rows} [{r},{j}]: {x} vs {y}",
+                            packed.isa
                         );
                     }
                 }

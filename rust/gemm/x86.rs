@@ -116,18 +116,20 @@ unsafe fn start_of(
 macro_rules! tile_at {
     ($tile:ident, $v:literal, $p:expr, $n:expr, $r:expr, $panel:expr, $a:expr, $lda:expr, $w:expr, $start:expr, $out:expr, $ldo:expr) => {{
         let p = $p;
-        let ap = $a.as_ptr().add($r * $lda);
-        let wp = $w.data.as_ptr().add($panel * $w.depth * p);
+        // Only the panel's rows with a weight (its span; all of them when dense).
+        let (k0, depth) = ($w.spans[$panel].start, $w.spans[$panel].len());
+        let ap = $a.as_ptr().add($r * $lda + k0);
+        let wp = $w.data.as_ptr().add(($panel * $w.depth + k0) * p);
         let op = $out.as_mut_ptr().add($r * $ldo + $panel * p);
         let (o, width) = ($out.as_ptr(), $w.padded_cols);
         let from = |i: usize| start_of($start, o, $ldo, width, $r + i, $panel * p);
         match $n {
-            6 => $tile::<6, $v>($w.depth, ap, $lda, wp, from, op, $ldo),
-            5 => $tile::<5, $v>($w.depth, ap, $lda, wp, from, op, $ldo),
-            4 => $tile::<4, $v>($w.depth, ap, $lda, wp, from, op, $ldo),
-            3 => $tile::<3, $v>($w.depth, ap, $lda, wp, from, op, $ldo),
-            2 => $tile::<2, $v>($w.depth, ap, $lda, wp, from, op, $ldo),
-            1 => $tile::<1, $v>($w.depth, ap, $lda, wp, from, op, $ldo),
+            6 => $tile::<6, $v>(depth, ap, $lda, wp, from, op, $ldo),
+            5 => $tile::<5, $v>(depth, ap, $lda, wp, from, op, $ldo),
+            4 => $tile::<4, $v>(depth, ap, $lda, wp, from, op, $ldo),
+            3 => $tile::<3, $v>(depth, ap, $lda, wp, from, op, $ldo),
+            2 => $tile::<2, $v>(depth, ap, $lda, wp, from, op, $ldo),
+            1 => $tile::<1, $v>(depth, ap, $lda, wp, from, op, $ldo),
             _ => {}
         }
     }};
@@ -387,18 +389,22 @@ unsafe fn few_rows256(
     let (stride, width) = (w.depth * 16, w.padded_cols);
     let mut panel = 0;
     while panel < panels {
-        let take = if panel + g <= panels { g } else { 1 };
-        let ap = a.as_ptr().add(r * lda);
-        let wp = w.data.as_ptr().add(panel * stride);
+        // A group shares one span (the panels of one member of a merged ensemble do).
+        let span = w.spans[panel].clone();
+        let alike = panel + g <= panels && w.spans[panel..panel + g].iter().all(|s| *s == span);
+        let take = if alike { g } else { 1 };
+        let ap = a.as_ptr().add(r * lda + span.start);
+        let wp = w.data.as_ptr().add(panel * stride + span.start * 16);
         let op = out.as_mut_ptr().add(r * ldo + panel * 16);
         let o = out.as_ptr();
         let from = |i: usize| start_of(start, o, ldo, width, r + i, panel * 16);
+        let depth = span.len();
         match (n, take) {
-            (1, 4) => group256::<1, 4>(w.depth, ap, lda, wp, stride, from, op, ldo),
-            (2, 2) => group256::<2, 2>(w.depth, ap, lda, wp, stride, from, op, ldo),
+            (1, 4) => group256::<1, 4>(depth, ap, lda, wp, stride, from, op, ldo),
+            (2, 2) => group256::<2, 2>(depth, ap, lda, wp, stride, from, op, ldo),
             // A panel left over: the one-panel tile.
-            (1, _) => tile256::<1, 2>(w.depth, ap, lda, wp, from, op, ldo),
-            _ => tile256::<2, 2>(w.depth, ap, lda, wp, from, op, ldo),
+            (1, _) => tile256::<1, 2>(depth, ap, lda, wp, from, op, ldo),
+            _ => tile256::<2, 2>(depth, ap, lda, wp, from, op, ldo),
         }
         panel += take;
     }
