@@ -40,6 +40,10 @@ def test_flop_count_of_the_tutorial_cell():
 
     # Two names of 3 and 1 letters: 2 + 0 recurrent products, 2 output products.
     assert forward_flops("elman", 4, 1, 2, np.array([3, 1, 0])) == 2 * 2 * 16 + 2 * 2 * 4 * 2
+    # A GRU: 3 gates; a merged pair (half the recurrent weights zero) counts half of them.
+    dense = forward_flops("gru", 4, 1, 2, np.array([3]))
+    assert dense == 2 * 2 * 4 * 3 * 4 + 2 * 4 * 2
+    assert forward_flops("gru", 4, 1, 2, np.array([3]), density=0.5) == dense - 2 * 4 * 3 * 4
 
 
 def test_fma_peak_is_measured():

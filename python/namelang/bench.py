@@ -143,16 +143,24 @@ def ceilings(threads: int, quick: bool) -> dict:
 
 
 def forward_flops(
-    cell: str, hidden: int, layers: int, classes: int, lengths: np.ndarray, directions: int = 1
+    cell: str,
+    hidden: int,
+    layers: int,
+    classes: int,
+    lengths: np.ndarray,
+    directions: int = 1,
+    density: float = 1.0,
 ) -> float:
-    """Multiply-adds (x2) a forward pass needs: h_0 = 0 makes the first step a lookup."""
+    """Multiply-adds (x2) a forward pass needs: h_0 = 0 makes the first step a lookup.
+    `density`: the share of the recurrent weights that are not zero (a merged ensemble
+    of K members: 1/K), whose products the kernels skip."""
     lengths = lengths[lengths > 0]
     if cell == "elman":
         return float(
             ((lengths - 1) * 2 * hidden * hidden).sum() + len(lengths) * 2 * hidden * classes
         )
     gates = 3 if cell == "gru" else 4
-    per_step = 2 * hidden * gates * hidden
+    per_step = 2 * hidden * gates * hidden * density
     above = (layers - 1) * 2 * per_step  # input and recurrent products of upper layers
     return float(
         directions * ((lengths - 1) * per_step + lengths * above).sum()
@@ -274,8 +282,12 @@ def _forward(bench: _Bench, label: str, path) -> None:
     spec, module = load_module(path)
     directions = 2 if spec.bidirectional else 1
     sizes = (spec.cell, spec.hidden_size, spec.num_layers, spec.n_categories)
-    flops = forward_flops(*sizes, namelang.encode(big)[1], directions) / len(big)
-    distinct_flops = forward_flops(*sizes, namelang.encode(distinct)[1], directions) / len(distinct)
+    recurrent = getattr(getattr(module, "rnn", None), "weight_hh_l0", None)
+    density = 1.0 if recurrent is None else float((recurrent != 0).float().mean())
+    flops = forward_flops(*sizes, namelang.encode(big)[1], directions, density) / len(big)
+    distinct_flops = forward_flops(*sizes, namelang.encode(distinct)[1], directions, density) / len(
+        distinct
+    )
     kind = spec.cell + (f" + {spec.ngram_max}-grams" if spec.ngram_buckets else "")
     task = f"forward {label} ({kind})"
     _say(task)

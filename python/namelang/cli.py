@@ -441,7 +441,9 @@ def _shape_options(p) -> None:
 
 def _many_models_options(p: argparse.ArgumentParser) -> None:
     """Training several models: merged into one wider model, or teaching one model."""
-    p.add_argument("--ensemble", type=int, help="members merged into one model (gru/lstm, one direction)")
+    p.add_argument(
+        "--ensemble", type=int, help="members merged into one model (gru/lstm, one direction)"
+    )
     p.add_argument(
         "--distill",
         type=int,
