@@ -67,9 +67,9 @@ impl Int16Weights {
         for s in &mut scales {
             *s /= STATE_STEPS;
         }
-        let spans = pairs
-            .chunks_exact(kpairs.max(1) * PANEL)
-            .map(|block| {
+        let spans = (0..padded_cols / PANEL)
+            .map(|panel| {
+                let block = &pairs[panel * kpairs * PANEL..(panel + 1) * kpairs * PANEL];
                 super::nonzero_rows(block.chunks_exact(PANEL).map(|p| p.iter().any(|&x| x != 0)))
             })
             .collect();
@@ -300,6 +300,9 @@ mod tests {
             assert!(worst <= i32::MAX as i64, "{depth}");
         }
         assert_eq!(weight_steps(128), 2048); // 12 bits and a sign for the default's GRU
+                                             // No rows at all: every panel spans nothing (and the kernel adds nothing).
+        let empty = Int16Weights::new(0, 32, |_, _| 1.0);
+        assert_eq!(empty.spans, vec![0..0, 0..0]);
     }
 
     #[test]
