@@ -1,5 +1,5 @@
-//! int16 products for AVX2 CPUs without AVX-512: weights rounded to integers with one
-//! scale per output column, states (which a GRU or LSTM keeps inside (-1, 1)) to
+//! int16 products on any AVX2 CPU (`auto` picks them where AVX2 is the widest kernel):
+//! weights rounded to integers with one scale per output column, states (which a GRU or LSTM keeps inside (-1, 1)) to
 //! integers in steps of 1/8191, products summed exactly in int32 by `vpmaddwd`, which
 //! multiplies and adds pairs of int16 at 16 products an instruction where an FMA does
 //! 8 (on Zen 3, 82 against 51 GMAC/s a core with the adds: BENCHMARKS.md).
