@@ -51,11 +51,17 @@ pub fn for_each_row(name: &str, rule: TextRule, spec: NGramSpec, emit: impl FnMu
 /// byte by byte, so each start extends its hash one byte per length.
 fn rows_of(text: &[u8], spec: NGramSpec, mut emit: impl FnMut(usize)) {
     let buckets = spec.buckets as u64;
+    // A power of two (as every bundled model's) takes a mask, the same row as `%`:
+    // a 64-bit division per n-gram was a tenth of the branch's time.
+    let mask = buckets.is_power_of_two().then(|| buckets - 1);
     for start in 0..text.len() {
         let mut hash = FNV_OFFSET;
         for &b in &text[start..(start + spec.max_n).min(text.len())] {
             hash = (hash ^ b as u64).wrapping_mul(FNV_PRIME);
-            emit((hash % buckets) as usize);
+            emit(match mask {
+                Some(m) => (hash & m) as usize,
+                None => (hash % buckets) as usize,
+            });
         }
     }
 }
@@ -82,10 +88,44 @@ pub fn add_rows(
 ) {
     let c = row.len();
     let w = weight(letters, spec.max_n);
+    // Rows first, each prefetched as it is found, then the sums in the same order (the
+    // same bits): the table (2.4 MB for the default) lives outside L2, and asking for
+    // every row of a name at once overlaps their misses.
+    let mut found = [0u32; STACK_ROWS];
+    let mut n = 0;
+    let mut rest = Vec::new();
     for_each_row(name, rule, spec, |r| {
-        let src = &table[r * c..(r + 1) * c];
-        row.iter_mut().zip(src).for_each(|(v, s)| *v += w * s);
+        prefetch(table[r * c..].as_ptr(), c);
+        if n < STACK_ROWS {
+            found[n] = r as u32;
+            n += 1;
+        } else {
+            rest.push(r as u32);
+        }
     });
+    for &r in found[..n].iter().chain(&rest) {
+        let src = &table[r as usize * c..(r as usize + 1) * c];
+        row.iter_mut().zip(src).for_each(|(v, s)| *v += w * s);
+    }
+}
+
+/// Rows of a name held on the stack before the sums; a longer name's go to the heap.
+const STACK_ROWS: usize = 256;
+
+/// Asks for the cache lines of `len` floats from `p` (a hint: no effect on results).
+#[inline]
+fn prefetch(p: *const f32, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let (start, end) = (p as usize, p as usize + 4 * len.max(1) - 1);
+        for line in start / 64..=end / 64 {
+            // SAFETY: prefetching never faults, whatever the address.
+            unsafe { _mm_prefetch((line * 64) as *const i8, _MM_HINT_T0) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, len);
 }
 
 #[cfg(test)]
