@@ -186,6 +186,9 @@ mod x86 {
         let mut r = 0;
         while r < rows {
             let n = ROWS.min(rows - r);
+            if n == 1 {
+                return one_row(r, a16, kpairs, w, start, out, ldo);
+            }
             for panel in 0..width / PANEL {
                 let col = panel * PANEL;
                 let (k0, len) = (w.spans[panel].start, w.spans[panel].len());
@@ -210,6 +213,83 @@ mod x86 {
             }
             r += n;
         }
+    }
+
+    /// The last row of a call (one name's whole product) two panels at a time where
+    /// they share a span: four independent sums a state pair, where one panel's two
+    /// left its loads waiting (one name 7.2 -> 6.7 us in the crate, BENCHMARKS.md).
+    /// The same integer sums as `tile`, so the same bits.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn one_row(
+        r: usize,
+        a16: &[u32],
+        kpairs: usize,
+        w: &Int16Weights,
+        start: Start,
+        out: &mut [f32],
+        ldo: usize,
+    ) {
+        let (width, stride) = (w.scales.len(), kpairs * PANEL);
+        let o = out.as_ptr();
+        let mut panel = 0;
+        while panel < width / PANEL {
+            let span = w.spans[panel].clone();
+            let take = if w.spans.get(panel + 1) == Some(&span) {
+                2
+            } else {
+                1
+            };
+            let ap = a16.as_ptr().add(r * kpairs + span.start);
+            let wp = w.pairs.as_ptr().add(panel * stride + span.start * PANEL);
+            let sums = if take == 2 {
+                sums::<2>(span.len(), ap, wp, stride)
+            } else {
+                let one = sums::<1>(span.len(), ap, wp, stride);
+                [one[0], [_mm256_setzero_si256(); 2]]
+            };
+            for (g, pair) in sums.iter().enumerate().take(take) {
+                let col = (panel + g) * PANEL;
+                let src = match start {
+                    Start::Out => o.add(r * ldo + col),
+                    Start::Table(table, picks) => {
+                        table.as_ptr().add(picks[r] as usize * width + col)
+                    }
+                };
+                for (v, x) in pair.iter().enumerate() {
+                    let y = _mm256_fmadd_ps(
+                        _mm256_cvtepi32_ps(*x),
+                        _mm256_loadu_ps(w.scales.as_ptr().add(col + v * 8)),
+                        _mm256_loadu_ps(src.add(v * 8)),
+                    );
+                    _mm256_storeu_ps(out.as_mut_ptr().add(r * ldo + col + v * 8), y);
+                }
+            }
+            panel += take;
+        }
+    }
+
+    /// One row's int32 sums over `kpairs` pairs under G adjacent panels (`stride`
+    /// pairs of weights apart).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sums<const G: usize>(
+        kpairs: usize,
+        a16: *const u32,
+        w: *const u32,
+        stride: usize,
+    ) -> [[__m256i; 2]; G] {
+        let mut acc = [[_mm256_setzero_si256(); 2]; G];
+        for kp in 0..kpairs {
+            let av = _mm256_set1_epi32(*a16.add(kp) as i32);
+            for (g, pair) in acc.iter_mut().enumerate() {
+                let p = w.add(g * stride + kp * PANEL);
+                for (v, sum) in pair.iter_mut().enumerate() {
+                    let wv = _mm256_loadu_si256(p.add(8 * v) as *const __m256i);
+                    *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(av, wv));
+                }
+            }
+        }
+        acc
     }
 
     /// R rows x 16 columns: int32 sums of `vpmaddwd` products over `kpairs` pairs of
@@ -299,8 +379,9 @@ mod tests {
             let worst = pairs_depth as i64 * weight_steps(depth) as i64 * STATE_STEPS as i64;
             assert!(worst <= i32::MAX as i64, "{depth}");
         }
-        assert_eq!(weight_steps(128), 2048); // 12 bits and a sign for the default's GRU
-                                             // No rows at all: every panel spans nothing (and the kernel adds nothing).
+        assert_eq!(weight_steps(128), 2048); // 12 bits and a sign for a dense GRU of 128
+        assert_eq!(weight_steps(64), 4096); // one member of the default's merged pair
+                                            // No rows at all: every panel spans nothing (and the kernel adds nothing).
         let empty = Int16Weights::new(0, 32, |_, _| 1.0);
         assert_eq!(empty.spans, vec![0..0, 0..0]);
     }

@@ -358,7 +358,7 @@ pub(super) unsafe fn matmul_avx2(
     ldo: usize,
 ) {
     let few = rows % ROWS;
-    if few == 0 || few > 2 || w.depth * w.padded_cols <= 128 * 128 {
+    if few == 0 || few > 2 {
         sweep!(tile256, 2, rows, a, lda, w, start, out, ldo, 16);
         return;
     }
@@ -367,7 +367,7 @@ pub(super) unsafe fn matmul_avx2(
     few_rows256(full, few, a, lda, w, start, out, ldo);
 }
 
-/// The last one or two rows (from row `r`) under a wide matrix, several panels at a
+/// The last one or two rows (from row `r`) of any matrix, several panels at a
 /// time: one 16-column panel gives a row only two chains of dependent FMAs (4-5
 /// cycles of latency each on AVX2), which left one name's product waiting on them;
 /// four panels for one row, two for two, give eight chains. Each column is summed in
