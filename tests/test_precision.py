@@ -138,7 +138,8 @@ def test_every_path_takes_reduced_precision(tmp_path, reduced):
     top = clf.predict(names, k=1)
     assert [t[0][0] if t else None for t in top] == ["English", "Chinese", "German", None]
     src = tmp_path / "in.txt"
-    src.write_text("\n".join(names) + "\n", encoding="utf-8")
+    # Enough names that some probability differs at the six decimals a file keeps.
+    src.write_text("\n".join(names + random_names(300)) + "\n", encoding="utf-8")
     for precision in ("f32", reduced):
         score_file(src, tmp_path / f"{precision}.csv", precision=precision, progress=False)
     f32 = pd.read_csv(tmp_path / "f32.csv", keep_default_na=False)

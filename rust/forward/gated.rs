@@ -11,6 +11,11 @@ use crate::gemm::{matmul_acc, matmul_from_table, padded_cols, Packed, Precision}
 use crate::model_file::{Cell, Spec};
 use crate::prefixes::Prefixes;
 use std::collections::HashMap;
+use std::ops::Range;
+
+/// The fewest hidden units a part may have (`parts`): smaller ones would run narrow
+/// products for little gain.
+const MIN_PART: usize = 32;
 
 #[derive(Clone)]
 struct Layer {
@@ -25,16 +30,18 @@ struct Layer {
 pub(super) struct Gated {
     lstm: bool,
     hidden: usize,
-    gates: usize,
-    forward: Direction,
-    reverse: Option<Direction>, // bidirectional: the same layers reading names backwards
-    pub(super) out: Packed,     // (D * H, C): [forward final state, reverse final state]
-    out_b: Vec<f32>,            // (Cp): bias plus logit adjustment, zero-padded
+    forward: Vec<Direction>, // its parts (`parts`), each run on its own
+    reverse: Vec<Direction>, // bidirectional: the same layers reading names backwards
+    pub(super) out: Packed,  // (D * H, C): [forward final state, reverse final state]
+    out_b: Vec<f32>,         // (Cp): bias plus logit adjustment, zero-padded
 }
 
-/// One direction's layers.
+/// One direction's layers, or the part of them that computes the hidden units
+/// `units`, which read no other unit (`parts`).
 #[derive(Clone)]
 struct Direction {
+    units: Range<usize>,
+    gates: usize,     // G: gates per unit times the units
     table0: Vec<f32>, // (57, Gp): W_ih0 · input(letter) + b_ih0 (+ b_hh0 for an LSTM)
     layers: Vec<Layer>,
 }
@@ -58,7 +65,7 @@ impl Gated {
     /// Runs the recurrent products (h · W_hh, each step's bulk of the work) in this
     /// precision; the input tables, gates and output stay float32.
     pub(super) fn set_precision(&mut self, precision: Precision) {
-        for dir in std::iter::once(&mut self.forward).chain(self.reverse.as_mut()) {
+        for dir in self.forward.iter_mut().chain(&mut self.reverse) {
             for layer in &mut dir.layers {
                 let whh = std::mem::replace(&mut layer.whh, Packed::new(&[], 0, 0));
                 layer.whh = whh.with_precision(precision);
@@ -66,51 +73,53 @@ impl Gated {
         }
     }
 
+    /// The hidden units of each part the forward direction runs apart (`parts`).
+    #[cfg(test)]
+    pub(super) fn parts(&self) -> Vec<Range<usize>> {
+        self.forward.iter().map(|d| d.units.clone()).collect()
+    }
+
     pub(super) fn hidden_size(&self) -> usize {
         self.hidden
     }
 
     pub(super) fn precision(&self) -> Precision {
-        self.forward.layers[0].whh.precision()
+        self.forward[0].layers[0].whh.precision()
     }
 
     pub(super) fn new(spec: &Spec, t: &HashMap<String, Vec<f32>>) -> Gated {
         let lstm = spec.cell == Cell::Lstm;
         let h = spec.hidden_size;
         let c = spec.categories.len();
-        let g = if lstm { 4 * h } else { 3 * h };
-        // Tables and biases get rows as wide as the kernel's output rows: its sums
-        // start from them.
-        let gp = padded_cols(g);
-        let direction = |suffix: &str| Direction {
-            table0: padded(&input_table(spec, t, suffix, g), g, gp),
-            layers: (0..spec.num_layers)
-                .map(|k| {
-                    let name = |w: &str| format!("rnn.{w}_l{k}{suffix}");
-                    let mut bih = t[&name("bias_ih")].clone();
-                    let bhh = t[&name("bias_hh")].clone();
-                    if lstm {
-                        bih.iter_mut().zip(&bhh).for_each(|(a, b)| *a += b);
-                    }
-                    Layer {
-                        wih: (k > 0).then(|| packed_t(&t[&name("weight_ih")], g, h, 0, h)),
-                        whh: packed_t(&t[&name("weight_hh")], g, h, 0, h),
-                        bih: padded(&bih, g, gp),
-                        bhh: padded(&bhh, g, gp),
-                    }
-                })
-                .collect(),
-        };
+        let per_unit = if lstm { 4 } else { 3 };
         let directions = if spec.bidirectional { 2 } else { 1 };
+        let split = |suffix: &str| -> Vec<Direction> {
+            let units = parts(spec, t, suffix, per_unit);
+            if units.len() == 1 {
+                return vec![direction(spec, t, suffix, 0..h)];
+            }
+            units
+                .into_iter()
+                .map(|u| {
+                    let (part, t) = part_of(spec, t, suffix, u.clone(), per_unit);
+                    let mut d = direction(&part, &t, suffix, 0..u.len());
+                    d.units = u;
+                    d
+                })
+                .collect()
+        };
         let adj = &t["logit_adjustment"];
         let out = packed_t(&t["out.weight"], c, directions * h, 0, directions * h);
         let out_b: Vec<f32> = t["out.bias"].iter().zip(adj).map(|(a, b)| a + b).collect();
         Gated {
             lstm,
             hidden: h,
-            gates: g,
-            forward: direction(""),
-            reverse: spec.bidirectional.then(|| direction("_reverse")),
+            forward: split(""),
+            reverse: if spec.bidirectional {
+                split("_reverse")
+            } else {
+                Vec::new()
+            },
             out_b: padded(&out_b, c, out.padded_cols),
             out,
         }
@@ -126,7 +135,7 @@ impl Gated {
     ) -> Vec<f32> {
         let (n, h) = (lens.len(), self.hidden);
         let cp = self.out.padded_cols;
-        let width = if self.reverse.is_some() { 2 * h } else { h };
+        let width = if self.reverse.is_empty() { h } else { 2 * h };
         // Each row's final top-layer state, per direction, side by side.
         let mut finals = vec![0f32; n * width];
         let mut to = Finals {
@@ -134,10 +143,18 @@ impl Gated {
             col: 0,
             stride: width,
         };
-        self.run(&self.forward, x, lens, &mut to, share, scratch);
-        if let Some(reverse) = &self.reverse {
-            to.col = h;
-            self.run(reverse, &x.reversed(), lens, &mut to, share, scratch);
+        // A part's weights alone (a member of a merged ensemble: 24 KB in int16) stay
+        // in L1 across all its steps, where the whole matrix streamed from L2 each step.
+        for dir in &self.forward {
+            to.col = dir.units.start;
+            self.run(dir, x, lens, &mut to, share, scratch);
+        }
+        if !self.reverse.is_empty() {
+            let backwards = x.reversed();
+            for dir in &self.reverse {
+                to.col = h + dir.units.start;
+                self.run(dir, &backwards, lens, &mut to, share, scratch);
+            }
         }
         let mut logits = vec![0f32; n * cp];
         let zeros = vec![0u8; n]; // every row starts from the bias
@@ -164,7 +181,7 @@ impl Gated {
         share: bool,
         scratch: &mut Scratch,
     ) {
-        let (n, h) = (lens.len(), self.hidden);
+        let (n, h) = (lens.len(), dir.units.len());
         let gp = dir.layers[0].whh.padded_cols;
         let layers = dir.layers.len();
         let Scratch {
@@ -205,7 +222,7 @@ impl Gated {
                 let step = (s, prefixes.letters());
                 self.layer_step(dir, layer, step, below, &mut rest[0], &mut cs[k], gi, gh);
             }
-            self.keep_finals(&hs[layers - 1], prefixes, lens, s, finals);
+            keep_finals(&hs[layers - 1], h, prefixes, lens, s, finals);
         }
     }
 
@@ -255,26 +272,6 @@ impl Gated {
         }
     }
 
-    /// Rows whose last letter was `s` are done: keep their top-layer state.
-    fn keep_finals(
-        &self,
-        top: &[f32],
-        prefixes: &Prefixes,
-        lens: &[usize],
-        s: usize,
-        finals: &mut Finals<'_>,
-    ) {
-        let h = self.hidden;
-        for &r in prefixes.active() {
-            let r = r as usize;
-            if lens[r] == s + 1 {
-                let node = prefixes.of_row(r);
-                let at = r * finals.stride + finals.col;
-                finals.data[at..at + h].copy_from_slice(&top[node * h..(node + 1) * h]);
-            }
-        }
-    }
-
     /// One LSTM block: gates = input projection (a lookup for the first layer, a
     /// product above) + W_hh h (skipped at the first step, where h_0 = 0), then the cell.
     #[allow(clippy::too_many_arguments)] // the block's state slices, borrowed apart
@@ -288,7 +285,7 @@ impl Gated {
         cell: &mut [f32],
         gi: &mut [f32],
     ) {
-        let (h, g, gp) = (self.hidden, self.gates, layer.whh.padded_cols);
+        let (h, g, gp) = (dir.units.len(), dir.gates, layer.whh.padded_cols);
         let (s, r0, rows) = (block.step, block.first, block.letters.len());
         let zeros = &[0u8; GATE_ROWS][..rows]; // rows that start from a bias
         if let (Some(wih), Some(below)) = (&layer.wih, below) {
@@ -327,7 +324,7 @@ impl Gated {
         gi: &mut [f32],
         gh: &mut [f32],
     ) {
-        let (h, g, gp) = (self.hidden, self.gates, layer.whh.padded_cols);
+        let (h, g, gp) = (dir.units.len(), dir.gates, layer.whh.padded_cols);
         let (s, r0, rows) = (block.step, block.first, block.letters.len());
         let zeros = &[0u8; GATE_ROWS][..rows]; // rows that start from a bias
         if let (Some(wih), Some(below)) = (&layer.wih, below) {
@@ -351,6 +348,146 @@ impl Gated {
             gates::gru(input, &mut gh[r * gp..r * gp + g], &mut state[at..at + h]);
         }
     }
+}
+
+/// Rows whose last letter was `s` are done: keep their top-layer state (`h` units).
+fn keep_finals(
+    top: &[f32],
+    h: usize,
+    prefixes: &Prefixes,
+    lens: &[usize],
+    s: usize,
+    finals: &mut Finals<'_>,
+) {
+    for &r in prefixes.active() {
+        let r = r as usize;
+        if lens[r] == s + 1 {
+            let node = prefixes.of_row(r);
+            let at = r * finals.stride + finals.col;
+            finals.data[at..at + h].copy_from_slice(&top[node * h..(node + 1) * h]);
+        }
+    }
+}
+
+/// One direction's layers (tensor suffix `suffix`) as `spec` and `t` give them, for
+/// the hidden units `units` of the whole model.
+fn direction(
+    spec: &Spec,
+    t: &HashMap<String, Vec<f32>>,
+    suffix: &str,
+    units: Range<usize>,
+) -> Direction {
+    let lstm = spec.cell == Cell::Lstm;
+    let h = spec.hidden_size;
+    let g = if lstm { 4 * h } else { 3 * h };
+    // Tables and biases get rows as wide as the kernel's output rows: its sums
+    // start from them.
+    let gp = padded_cols(g);
+    Direction {
+        units,
+        gates: g,
+        table0: padded(&input_table(spec, t, suffix, g), g, gp),
+        layers: (0..spec.num_layers)
+            .map(|k| {
+                let name = |w: &str| format!("rnn.{w}_l{k}{suffix}");
+                let mut bih = t[&name("bias_ih")].clone();
+                let bhh = t[&name("bias_hh")].clone();
+                if lstm {
+                    bih.iter_mut().zip(&bhh).for_each(|(a, b)| *a += b);
+                }
+                Layer {
+                    wih: (k > 0).then(|| packed_t(&t[&name("weight_ih")], g, h, 0, h)),
+                    whh: packed_t(&t[&name("weight_hh")], g, h, 0, h),
+                    bih: padded(&bih, g, gp),
+                    bhh: padded(&bhh, g, gp),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The hidden units of a one-layer direction in parts that read no unit outside
+/// themselves (a merged ensemble's members: its recurrent matrix is block-diagonal),
+/// each at least MIN_PART units; one part, all of them, where there is no such cut.
+/// A part's sums are the whole matrix's sums without their zero terms, in the same
+/// order: the same bits in f32. int16 rounds a part's weights to finer steps than the
+/// whole matrix's (`int16::weight_steps` grows as the depth shrinks): closer to f32.
+fn parts(
+    spec: &Spec,
+    t: &HashMap<String, Vec<f32>>,
+    suffix: &str,
+    per_unit: usize,
+) -> Vec<Range<usize>> {
+    let h = spec.hidden_size;
+    if spec.num_layers != 1 {
+        return vec![Range { start: 0, end: h }];
+    }
+    let w = &t[&format!("rnn.weight_hh_l0{suffix}")]; // (per_unit * h, h)
+                                                      // Per unit, the lowest and highest unit its gates read (itself at least).
+    let (mut lo, mut hi): (Vec<usize>, Vec<usize>) = ((0..h).collect(), (0..h).collect());
+    for q in 0..per_unit * h {
+        let u = q % h;
+        for (k, &x) in w[q * h..(q + 1) * h].iter().enumerate() {
+            if x != 0.0 {
+                lo[u] = lo[u].min(k);
+                hi[u] = hi[u].max(k);
+            }
+        }
+    }
+    // A cut before unit p is clean when no unit below reads one above, nor the reverse.
+    let mut cuts = vec![0];
+    let mut highest_below = 0;
+    for p in 1..h {
+        highest_below = highest_below.max(hi[p - 1]);
+        let clean = highest_below < p && lo[p..].iter().all(|&l| l >= p);
+        if clean && p - cuts[cuts.len() - 1] >= MIN_PART && h - p >= MIN_PART {
+            cuts.push(p);
+        }
+    }
+    cuts.push(h);
+    cuts.windows(2).map(|c| c[0]..c[1]).collect()
+}
+
+/// The tensors and spec of the first layer restricted to `units`: their gate rows
+/// (gate by gate, as PyTorch orders them) and their columns of W_hh.
+fn part_of(
+    spec: &Spec,
+    t: &HashMap<String, Vec<f32>>,
+    suffix: &str,
+    units: Range<usize>,
+    per_unit: usize,
+) -> (Spec, HashMap<String, Vec<f32>>) {
+    let h = spec.hidden_size;
+    let gate_rows: Vec<usize> = (0..per_unit)
+        .flat_map(|gate| units.clone().map(move |u| gate * h + u))
+        .collect();
+    let rows_of = |m: &[f32], width: usize, cols: Range<usize>| -> Vec<f32> {
+        gate_rows
+            .iter()
+            .flat_map(|&q| {
+                m[q * width + cols.start..q * width + cols.end]
+                    .iter()
+                    .copied()
+            })
+            .collect()
+    };
+    let name = |w: &str| format!("rnn.{w}_l0{suffix}");
+    let mut part: HashMap<String, Vec<f32>> = t
+        .iter()
+        .filter(|(k, _)| k.as_str() == "embedding.weight")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let whh = &t[&name("weight_hh")];
+    part.insert(name("weight_hh"), rows_of(whh, h, units.clone()));
+    let wih = &t[&name("weight_ih")];
+    let input = wih.len() / (per_unit * h);
+    part.insert(name("weight_ih"), rows_of(wih, input, 0..input));
+    for b in ["bias_ih", "bias_hh"] {
+        part.insert(name(b), rows_of(&t[&name(b)], 1, 0..1));
+    }
+    let mut spec = spec.clone();
+    spec.hidden_size = units.len();
+    (spec, part)
 }
 
 /// The first layer's input projection per letter: W_ih0 · input(letter) + b_ih0

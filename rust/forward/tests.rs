@@ -99,6 +99,26 @@ fn case(
 }
 
 impl Case {
+    /// W_hh made block-diagonal in `blocks` groups of units, as a merged ensemble's
+    /// (every direction's): the forward pass runs each group on its own.
+    fn block_diagonal(mut self, blocks: usize) -> Case {
+        for (name, (shape, v)) in self.tensors.iter_mut() {
+            if !name.starts_with("rnn.weight_hh") {
+                continue;
+            }
+            let h = shape[1];
+            for (i, x) in v.iter_mut().enumerate() {
+                let (unit, k) = ((i / h) % h, i % h);
+                if unit * blocks / h != k * blocks / h {
+                    *x = 0.0;
+                }
+            }
+            self.wide
+                .insert(name.clone(), v.iter().map(|&x| x as f64).collect());
+        }
+        self
+    }
+
     fn bytes(&self) -> Vec<u8> {
         let raw: Vec<(String, Vec<usize>, Vec<u8>)> = self
             .tensors
@@ -282,6 +302,14 @@ fn cases() -> Vec<(&'static str, Case)> {
             case("lstm", 5, 1, 4, &[("bidirectional", "true")]),
         ),
         (
+            "merged gru, two members",
+            case("gru", 64, 1, 4, &[]).block_diagonal(2),
+        ),
+        (
+            "merged bidirectional lstm, two members",
+            case("lstm", 64, 1, 0, &[("bidirectional", "true")]).block_diagonal(2),
+        ),
+        (
             "gru with an n-gram branch",
             case(
                 "gru",
@@ -372,6 +400,30 @@ fn every_cell_matches_on_every_narrower_kernel() {
             .unwrap();
         assert!(status.success(), "the cells disagree on the {name} kernel");
     }
+}
+
+#[test]
+fn merged_members_run_apart_and_other_matrices_whole() {
+    let parts = |case: Case| match Model::from_bytes(&case.bytes()).unwrap().net {
+        super::Net::Gated(g) => g.parts(),
+        super::Net::Elman(_) => unreachable!(),
+    };
+    assert_eq!(
+        parts(case("gru", 64, 1, 0, &[]).block_diagonal(2)),
+        [0..32, 32..64]
+    );
+    assert_eq!(
+        parts(case("lstm", 96, 1, 0, &[]).block_diagonal(3)),
+        [0..32, 32..64, 64..96]
+    );
+    assert_eq!(parts(case("gru", 64, 1, 0, &[])).len(), 1);
+    // Blocks of 16 units: only the cut that leaves 32 on each side is taken.
+    assert_eq!(
+        parts(case("gru", 64, 1, 0, &[]).block_diagonal(4)),
+        [0..32, 32..64]
+    );
+    // Two layers: the second reads every unit of the first through W_ih; kept whole.
+    assert_eq!(parts(case("gru", 64, 2, 0, &[]).block_diagonal(2)).len(), 1);
 }
 
 #[test]
