@@ -6,6 +6,7 @@ ratios compare backends measured in the same run."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -56,12 +57,20 @@ class Report:
         }
 
 
+WARM_UP_SECONDS = 0.2
+
+
 def _time(
     fn: Callable[[], object], repeats: int, reset: Callable[[], object] | None = None
 ) -> list[float]:
-    # Let other pools' spinning threads (OpenMP, OpenBLAS) go idle first.
+    # Let other pools' spinning threads (OpenMP, OpenBLAS) go idle first, then warm up
+    # for a while: after the pause, a run of a few milliseconds (500 single names)
+    # measured the CPU waking up, at half its speed.
     time.sleep(0.3)
-    fn()  # warm-up
+    warm_until = time.perf_counter() + WARM_UP_SECONDS
+    fn()
+    while time.perf_counter() < warm_until:
+        fn()
     out = []
     for _ in range(repeats):
         if reset is not None:  # untimed: what the warm-up left must not help
@@ -380,7 +389,7 @@ def _latency(bench: _Bench, model: str) -> None:
     def start_fresh() -> None:
         nonlocal fresh
         rust_clf.clear_answers()
-        fresh = iter(bench.distinct * (reps // len(bench.distinct) + 1))
+        fresh = itertools.cycle(bench.distinct)  # a timed run asks fewer than all
 
     start_fresh()
     secs = _time(many(lambda: rust_clf.predict(next_name())), bench.repeats, start_fresh)
