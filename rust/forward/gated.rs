@@ -79,8 +79,14 @@ impl Gated {
         self.forward.iter().map(|d| d.units.clone()).collect()
     }
 
-    pub(super) fn hidden_size(&self) -> usize {
-        self.hidden
+    /// The number of units of every part, both directions: the depths of the
+    /// recurrent products.
+    pub(super) fn part_sizes(&self) -> Vec<usize> {
+        self.forward
+            .iter()
+            .chain(&self.reverse)
+            .map(|d| d.units.len())
+            .collect()
     }
 
     pub(super) fn precision(&self) -> Precision {

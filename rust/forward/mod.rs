@@ -300,11 +300,18 @@ impl Model {
     }
 
     /// The precision `auto` means for this model: the Elman cell stays exact in f32; a
-    /// GRU or LSTM as `gemm::auto_precision` says for its hidden size.
+    /// GRU or LSTM as `gemm::auto_precision` says for the depth of its recurrent
+    /// products, every part's (a merged ensemble's members run apart): bf16 only where
+    /// the tiles fit each of them.
     pub fn auto_precision(&self) -> Precision {
         match &self.net {
             Net::Elman(_) => Precision::F32,
-            Net::Gated(g) => gemm::auto_precision(g.hidden_size()),
+            Net::Gated(g) => g
+                .part_sizes()
+                .into_iter()
+                .map(gemm::auto_precision)
+                .find(|&p| p != Precision::Bf16)
+                .unwrap_or(Precision::Bf16),
         }
     }
 

@@ -422,6 +422,13 @@ fn merged_members_run_apart_and_other_matrices_whole() {
         parts(case("gru", 64, 1, 0, &[]).block_diagonal(4)),
         [0..32, 32..64]
     );
+    // `auto` asks of every part what it would of a matrix that deep: members of 48
+    // units do not fill bf16 tiles (pairs of 16) even where the whole 96 would.
+    let model = |case: Case| Model::from_bytes(&case.bytes()).unwrap();
+    let pair = model(case("gru", 96, 1, 0, &[]).block_diagonal(2));
+    assert_eq!(pair.auto_precision(), crate::gemm::auto_precision(48));
+    let whole = model(case("gru", 96, 1, 0, &[]));
+    assert_eq!(whole.auto_precision(), crate::gemm::auto_precision(96));
     // Two layers: the second reads every unit of the first through W_ih; kept whole.
     assert_eq!(parts(case("gru", 64, 2, 0, &[]).block_diagonal(2)).len(), 1);
 }
