@@ -145,9 +145,20 @@ def test_works_in_child_processes(method, dataset_names):
     names = dataset_names[:5000]
     clf = namelang.load("tutorial", backend="rust")
     expected = clf.log_probs(names)  # the parent's thread pool is up before a fork
-    with mp.get_context(method).Pool(2) as pool:
+    pool = mp.get_context(method).Pool(2)
+    try:
         # A hang (a lock inherited locked from the parent) fails here, not the whole run.
         results = pool.map_async(_score_in_child, [names, names]).get(timeout=120)
+        # Workers leave when told to, not by SIGTERM (`Pool.terminate`, what `with`
+        # does): forked workers inherit the SIGTERM handler an in-process
+        # `namelang.cli.main` installed, and one run hung here for 14 minutes, the
+        # parent waiting on a worker that sat idle in its task wait.
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
     for r in results:
         np.testing.assert_array_equal(r, expected)
 

@@ -375,7 +375,7 @@ impl PyJob {
     fn scores<'a>(&'a self, given: &'a Option<Given>) -> Scores<'a> {
         match (given, &self.model) {
             (Some(g), _) => Scores::Given(&g.scores, g.why.as_deref()),
-            (None, Some(model)) => Scores::Model(model, true),
+            (None, Some(model)) => Scores::Model(model),
             (None, None) => unreachable!("`given` refuses a job without model or scores"),
         }
     }

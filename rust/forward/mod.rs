@@ -361,18 +361,6 @@ impl Model {
         })
     }
 
-    /// The forward pass on this thread only, for callers that already split their work
-    /// across the pool (bulk scoring scores each block of lines in one task).
-    pub fn log_probs_sequential<S: AsRef<str> + Sync>(
-        &self,
-        names: &[S],
-        lengths: &[usize],
-        method: Method,
-        share_prefixes: bool,
-    ) -> Result<Vec<f32>> {
-        self.forward(names, lengths, method, share_prefixes, false)
-    }
-
     fn forward<S: AsRef<str> + Sync>(
         &self,
         names: &[S],
