@@ -312,7 +312,10 @@ class Classifier:
         if job is None:  # one per k: single-name calls stay cheap
             job = self.job(k=k, max_length=_native.MAX_LENGTH_LIMIT, full_name=full_name)
             self._predict_jobs[(k, full_name)] = job
-        return [top for top, *_ in self.answers(names, job)]
+        # Straight to the native job where it scores itself, and no unpacking: 0.3 us
+        # of a one-name call of 9.3 (timed in one process, alternating).
+        answers = job.answers(_as_list(names)) if job.scores_itself else self.answers(names, job)
+        return [answer[0] for answer in answers]
 
     def explain(
         self, names: Iterable[str], k: int = 3, full_name: bool = False
