@@ -520,20 +520,23 @@ pub fn top_k_into(row: &[f32], k: usize, taken: &mut Vec<usize>) {
     if row.iter().any(|v| v.is_nan()) {
         return;
     }
-    // k scans beat a sort for the few languages asked for (k is usually 1 to 3).
+    // One pass, each score placed among the best so far (k is usually 1 to 3): a later
+    // index moves ahead only when strictly better, so ties stay in index order.
     let k = k.min(row.len());
-    if k == 1 {
-        let best = (1..row.len()).fold(0, |b, i| if row[i] > row[b] { i } else { b });
-        taken.push(best);
+    if k == 0 {
         return;
     }
-    for _ in 0..k {
-        let mut best: Option<usize> = None;
-        for (i, &v) in row.iter().enumerate() {
-            if !taken.contains(&i) && best.is_none_or(|b| v > row[b]) {
-                best = Some(i);
-            }
+    for (i, &v) in row.iter().enumerate() {
+        if taken.len() == k && v <= row[taken[k - 1]] {
+            continue;
         }
-        taken.extend(best);
+        let at = taken
+            .iter()
+            .position(|&b| v > row[b])
+            .unwrap_or(taken.len());
+        if taken.len() == k {
+            taken.pop();
+        }
+        taken.insert(at, i);
     }
 }

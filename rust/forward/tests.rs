@@ -440,4 +440,18 @@ fn top_k_is_best_first_with_ties_in_index_order() {
     assert_eq!(top_k(&row, 1), vec![1]);
     assert_eq!(top_k(&row, 9), vec![1, 3, 2, 0, 4]);
     assert!(top_k(&[0.0, f32::NAN], 1).is_empty());
+    assert!(top_k(&row, 0).is_empty());
+    // Against a stable sort, on rows full of ties and infinities.
+    let mut rng = Rng(7);
+    for _ in 0..2000 {
+        let len = 1 + (rng.next() % 20) as usize;
+        let row: Vec<f32> = (0..len)
+            .map(|_| [-f32::INFINITY, -1.0, 0.0, 0.5, 2.0][(rng.next() % 5) as usize])
+            .collect();
+        let mut order: Vec<usize> = (0..len).collect();
+        order.sort_by(|&a, &b| row[b].partial_cmp(&row[a]).unwrap());
+        for k in 1..=len + 1 {
+            assert_eq!(top_k(&row, k), order[..k.min(len)], "{row:?} k={k}");
+        }
+    }
 }
