@@ -150,9 +150,10 @@ def test_works_in_child_processes(method, dataset_names):
         # A hang (a lock inherited locked from the parent) fails here, not the whole run.
         results = pool.map_async(_score_in_child, [names, names]).get(timeout=120)
         # Workers leave when told to, not by SIGTERM (`Pool.terminate`, what `with`
-        # does): forked workers inherit the SIGTERM handler an in-process
-        # `namelang.cli.main` installed, and one run hung here for 14 minutes, the
-        # parent waiting on a worker that sat idle in its task wait.
+        # does): forked workers inherit the parent's SIGTERM handler, and when that
+        # raised (as one an in-process `namelang.cli.main` left behind did, before it
+        # gave the caller's back) a run hung here for 14 minutes, the parent waiting
+        # on a worker stuck in its task wait.
         pool.close()
     except BaseException:
         pool.terminate()

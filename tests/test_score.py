@@ -200,9 +200,13 @@ def test_cli_stdin_to_stdout():
 
 def test_cli_main_reports_a_summary(tmp_path, capsys):
     src = write_lines(tmp_path / "in.txt", ["Zhou", "Hinton"])
+    before = signal.getsignal(signal.SIGTERM)
     assert main(["score", str(src), "-o", str(tmp_path / "o.csv")]) == 0
     assert "rows 2, scored 2, flagged 0" in capsys.readouterr().err
     assert main(["score", str(tmp_path / "missing.txt")]) == 2
+    # Called in-process, the CLI gives the caller's SIGTERM handler back: processes
+    # forked later must not inherit one that raises KeyboardInterrupt.
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

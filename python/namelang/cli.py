@@ -591,8 +591,20 @@ def _terminate(signum, frame):
 def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+    # The handler lasts for this call only: a caller's own (or the default) comes back
+    # after, so processes it forks later are not left with a SIGTERM that raises.
+    installed = threading.current_thread() is threading.main_thread()
+    if installed:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(args)
+    finally:
+        if installed:  # None: one set outside Python, which cannot be put back
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command `args` names, its errors turned into an exit status and a line."""
     try:
         return args.run(args)
     except BrokenPipeError:
