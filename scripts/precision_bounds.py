@@ -2,7 +2,8 @@
 the GRU's recurrent product h . W_hh with its operands rounded as a kernel would take
 them (bf16: both to bfloat16; int8: weights to int8 with one scale per output, states
 to uint8 over [-1, 1], as `vpdpbusd` multiplies them; int16: weights to int16 with one
-scale per output, states to steps of 1/8191, as `vpmaddwd` multiplies them), sums in
+scale per output (steps as the kernel picks them for the part of W_hh a row belongs to),
+states to steps of 1/8191, as `vpmaddwd` multiplies them), sums in
 float32; everything else
 float32. Prints, on the data set's names and on random ones, the share of names whose
 top language stays and the largest probability moved: the bounds `precision="auto"`
@@ -33,9 +34,22 @@ def uint8_states(h: torch.Tensor) -> torch.Tensor:
     return torch.round((h + 1) * 127.5).clamp(0, 255) / 127.5 - 1
 
 
+def int16_steps(depth: int) -> int:
+    """The kernel's weight steps for products `depth` deep (`int16::weight_steps`)."""
+    pairs_depth = -(-depth // 2) * 2
+    return min((2**31 - 1) // (max(pairs_depth, 1) * 8191), 2**15 - 1)
+
+
 def int16_weights(w: torch.Tensor) -> torch.Tensor:
-    scale = w.abs().max(1, keepdim=True).values / 2048  # the kernel's steps for depth 128
-    return torch.round(w / scale).clamp(-2048, 2048) * scale
+    # Each output's depth is its part's: a merged ensemble's members run apart, so a row
+    # of a block-diagonal W_hh is as deep as the span of its non-zero weights (64 units
+    # for the default's pair: 4,096 steps; a dense GRU of 128: 2,048).
+    nonzero = w != 0
+    first = nonzero.float().argmax(1)
+    last = w.shape[1] - 1 - nonzero.flip(1).float().argmax(1)
+    steps = torch.tensor([int16_steps(int(n)) for n in (last - first + 1)]).unsqueeze(1)
+    scale = w.abs().max(1, keepdim=True).values / steps
+    return torch.round(w / scale).clamp(-steps, steps) * scale
 
 
 def int16_states(h: torch.Tensor) -> torch.Tensor:
