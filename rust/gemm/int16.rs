@@ -139,6 +139,7 @@ pub(super) unsafe fn matmul_int16(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::super::x86::start_of;
     use super::{Int16Weights, Start, PANEL};
     use std::arch::x86_64::*;
 
@@ -196,12 +197,7 @@ mod x86 {
                 let wp = w.pairs.as_ptr().add((panel * kpairs + k0) * PANEL);
                 let sp = w.scales.as_ptr().add(col);
                 let op = out.as_mut_ptr().add(r * ldo + col);
-                let from = |i: usize| match start {
-                    Start::Out => o.add((r + i) * ldo + col),
-                    Start::Table(table, picks) => {
-                        table.as_ptr().add(picks[r + i] as usize * width + col)
-                    }
-                };
+                let from = |i: usize| start_of(start, o, ldo, width, r + i, col);
                 match n {
                     6 => tile::<6>(len, ap, kpairs, wp, sp, from, op, ldo),
                     5 => tile::<5>(len, ap, kpairs, wp, sp, from, op, ldo),
@@ -249,12 +245,7 @@ mod x86 {
             };
             for (g, pair) in sums.iter().enumerate().take(take) {
                 let col = (panel + g) * PANEL;
-                let src = match start {
-                    Start::Out => o.add(r * ldo + col),
-                    Start::Table(table, picks) => {
-                        table.as_ptr().add(picks[r] as usize * width + col)
-                    }
-                };
+                let src = start_of(start, o, ldo, width, r, col);
                 for (v, x) in pair.iter().enumerate() {
                     let y = _mm256_fmadd_ps(
                         _mm256_cvtepi32_ps(*x),

@@ -98,7 +98,7 @@ unsafe fn tile256<const R: usize, const V: usize>(
 
 /// Where row `r`'s sums for columns `col..` start.
 #[inline(always)]
-unsafe fn start_of(
+pub(super) unsafe fn start_of(
     start: Start,
     out: *const f32,
     ldo: usize,
