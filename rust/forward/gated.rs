@@ -108,9 +108,7 @@ impl Gated {
                 .into_iter()
                 .map(|u| {
                     let (part, t) = part_of(spec, t, suffix, u.clone(), per_unit);
-                    let mut d = direction(&part, &t, suffix, 0..u.len());
-                    d.units = u;
-                    d
+                    direction(&part, &t, suffix, u)
                 })
                 .collect()
         };
@@ -375,8 +373,8 @@ fn keep_finals(
     }
 }
 
-/// One direction's layers (tensor suffix `suffix`) as `spec` and `t` give them, for
-/// the hidden units `units` of the whole model.
+/// One direction's layers (tensor suffix `suffix`) as `spec` and `t` give them: the
+/// hidden units `units` of the whole model (`spec.hidden_size` of them).
 fn direction(
     spec: &Spec,
     t: &HashMap<String, Vec<f32>>,
@@ -428,8 +426,9 @@ fn parts(
     if spec.num_layers != 1 {
         return vec![Range { start: 0, end: h }];
     }
-    let w = &t[&format!("rnn.weight_hh_l0{suffix}")]; // (per_unit * h, h)
-                                                      // Per unit, the lowest and highest unit its gates read (itself at least).
+    // W_hh is (per_unit * h, h). Per unit, the lowest and highest unit its gates read
+    // (itself at least).
+    let w = &t[&format!("rnn.weight_hh_l0{suffix}")];
     let (mut lo, mut hi): (Vec<usize>, Vec<usize>) = ((0..h).collect(), (0..h).collect());
     for q in 0..per_unit * h {
         let u = q % h;
@@ -441,11 +440,15 @@ fn parts(
         }
     }
     // A cut before unit p is clean when no unit below reads one above, nor the reverse.
+    let mut lowest_above = lo.clone(); // from unit p on
+    for p in (0..h.saturating_sub(1)).rev() {
+        lowest_above[p] = lowest_above[p].min(lowest_above[p + 1]);
+    }
     let mut cuts = vec![0];
     let mut highest_below = 0;
     for p in 1..h {
         highest_below = highest_below.max(hi[p - 1]);
-        let clean = highest_below < p && lo[p..].iter().all(|&l| l >= p);
+        let clean = highest_below < p && lowest_above[p] >= p;
         if clean && p - cuts[cuts.len() - 1] >= MIN_PART && h - p >= MIN_PART {
             cuts.push(p);
         }
@@ -478,10 +481,11 @@ fn part_of(
             .collect()
     };
     let name = |w: &str| format!("rnn.{w}_l0{suffix}");
+    // The embedding (when the model has one) is shared by every part.
     let mut part: HashMap<String, Vec<f32>> = t
-        .iter()
-        .filter(|(k, _)| k.as_str() == "embedding.weight")
+        .get_key_value("embedding.weight")
         .map(|(k, v)| (k.clone(), v.clone()))
+        .into_iter()
         .collect();
     let whh = &t[&name("weight_hh")];
     part.insert(name("weight_hh"), rows_of(whh, h, units.clone()));
