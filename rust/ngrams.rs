@@ -51,8 +51,8 @@ pub fn for_each_row(name: &str, rule: TextRule, spec: NGramSpec, emit: impl FnMu
 /// byte by byte, so each start extends its hash one byte per length.
 fn rows_of(text: &[u8], spec: NGramSpec, mut emit: impl FnMut(usize)) {
     let buckets = spec.buckets as u64;
-    // A power of two (as every bundled model's) takes a mask, the same row as `%`:
-    // a 64-bit division per n-gram was a tenth of the branch's time.
+    // A power of two (as every bundled model's) takes a mask, the same row as `%`
+    // without a 64-bit division per n-gram.
     let mask = buckets.is_power_of_two().then(|| buckets - 1);
     for start in 0..text.len() {
         let mut hash = FNV_OFFSET;

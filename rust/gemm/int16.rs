@@ -372,7 +372,8 @@ mod tests {
         }
         assert_eq!(weight_steps(128), 2048); // 12 bits and a sign for a dense GRU of 128
         assert_eq!(weight_steps(64), 4096); // one member of the default's merged pair
-                                            // No rows at all: every panel spans nothing (and the kernel adds nothing).
+
+        // No rows at all: every panel spans nothing (and the kernel adds nothing).
         let empty = Int16Weights::new(0, 32, |_, _| 1.0);
         assert_eq!(empty.spans, vec![0..0, 0..0]);
     }
