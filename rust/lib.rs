@@ -12,6 +12,7 @@ pub mod forward;
 pub mod fullname;
 pub mod gates;
 pub mod gemm;
+pub mod known_ngrams;
 pub mod math;
 pub mod model_file;
 pub mod ngrams;

@@ -6,6 +6,7 @@
 
 use crate::alphabet::{ALPHABET, N_LETTERS};
 use crate::error::{Error, Result};
+use crate::known_ngrams::{self, KnownNGrams};
 use crate::normalize::TextRule;
 use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
@@ -45,12 +46,20 @@ pub struct Spec {
 pub struct NGramSpec {
     pub max_n: usize,
     pub buckets: usize,
+    /// Blocks of `ngram.known`, the n-grams the table was trained on (0: none, every
+    /// n-gram reads its row; `namelang::known_ngrams`).
+    pub known_blocks: usize,
 }
 
-/// A validated model file: its spec and float32 tensors by name.
+/// The n-gram set's tensor: blocks x 8 words, U32 (every other tensor is F32).
+pub const KNOWN_TENSOR: &str = "ngram.known";
+
+/// A validated model file: its spec, its float32 tensors by name and, where the
+/// n-gram branch has one, the set of n-grams its table knows (`KNOWN_TENSOR`).
 pub struct ModelFile {
     pub spec: Spec,
     pub tensors: HashMap<String, Vec<f32>>,
+    pub known: Option<KnownNGrams>,
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -112,6 +121,10 @@ pub fn spec_from_metadata(meta: &HashMap<String, String>) -> Result<Spec> {
             _ => Some(NGramSpec {
                 max_n: int(meta, "ngram_max", 1, 8)?,
                 buckets: int(meta, "ngram_buckets", 1, 1 << 24)?,
+                known_blocks: match get("ngram_known_blocks") {
+                    None => 0,
+                    Some(_) => int(meta, "ngram_known_blocks", 1, 1 << 22)?,
+                },
             }),
         },
     };
@@ -241,6 +254,12 @@ pub fn expected_shapes(spec: &Spec) -> Vec<(String, Vec<usize>)> {
     }
     if let Some(ng) = spec.ngrams {
         add("ngram.weight".into(), vec![ng.buckets, c]);
+        if ng.known_blocks > 0 {
+            add(
+                KNOWN_TENSOR.into(),
+                vec![ng.known_blocks, known_ngrams::WORDS],
+            );
+        }
     }
     add("logit_adjustment".into(), vec![c]);
     shapes
@@ -480,6 +499,35 @@ fn check_digest(meta: &HashMap<String, String>, file: &SafeTensors<'_>) -> Resul
     Ok(())
 }
 
+/// A tensor's 32-bit words, once its dtype (U32 for `KNOWN_TENSOR`, F32 for every
+/// other) and shape are the ones the spec gives it.
+fn checked_words(file: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<u32>> {
+    let view = file
+        .tensor(name)
+        .map_err(|e| invalid(format!("tensor {name}: {e}")))?;
+    let dtype = if name == KNOWN_TENSOR {
+        Dtype::U32
+    } else {
+        Dtype::F32
+    };
+    if view.dtype() != dtype {
+        return Err(invalid(format!(
+            "tensor {name} must be {dtype:?}, found {:?}",
+            view.dtype()
+        )));
+    }
+    if view.shape() != shape {
+        return Err(invalid(format!(
+            "tensor {name} has shape {:?}, expected {shape:?}",
+            view.shape()
+        )));
+    }
+    let bytes = view.data().chunks_exact(4);
+    Ok(bytes
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect())
+}
+
 /// Parses and validates a model file's bytes.
 pub fn parse(bytes: &[u8]) -> Result<ModelFile> {
     let declared = declared_len(&bytes[..bytes.len().min(8 + MAX_HEADER_BYTES as usize)])?;
@@ -509,33 +557,24 @@ pub fn parse(bytes: &[u8]) -> Result<ModelFile> {
         )));
     }
     let mut tensors = HashMap::new();
+    let mut known = None;
     for (name, shape) in expected {
-        let view = file
-            .tensor(&name)
-            .map_err(|e| invalid(format!("tensor {name}: {e}")))?;
-        if view.dtype() != Dtype::F32 {
-            return Err(invalid(format!(
-                "tensor {name} must be F32, found {:?}",
-                view.dtype()
-            )));
+        let words = checked_words(&file, &name, &shape)?;
+        if name == KNOWN_TENSOR {
+            known = Some(KnownNGrams::from_words(words)?);
+            continue;
         }
-        if view.shape() != shape.as_slice() {
-            return Err(invalid(format!(
-                "tensor {name} has shape {:?}, expected {shape:?}",
-                view.shape()
-            )));
-        }
-        let values: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-            .collect();
+        let values: Vec<f32> = words.into_iter().map(f32::from_bits).collect();
         if values.iter().any(|v| !v.is_finite()) {
             return Err(invalid(format!("tensor {name} holds NaN or Inf")));
         }
         tensors.insert(name, values);
     }
-    Ok(ModelFile { spec, tensors })
+    Ok(ModelFile {
+        spec,
+        tensors,
+        known,
+    })
 }
 
 #[cfg(test)]

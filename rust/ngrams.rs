@@ -9,6 +9,7 @@
 //! name's logits do not grow with its length.
 
 use crate::alphabet::ALPHABET;
+use crate::known_ngrams::KnownNGrams;
 use crate::model_file::NGramSpec;
 use crate::normalize::TextRule;
 
@@ -19,8 +20,9 @@ const END: u8 = b'$';
 /// Letters held on the stack while hashing; longer names spill to the heap.
 const STACK_LETTERS: usize = 126;
 
-/// Calls `emit` with the table row of each n-gram of the letters `rule` reads from `name`.
-pub fn for_each_row(name: &str, rule: TextRule, spec: NGramSpec, emit: impl FnMut(usize)) {
+/// Calls `with` on `^letters$`, the letters `rule` reads from `name` (held on the stack
+/// for names of up to `STACK_LETTERS` letters).
+fn with_wrapped<R>(name: &str, rule: TextRule, with: impl FnOnce(&[u8]) -> R) -> R {
     let mut stack = [0u8; STACK_LETTERS + 2];
     let mut heap = Vec::new();
     let letters = ALPHABET.as_bytes();
@@ -37,33 +39,66 @@ pub fn for_each_row(name: &str, rule: TextRule, spec: NGramSpec, emit: impl FnMu
         }
         n += 1;
     });
-    let text: &mut [u8] = if heap.is_empty() {
+    if heap.is_empty() {
         stack[n] = END;
-        &mut stack[..n + 1]
+        with(&stack[..n + 1])
     } else {
         heap.push(END);
-        &mut heap[..]
-    };
-    rows_of(text, spec, emit);
+        with(&heap)
+    }
 }
 
-/// The rows of every n-gram of `text` (already wrapped in `^...$`): FNV-1a is built
-/// byte by byte, so each start extends its hash one byte per length.
-fn rows_of(text: &[u8], spec: NGramSpec, mut emit: impl FnMut(usize)) {
+/// `^letters$`, the letters `rule` reads from `name`.
+pub fn wrapped(name: &str, rule: TextRule) -> Vec<u8> {
+    with_wrapped(name, rule, <[u8]>::to_vec)
+}
+
+/// Calls `emit` with the table row of each n-gram of the letters `rule` reads from
+/// `name`, skipping n-grams a `known` set leaves out.
+pub fn for_each_row(
+    name: &str,
+    rule: TextRule,
+    spec: NGramSpec,
+    known: Option<&KnownNGrams>,
+    emit: impl FnMut(usize),
+) {
+    with_wrapped(name, rule, |text| rows_of(text, spec, known, emit));
+}
+
+/// FNV-1a 64 of every n-gram of `text` (1 to `max_n` bytes), start by start: FNV-1a is
+/// built byte by byte, so each start extends its hash one byte per length.
+pub fn hashes_of(text: &[u8], max_n: usize, mut emit: impl FnMut(u64)) {
+    for start in 0..text.len() {
+        let mut hash = FNV_OFFSET;
+        for &b in &text[start..(start + max_n).min(text.len())] {
+            hash = (hash ^ b as u64).wrapping_mul(FNV_PRIME);
+            emit(hash);
+        }
+    }
+}
+
+/// FNV-1a 64 of a byte string.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(FNV_OFFSET, |h, &b| (h ^ b as u64).wrapping_mul(FNV_PRIME))
+}
+
+/// The rows of the n-grams of `text` (already wrapped in `^...$`) that `known` holds
+/// (every n-gram without one).
+fn rows_of(text: &[u8], spec: NGramSpec, known: Option<&KnownNGrams>, mut emit: impl FnMut(usize)) {
     let buckets = spec.buckets as u64;
     // A power of two (as every bundled model's) takes a mask, the same row as `%`
     // without a 64-bit division per n-gram.
     let mask = buckets.is_power_of_two().then(|| buckets - 1);
-    for start in 0..text.len() {
-        let mut hash = FNV_OFFSET;
-        for &b in &text[start..(start + spec.max_n).min(text.len())] {
-            hash = (hash ^ b as u64).wrapping_mul(FNV_PRIME);
+    hashes_of(text, spec.max_n, |hash| {
+        if known.is_none_or(|k| k.contains(hash)) {
             emit(match mask {
                 Some(m) => (hash & m) as usize,
                 None => (hash % buckets) as usize,
             });
         }
-    }
+    });
 }
 
 /// Number of n-grams of a wrapped text of `len` bytes.
@@ -76,36 +111,40 @@ pub fn weight(letters: usize, max_n: usize) -> f32 {
     1.0 / (count(letters + 2, max_n) as f32).sqrt()
 }
 
-/// Adds the weighted n-gram rows of a name of `letters` letters to `row` (C logits);
-/// `table` is (buckets, C).
-pub fn add_rows(
-    name: &str,
-    letters: usize,
-    rule: TextRule,
-    spec: NGramSpec,
-    table: &[f32],
-    row: &mut [f32],
-) {
-    let c = row.len();
-    let w = weight(letters, spec.max_n);
-    // Rows first, each prefetched as it is found, then the sums in the same order (the
-    // same bits): the table (2.4 MB for the default) lives outside L2, and asking for
-    // every row of a name at once overlaps their misses.
-    let mut found = [0u32; STACK_ROWS];
-    let mut n = 0;
-    let mut rest = Vec::new();
-    for_each_row(name, rule, spec, |r| {
-        prefetch(table[r * c..].as_ptr(), c);
-        if n < STACK_ROWS {
-            found[n] = r as u32;
-            n += 1;
-        } else {
-            rest.push(r as u32);
+/// A model's n-gram branch: its spec, its table (buckets x C) and, where it was trained
+/// with one, the set of n-grams the table knows.
+#[derive(Clone)]
+pub struct Branch {
+    pub spec: NGramSpec,
+    pub table: Vec<f32>,
+    pub known: Option<KnownNGrams>,
+}
+
+impl Branch {
+    /// Adds the weighted n-gram rows of a name of `letters` letters to `row` (C logits).
+    /// The weight counts every n-gram of the name, known or not, as training did.
+    pub fn add_rows(&self, name: &str, letters: usize, rule: TextRule, row: &mut [f32]) {
+        let (c, table) = (row.len(), &self.table);
+        let w = weight(letters, self.spec.max_n);
+        // Rows first, each prefetched as it is found, then the sums in the same order
+        // (the same bits): the table (2.4 MB for the default) lives outside L2, and
+        // asking for every row of a name at once overlaps their misses.
+        let mut found = [0u32; STACK_ROWS];
+        let mut n = 0;
+        let mut rest = Vec::new();
+        for_each_row(name, rule, self.spec, self.known.as_ref(), |r| {
+            prefetch(table[r * c..].as_ptr(), c);
+            if n < STACK_ROWS {
+                found[n] = r as u32;
+                n += 1;
+            } else {
+                rest.push(r as u32);
+            }
+        });
+        for &r in found[..n].iter().chain(&rest) {
+            let src = &table[r as usize * c..(r as usize + 1) * c];
+            row.iter_mut().zip(src).for_each(|(v, s)| *v += w * s);
         }
-    });
-    for &r in found[..n].iter().chain(&rest) {
-        let src = &table[r as usize * c..(r as usize + 1) * c];
-        row.iter_mut().zip(src).for_each(|(v, s)| *v += w * s);
     }
 }
 
@@ -134,18 +173,12 @@ mod tests {
 
     fn rows(name: &str, rule: TextRule, spec: NGramSpec) -> Vec<usize> {
         let mut out = Vec::new();
-        for_each_row(name, rule, spec, |r| out.push(r));
+        for_each_row(name, rule, spec, None, |r| out.push(r));
         out
     }
 
-    /// FNV-1a of a byte string, written out plainly.
     fn fnv(bytes: &[u8]) -> u64 {
-        let mut h = FNV_OFFSET;
-        for &b in bytes {
-            h ^= b as u64;
-            h = h.wrapping_mul(FNV_PRIME);
-        }
-        h
+        fnv1a(bytes)
     }
 
     #[test]
@@ -160,6 +193,7 @@ mod tests {
         let spec = NGramSpec {
             max_n: 3,
             buckets: 1 << 20,
+            known_blocks: 0,
         };
         let text = b"^ab$";
         let mut expected = Vec::new();
@@ -180,16 +214,37 @@ mod tests {
         let spec = NGramSpec {
             max_n: 5,
             buckets: 1000,
+            known_blocks: 0,
         };
         let name = "abcdefghij".repeat(40);
         let mut text = vec![b'^'];
         text.extend_from_slice(name.as_bytes());
         text.push(b'$');
         let mut expected = Vec::new();
-        rows_of(&text, spec, |r| expected.push(r));
+        rows_of(&text, spec, None, |r| expected.push(r));
         assert_eq!(rows(&name, TextRule::Exact, spec), expected);
         assert_eq!(expected.len(), 5 * text.len() - 10);
         assert_eq!(expected.len(), count(text.len(), 5));
         assert_eq!(count(3, 5), 6);
+    }
+
+    #[test]
+    fn a_known_set_keeps_its_ngrams_only() {
+        let spec = NGramSpec {
+            max_n: 3,
+            buckets: 1 << 20,
+            known_blocks: 0,
+        };
+        let mut known = KnownNGrams::with_blocks(4);
+        for gram in [&b"^a"[..], b"b$", b"ab"] {
+            known.insert(fnv(gram));
+        }
+        let mut kept = Vec::new();
+        for_each_row("ab", TextRule::Exact, spec, Some(&known), |r| kept.push(r));
+        let expected: Vec<usize> = [&b"^a"[..], b"ab", b"b$"]
+            .iter()
+            .map(|g| (fnv(g) % (1 << 20)) as usize)
+            .collect();
+        assert_eq!(kept, expected);
     }
 }

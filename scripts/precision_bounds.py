@@ -21,7 +21,7 @@ import string
 import torch
 from namelang.classifier import load_module, model_path
 from namelang.data import load_names
-from namelang.model import ngram_input
+from namelang.model import known_ngrams, ngram_input
 from namelang.text import encode
 
 
@@ -84,7 +84,7 @@ def log_probs(module, names: list[str], precision: str) -> torch.Tensor:
         h = torch.where((t < lens)[:, None], (1 - z) * n + z * h, h)
     logits = module.out(h) + module.logit_adjustment
     kept = [name for name, k in zip(names, keep.tolist(), strict=True) if k]
-    logits = logits + module.ngram(*ngram_input(kept, cfg))
+    logits = logits + module.ngram(*ngram_input(kept, cfg, known=known_ngrams(module)))
     return torch.log_softmax(logits, 1)
 
 

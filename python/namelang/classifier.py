@@ -99,7 +99,7 @@ class _TorchBackend:
 
     def log_probs(self, names: Sequence[str], batch: int = 4096) -> np.ndarray:
 
-        from namelang.model import ngram_input
+        from namelang.model import known_ngrams, ngram_input
 
         torch = self._torch
         config = self.module.config
@@ -110,13 +110,14 @@ class _TorchBackend:
                 f"{self.max_letters}; backend='rust' scores names of any length"
             )
         out = np.empty((len(names), self.spec.n_categories), dtype=np.float32)
+        known = known_ngrams(self.module)
         with torch.inference_mode():
             for rows in _length_batches(lengths, batch, self.PADDED_LETTERS):
                 part = [names[i] for i in rows]
                 indices, n = encode(part, config.text_rule)
                 x = torch.from_numpy(indices).to(self.device)
                 n = torch.from_numpy(n).to(self.device)
-                ngrams = ngram_input(part, config, device=self.device)
+                ngrams = ngram_input(part, config, device=self.device, known=known)
                 out[rows] = self.module.log_probs(x, n, ngrams).float().cpu().numpy()
         return out
 

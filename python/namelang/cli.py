@@ -437,6 +437,12 @@ def _shape_options(p) -> None:
     )
     p.add_argument("--ngram-buckets", dest="ngram_buckets", type=int, help="its table's rows")
     p.add_argument("--ngram-lr", dest="ngram_lr", type=float, help="its learning rate")
+    p.add_argument(
+        "--ngram-min-names",
+        dest="ngram_min_names",
+        type=int,
+        help="read only n-grams that this many distinct training names hold (0: every one)",
+    )
 
 
 def _many_models_options(p: argparse.ArgumentParser) -> None:

@@ -19,6 +19,8 @@ RecurrentClassifier (cell "gru" or "lstm"), for each layer k = 0 .. num_layers -
     ngram.weight (N, C)   with an n-gram branch (N = ngram_buckets): a hashed character
     n-gram table, `nn.EmbeddingBag(mode="sum")`, whose rows for a name's n-grams
     (`namelang.reference.ngram_rows`) are summed into its logits
+    ngram.known (K, 8) uint32   with ngram_known_blocks = K: the n-grams the table was
+    trained on (a buffer; `namelang.reference.KnownNGrams`), the only ones it reads
 Both, optionally:
     logit_adjustment (C)   added to the logits before the softmax (tuned on validation)
 
@@ -45,20 +47,34 @@ from namelang.spec import N_LETTERS, ModelConfig
 NGramInput = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]
 
 
+def known_ngrams(model: nn.Module) -> np.ndarray | None:
+    """The n-grams a model's table knows (`ngram.known`, uint32 words), or None."""
+    known = getattr(getattr(model, "ngram", None), "known", None)
+    return None if known is None else known.cpu().numpy().view(np.uint32)
+
+
 def ngram_input(
-    names: list[str], config: ModelConfig, padded: bool = False, device: str = "cpu"
+    names: list[str],
+    config: ModelConfig,
+    padded: bool = False,
+    device: str = "cpu",
+    known: np.ndarray | None = None,
 ) -> NGramInput | None:
     """The n-gram rows of `names` for `config`'s branch (None without one): flat with
-    offsets for inference, or padded (B, G_max) for selecting training batches."""
+    offsets for inference, or padded (B, G_max) for selecting training batches. With
+    `known` (`known_ngrams(model)`), only the n-grams it holds; each row's weight still
+    counts every n-gram of the name, as the native backend's does."""
     if not config.ngram_buckets:
         return None
 
     rows, offsets = _native.ngram_rows(
-        names, config.ngram_max, config.ngram_buckets, config.text_rule
+        names, config.ngram_max, config.ngram_buckets, config.text_rule, known
     )
     counts = np.diff(np.append(offsets, len(rows)))
+    wrapped = _native.lengths(names, config.text_rule).astype(np.int64) + 2  # ^letters$
+    grams = sum(np.clip(wrapped - n + 1, 0, None) for n in range(1, config.ngram_max + 1))
     weight = np.zeros(len(names), np.float32)
-    np.divide(1.0, np.sqrt(counts, dtype=np.float32), out=weight, where=counts > 0)
+    np.divide(1.0, np.sqrt(grams, dtype=np.float32), out=weight, where=grams > 0)
     if not padded:
         per_row = np.repeat(weight, counts)
         tensors = (torch.from_numpy(rows), torch.from_numpy(offsets), torch.from_numpy(per_row))
@@ -193,6 +209,10 @@ class RecurrentClassifier(nn.Module):
         if config.ngram_buckets:
             self.ngram = nn.EmbeddingBag(config.ngram_buckets, config.n_categories, mode="sum")
             nn.init.zeros_(self.ngram.weight)
+            if config.ngram_known_blocks:  # uint32 words, held as int32 (same bits)
+                self.ngram.register_buffer(
+                    "known", torch.zeros((config.ngram_known_blocks, 8), dtype=torch.int32)
+                )
         self.register_buffer("logit_adjustment", torch.zeros(config.n_categories))
 
     # One name longer than this is run this many steps at a time, its state carried
@@ -265,5 +285,6 @@ def build(config: ModelConfig, dropout: float = 0.0) -> ElmanRNN | RecurrentClas
 def from_tensors(config: ModelConfig, tensors: dict, device: str = "cpu") -> nn.Module:
     """The module of this configuration holding these weights (numpy arrays), in eval mode."""
     module = build(config)
-    module.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()})
+    as_torch = {k: v.view(np.int32) if v.dtype == np.uint32 else v for k, v in tensors.items()}
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in as_torch.items()})
     return module.to(device).eval()

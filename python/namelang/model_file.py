@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 # The metadata key of the file's digest ("sha256:" and 64 hex digits).
 DIGEST_KEY = "digest"
+# The one tensor that is not float32: the n-grams the table knows, uint32 words.
+KNOWN = "ngram.known"
 
 
 def read(path: str | os.PathLike[str]) -> tuple[ModelSpec, dict[str, np.ndarray]]:
@@ -47,7 +49,10 @@ def write(
     meta = {**spec.metadata, **(metadata_extra or {}), **metadata(config_of(spec), spec.categories)}
     meta.pop(DIGEST_KEY, None)  # a spec read from a file carries that file's digest
     expected = expected_shapes(meta)
-    arrays = {k: np.ascontiguousarray(tensors[k], dtype=np.float32) for k in expected}
+    arrays = {
+        k: np.ascontiguousarray(tensors[k], dtype=np.uint32 if k == KNOWN else np.float32)
+        for k in expected
+    }
     for name, shape in expected.items():
         if arrays[name].shape != shape:
             raise ValueError(f"tensor {name} has shape {arrays[name].shape}, expected {shape}")
@@ -75,5 +80,8 @@ def save(
     """Writes a namelang.model module (anything with a `config` and a state dict) with
     its categories and training metadata."""
     spec = spec_of(model.config, categories)
-    state = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    state = {
+        k: v.numpy().view(np.uint32) if k == KNOWN else v.float().numpy() for k, v in state.items()
+    }
     return write(path, spec, state, metadata)

@@ -236,3 +236,48 @@ def ngram_rows(letters: str, max_n: int, buckets: int) -> list[int]:
         for n in range(1, max_n + 1)
         if start + n <= len(text)
     ]
+
+
+# The set of n-grams a table was trained on (`namelang._native.known_ngrams`): the
+# Parquet split block Bloom filter, keyed by murmur3's fmix64 of each n-gram's FNV-1a 64.
+_SALT = (
+    0x47B6137B, 0x44974D91, 0x8824AD5B, 0xA2B7289D, 0x705495C7, 0x2DF1424B, 0x9EFC4947, 0x5C6BFB31,
+)  # fmt: skip
+_M64 = (1 << 64) - 1
+
+
+def _fmix64(h: int) -> int:
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & _M64
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & _M64
+    return h ^ (h >> 33)
+
+
+def _block_and_bits(words: list[list[int]], h: int) -> tuple[int, list[int]]:
+    key = _fmix64(h)
+    block = ((key >> 32) * len(words)) >> 32
+    low = key & 0xFFFFFFFF
+    return block, [1 << (((low * s) & 0xFFFFFFFF) >> 27) for s in _SALT]
+
+
+def known_contains(words: list[list[int]], h: int) -> bool:
+    block, bits = _block_and_bits(words, h)
+    return all(w & b for w, b in zip(words[block], bits, strict=True))
+
+
+def known_ngrams(letters: list[str], max_n: int, min_names: int) -> list[list[int]]:
+    """The set's words (blocks of 8): every n-gram at least `min_names` distinct
+    letter strings hold, 16 bits a key."""
+    holders: dict[int, int] = {}
+    for text in {("^" + s + "$").encode("ascii") for s in letters}:
+        # A slice past the end repeats a shorter n-gram of the same start: the set drops it.
+        grams = {text[a : a + n] for a in range(len(text)) for n in range(1, max_n + 1)}
+        for h in {fnv1a_64(gram) for gram in grams}:
+            holders[h] = holders.get(h, 0) + 1
+    kept = sorted(h for h, n in holders.items() if n >= max(min_names, 1))
+    words = [[0] * 8 for _ in range(max(1, -(-len(kept) * 16 // 256)))]
+    for h in kept:
+        block, bits = _block_and_bits(words, h)
+        words[block] = [w | b for w, b in zip(words[block], bits, strict=True)]
+    return words

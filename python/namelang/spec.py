@@ -37,6 +37,8 @@ class ModelConfig:
     text_rule: str = "exact"
     ngram_max: int = 0  # 0: no n-gram branch
     ngram_buckets: int = 0
+    # Blocks of `ngram.known`, the n-grams the table was trained on (0: none).
+    ngram_known_blocks: int = 0
 
     def __post_init__(self) -> None:
         categories = [f"c{i}" for i in range(max(self.n_categories, 0))]
@@ -88,6 +90,8 @@ def metadata(config: ModelConfig, categories: list[str]) -> dict[str, str]:
     }
     if config.ngram_max or config.ngram_buckets:
         meta.update(ngram_max=str(config.ngram_max), ngram_buckets=str(config.ngram_buckets))
+    if config.ngram_known_blocks:
+        meta["ngram_known_blocks"] = str(config.ngram_known_blocks)
     return meta
 
 

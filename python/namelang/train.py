@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from namelang import model_file
+from namelang import _native, model_file
 from namelang.calibration import (
     conformal_thresholds,
     coverage_report,
@@ -30,7 +30,7 @@ from namelang.corpus import faker_corpus, unsettled_rows
 from namelang.data import Split, load_names, split_names
 from namelang.evaluate import Metrics, metrics, top_k_accuracy
 from namelang.extras import require
-from namelang.model import NGramInput, build, ngram_input, resolve_device
+from namelang.model import NGramInput, build, known_ngrams, ngram_input, resolve_device
 from namelang.shared_names import WAYS as SHARED_WAYS
 from namelang.shared_names import shared_groups, split_weight, vote_shares
 from namelang.spec import ModelConfig
@@ -72,6 +72,9 @@ class TrainConfig:
     ngram_max: int = 0  # n-gram branch: longest n-gram (0: no branch)
     ngram_buckets: int = 1 << 15  # its hashed table's rows
     ngram_lr: float = 1e-2  # the table's learning rate (its rows see few updates each)
+    # > 0: the table reads only n-grams this many distinct training names hold (in
+    # training and after; the set is stored in the model file as `ngram.known`)
+    ngram_min_names: int = 0
     calibrate: bool = True  # fit a temperature on validation and fold it into the weights
     feminine_forms: bool = False  # add Russian -ova/-eva/-ina/-aya forms of training names
     corpus: str = ""  # "faker": add Faker's surname lists (namelang.corpus) to training
@@ -100,16 +103,21 @@ class Encoded:
 
 
 def _encode_rows(
-    rows: list[tuple[str, int]], device: str, config: ModelConfig | None = None
+    rows: list[tuple[str, int]], device: str, model: nn.Module | None = None
 ) -> Encoded:
+    """Rows as `model` reads them (None: the tutorial's exact letters, no n-grams)."""
+    config = model.config if model is not None else None
     names = [name for name, _ in rows]
     indices, lengths = encode(names, config.text_rule if config else "exact")
     labels = np.array([label for _, label in rows], dtype=np.int64)
+    ngrams = None
+    if config:
+        ngrams = ngram_input(names, config, True, device, known_ngrams(model))
     return Encoded(
         torch.from_numpy(indices).to(device),
         torch.from_numpy(lengths).to(device),
         torch.from_numpy(labels).to(device),
-        ngram_input(names, config, padded=True, device=device) if config else None,
+        ngrams,
     )
 
 
@@ -139,7 +147,7 @@ def predict_logits(model: nn.Module, data: Encoded, batch: int = 4096) -> torch.
     parts = [
         model.logits(*data.select(slice(i, i + batch))) for i in range(0, len(data.labels), batch)
     ]
-    return torch.cat(parts) if parts else torch.zeros(0)
+    return torch.cat(parts) if parts else torch.zeros(0, model.config.n_categories)
 
 
 def _score(logits: torch.Tensor, labels: torch.Tensor, n: int, shift=None) -> Metrics:
@@ -180,6 +188,8 @@ def _check_config(config: TrainConfig) -> None:
         )
     if config.distill and config.ensemble > 1:
         raise ValueError("choose --distill or --ensemble, not both")
+    if config.ngram_min_names < 0:
+        raise ValueError(f"--ngram-min-names must be 0 or more, got {config.ngram_min_names}")
     if config.shared_names not in SHARED_WAYS:
         raise ValueError(f"--shared-names must be one of {SHARED_WAYS}: {config.shared_names!r}")
     if config.time_budget is not None and not config.time_budget > 0:
@@ -244,7 +254,7 @@ def _training_split(config: TrainConfig) -> tuple[Split, dict | None]:
 
 def _judge(model: nn.Module, history: dict, split: Split, device) -> tuple[dict, dict]:
     """The conformal thresholds fitted on validation, and the test split's figures."""
-    valid = _encode_rows(split.valid, device, model.config)
+    valid = _encode_rows(split.valid, device, model)
     valid_probs = F.softmax(predict_logits(model, valid), 1).cpu().numpy()
     conformal = {
         "score": "1 - p(true language)",
@@ -252,7 +262,7 @@ def _judge(model: nn.Module, history: dict, split: Split, device) -> tuple[dict,
         "rows": len(split.valid),
         "thresholds": conformal_thresholds(valid_probs, valid.labels.cpu().numpy()),
     }
-    test = _encode_rows(split.test, device, model.config)
+    test = _encode_rows(split.test, device, model)
     test_logits = predict_logits(model, test)
     test_metrics = _score(test_logits, test.labels, len(split.categories))
     test_probs = F.softmax(test_logits, 1).cpu().numpy()
@@ -324,7 +334,16 @@ def training_shares(split: Split) -> dict[str, float]:
     return {c: round(v / whole, 6) for c, v in totals.items()}
 
 
-def _model_config(config: TrainConfig, n: int) -> ModelConfig:
+def _known_ngrams(config: TrainConfig, split: Split) -> np.ndarray | None:
+    """The n-grams at least `ngram_min_names` distinct training names hold (None: every
+    n-gram reads its row)."""
+    if not (config.ngram_max and config.ngram_min_names):
+        return None
+    names = [name for name, _ in split.train]
+    return _native.known_ngrams(names, config.ngram_max, config.text_rule, config.ngram_min_names)
+
+
+def _model_config(config: TrainConfig, n: int, known_blocks: int = 0) -> ModelConfig:
     """The architecture a training config asks for (the Elman cell has one layer and
     one-hot input whatever else is set)."""
     elman = config.cell == "elman"
@@ -339,6 +358,7 @@ def _model_config(config: TrainConfig, n: int) -> ModelConfig:
         text_rule=config.text_rule,
         ngram_max=config.ngram_max,
         ngram_buckets=config.ngram_buckets if config.ngram_max else 0,
+        ngram_known_blocks=known_blocks,
     )
 
 
@@ -431,10 +451,13 @@ def _train_batched(
     """Mini-batch training; after each epoch the model is scored on validation and the
     best epoch's weights are kept. A time budget is checked between batches."""
     n = len(split.categories)
-    model_config = _model_config(config, n)
+    known = _known_ngrams(config, split)
+    model_config = _model_config(config, n, 0 if known is None else len(known))
     model = build(model_config, dropout=config.dropout).to(device)
-    train_rows = replace(_encode_rows(split.train, device, model_config), teacher=teacher)
-    valid = _encode_rows(split.valid, device, model_config)
+    if known is not None:
+        model.ngram.known.copy_(torch.from_numpy(known.view(np.int32)))
+    train_rows = replace(_encode_rows(split.train, device, model), teacher=teacher)
+    valid = _encode_rows(split.valid, device, model)
     row_weight, weight, sample_weight = _loss_weights(config, split, train_rows.labels, n)
     shared = _Shared(config, split, model_config, (row_weight, weight, train_rows.labels))
     row_weight = shared.row_weight()
@@ -490,7 +513,7 @@ def _finish(
     """Tunes the logit adjustment on validation, then the temperature, and records the
     validation figures."""
     n = len(split.categories)
-    valid = _encode_rows(split.valid, device, model.config)
+    valid = _encode_rows(split.valid, device, model)
     if config.logit_adjust:
         labels = torch.tensor([label for _, label in split.train])
         row_weight = torch.tensor(split.weights(), dtype=torch.float32)
@@ -552,7 +575,7 @@ def _train_distilled(config: TrainConfig, split: Split, device: str) -> tuple[nn
         torch.manual_seed(teacher_config.seed)
         teacher, teacher_history = _train_batched(teacher_config, split, device)
         teachers.append(teacher_history["selected_valid"])
-        rows = _encode_rows(split.train, device, teacher.config)
+        rows = _encode_rows(split.train, device, teacher)
         probs = F.softmax(predict_logits(teacher, rows) - teacher.logit_adjustment, 1)
         answers = probs if answers is None else answers + probs
     torch.manual_seed(config.seed)
@@ -592,6 +615,8 @@ def merge_ensemble(members: list[nn.Module]) -> nn.Module:
         state["out.bias"] += src["out.bias"] / k
         if first.ngram_max:
             state["ngram.weight"] += src["ngram.weight"] / k
+        if first.ngram_known_blocks:  # the members' sets are one: the same training names
+            state["ngram.known"] = src["ngram.known"]
     merged.load_state_dict(state)
     return merged.eval()
 
@@ -641,7 +666,7 @@ def _train_tutorial(config: TrainConfig, split: Split) -> tuple[nn.Module, dict]
             bar.set_postfix(loss=f"{history['loss'][-1]:.3f}")
     bar.close()
     history["seconds"] = time.perf_counter() - start
-    valid = _encode_rows(split.valid, "cpu", rnn.config)
+    valid = _encode_rows(split.valid, "cpu", rnn)
     history["selected_valid"] = _score(predict_logits(rnn, valid), valid.labels, n).summary()
     return rnn, history
 

@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::gemm::Precision;
 use crate::{explain, forward, model_file};
 use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray2, PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use std::collections::HashMap;
@@ -226,6 +226,12 @@ impl PySpec {
         self.inner.ngrams.map_or(0, |n| n.buckets)
     }
 
+    /// Blocks of the set of n-grams the table knows (0: none, every n-gram reads its row).
+    #[getter]
+    fn ngram_known_blocks(&self) -> usize {
+        self.inner.ngrams.map_or(0, |n| n.known_blocks)
+    }
+
     #[getter]
     fn categories(&self) -> Vec<String> {
         self.inner.categories.clone()
@@ -257,10 +263,10 @@ impl PySpec {
     }
 }
 
-type Tensors<'py> = Vec<(String, Bound<'py, PyArrayDyn<f32>>)>;
+type Tensors<'py> = Vec<(String, Bound<'py, PyAny>)>;
 
 /// Reads and validates a model file (the one reader both backends use): its spec and
-/// float32 tensors, in the order the spec lists them.
+/// tensors (float32; `ngram.known` uint32), in the order the spec lists them.
 #[pyfunction]
 fn read_model_file<'py>(py: Python<'py>, path: PathBuf) -> PyResult<(PySpec, Tensors<'py>)> {
     let path = path.to_string_lossy().into_owned();
@@ -276,10 +282,20 @@ fn read_model_file<'py>(py: Python<'py>, path: PathBuf) -> PyResult<(PySpec, Ten
     let arrays = shapes
         .into_iter()
         .map(|(name, shape)| {
-            let values = tensors.remove(&name).expect("parse checked every tensor");
-            let array = numpy::ndarray::ArrayD::from_shape_vec(shape, values)
-                .expect("parse checked the shape");
-            (name, array.into_pyarray(py))
+            let array = if name == model_file::KNOWN_TENSOR {
+                let words = file.known.as_ref().expect("parse read the set").words();
+                numpy::ndarray::ArrayD::from_shape_vec(shape, words.to_vec())
+                    .expect("parse checked the shape")
+                    .into_pyarray(py)
+                    .into_any()
+            } else {
+                let values = tensors.remove(&name).expect("parse checked every tensor");
+                numpy::ndarray::ArrayD::from_shape_vec(shape, values)
+                    .expect("parse checked the shape")
+                    .into_pyarray(py)
+                    .into_any()
+            };
+            (name, array)
         })
         .collect();
     Ok((PySpec { inner: file.spec }, arrays))
@@ -295,24 +311,38 @@ fn with_path(e: Error, path: &str) -> PyErr {
     }
 }
 
-/// The digest a model file with this metadata and these float32 tensors carries
-/// (`model_file::digest`): the writer stores it, the reader checks it.
+/// The digest a model file with this metadata and these tensors (float32, or uint32
+/// for `ngram.known`) carries (`model_file::digest`): the writer stores it, the reader
+/// checks it.
 #[pyfunction]
 fn model_digest(
     metadata: HashMap<String, String>,
-    tensors: Vec<(String, PyReadonlyArrayDyn<'_, f32>)>,
+    tensors: Vec<(String, Bound<'_, PyAny>)>,
 ) -> PyResult<String> {
     let mut bytes = Vec::with_capacity(tensors.len());
     for (name, array) in &tensors {
-        let values = array.as_slice().map_err(|_| {
-            PyValueError::new_err(format!("tensor {name} must be a contiguous float32 array"))
-        })?;
-        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        bytes.push((name.as_str(), array.shape().to_vec(), raw));
+        let contiguous = || {
+            PyValueError::new_err(format!(
+                "tensor {name} must be a contiguous float32 (or, for ngram.known, uint32) array"
+            ))
+        };
+        let (dtype, shape, raw): (&str, Vec<usize>, Vec<u8>) =
+            if let Ok(a) = array.extract::<PyReadonlyArrayDyn<'_, f32>>() {
+                let values = a.as_slice().map_err(|_| contiguous())?;
+                let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                ("F32", a.shape().to_vec(), raw)
+            } else if let Ok(a) = array.extract::<PyReadonlyArrayDyn<'_, u32>>() {
+                let values = a.as_slice().map_err(|_| contiguous())?;
+                let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                ("U32", a.shape().to_vec(), raw)
+            } else {
+                return Err(contiguous());
+            };
+        bytes.push((name.as_str(), dtype, shape, raw));
     }
     let views: Vec<model_file::TensorBytes<'_>> = bytes
         .iter()
-        .map(|(name, shape, raw)| (*name, "F32", shape.as_slice(), raw.as_slice()))
+        .map(|(name, dtype, shape, raw)| (*name, *dtype, shape.as_slice(), raw.as_slice()))
         .collect();
     Ok(model_file::digest(&metadata, &views))
 }

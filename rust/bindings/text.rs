@@ -4,10 +4,11 @@
 use super::args::{items, text, texts, type_name, Names};
 use crate::alphabet::N_LETTERS;
 use crate::encode as encoding;
+use crate::known_ngrams::{KnownNGrams, WORDS};
 use crate::normalize::{self, TextRule};
 use crate::{fullname, ngrams, threads};
 use numpy::ndarray::{Array1, Array2, Array3};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
@@ -21,6 +22,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lengths, m)?)?;
     m.add_function(wrap_pyfunction!(apply_text_rule, m)?)?;
     m.add_function(wrap_pyfunction!(ngram_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(known_ngrams, m)?)?;
     m.add_function(wrap_pyfunction!(one_hot, m)?)?;
     m.add_function(wrap_pyfunction!(text_lines, m)?)?;
     Ok(())
@@ -163,15 +165,17 @@ fn apply_text_rule(py: Python<'_>, names: Names, text_rule: &str) -> PyResult<Ve
 type NGramRows<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
 
 /// The n-gram table rows of each name, flat, and where each name's rows start: the
-/// input and offsets of `nn.EmbeddingBag(mode="sum")`.
+/// input and offsets of `nn.EmbeddingBag(mode="sum")`. With `known` (a model's
+/// `ngram.known`, blocks x 8 uint32 words), the rows of n-grams it leaves out are left out.
 #[pyfunction]
-#[pyo3(signature = (names, max_n, buckets, text_rule = "exact"))]
+#[pyo3(signature = (names, max_n, buckets, text_rule = "exact", known = None))]
 fn ngram_rows<'py>(
     py: Python<'py>,
     names: Names,
     max_n: usize,
     buckets: usize,
     text_rule: &str,
+    known: Option<PyReadonlyArray2<'py, u32>>,
 ) -> PyResult<NGramRows<'py>> {
     let rule = self::text_rule(text_rule)?;
     if !(1..=8).contains(&max_n) || !(1..=1 << 24).contains(&buckets) {
@@ -179,16 +183,56 @@ fn ngram_rows<'py>(
             "max_n must be in [1, 8] and buckets in [1, 2**24], got {max_n} and {buckets}"
         )));
     }
-    let spec = crate::model_file::NGramSpec { max_n, buckets };
+    let known = match known {
+        Some(words) if words.shape()[1] != WORDS => {
+            return Err(PyValueError::new_err(format!(
+                "known must be (blocks, {}) uint32 words, got shape {:?}",
+                WORDS,
+                words.shape()
+            )))
+        }
+        Some(words) => Some(KnownNGrams::from_words(
+            words.as_array().iter().copied().collect(),
+        )?),
+        None => None,
+    };
+    let spec = crate::model_file::NGramSpec {
+        max_n,
+        buckets,
+        known_blocks: known.as_ref().map_or(0, KnownNGrams::blocks),
+    };
     let (rows, offsets) = py.detach(|| {
         let (mut rows, mut offsets) = (Vec::new(), Vec::with_capacity(names.0.len()));
         for t in &names.0 {
             offsets.push(rows.len() as i64);
-            ngrams::for_each_row(t, rule, spec, |r| rows.push(r as i64));
+            ngrams::for_each_row(t, rule, spec, known.as_ref(), |r| rows.push(r as i64));
         }
         (rows, offsets)
     });
     Ok((rows.into_pyarray(py), offsets.into_pyarray(py)))
+}
+
+/// The n-grams (1 to `max_n` bytes of `^letters$`) that at least `min_names` distinct
+/// names hold, as a model file stores them (`ngram.known`: blocks x 8 uint32 words).
+#[pyfunction]
+#[pyo3(signature = (names, max_n, text_rule = "exact", min_names = 2))]
+fn known_ngrams<'py>(
+    py: Python<'py>,
+    names: Names,
+    max_n: usize,
+    text_rule: &str,
+    min_names: usize,
+) -> PyResult<Bound<'py, PyArray2<u32>>> {
+    let rule = self::text_rule(text_rule)?;
+    if !(1..=8).contains(&max_n) || min_names == 0 {
+        return Err(PyValueError::new_err(format!(
+            "max_n must be in [1, 8] and min_names at least 1, got {max_n} and {min_names}"
+        )));
+    }
+    let set = py.detach(|| KnownNGrams::build(&names.0, rule, max_n, min_names));
+    let words =
+        Array2::from_shape_vec((set.blocks(), WORDS), set.words().to_vec()).expect("whole blocks");
+    Ok(words.into_pyarray(py))
 }
 
 /// The rows of a chunk of complete lines of a name list, as the native scorer reads

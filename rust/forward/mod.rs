@@ -17,8 +17,9 @@ mod tests;
 use crate::answer_cache::AnswerCache;
 use crate::error::{Error, Result};
 use crate::gemm::{self, Packed, Precision};
+use crate::known_ngrams::KnownNGrams;
 use crate::math::log_softmax_rows;
-use crate::model_file::{parse, Cell, ModelFile, NGramSpec, Spec};
+use crate::model_file::{parse, Cell, ModelFile, Spec};
 use crate::ngrams;
 use crate::normalize::TextRule;
 use crate::{encode, threads};
@@ -68,7 +69,7 @@ pub struct Model {
     classes: usize,
     net: Net,
     /// The hashed n-gram branch: its spec and (buckets, C) table, added to the logits.
-    ngrams: Option<(NGramSpec, Vec<f32>)>,
+    ngrams: Option<ngrams::Branch>,
 }
 
 /// The cell, which runs the recurrence over a chunk of rows.
@@ -172,14 +173,18 @@ impl Model {
 
     /// The model of a parsed file, once it has passed its self-test.
     pub fn checked(file: &ModelFile) -> Result<Model> {
-        let model = Model::new(file.spec.clone(), &file.tensors);
+        let model = Model::new(file.spec.clone(), &file.tensors, file.known.clone());
         model.self_test()?;
         Ok(model)
     }
 
-    fn new(spec: Spec, t: &HashMap<String, Vec<f32>>) -> Model {
+    fn new(spec: Spec, t: &HashMap<String, Vec<f32>>, known: Option<KnownNGrams>) -> Model {
         let classes = spec.categories.len();
-        let ngrams = spec.ngrams.map(|ng| (ng, t["ngram.weight"].clone()));
+        let ngrams = spec.ngrams.map(|spec| ngrams::Branch {
+            spec,
+            table: t["ngram.weight"].clone(),
+            known,
+        });
         let net = match spec.cell {
             Cell::Elman => Net::Elman(Elman::new(&spec, t)),
             Cell::Gru | Cell::Lstm => Net::Gated(Gated::new(&spec, t)),
@@ -481,8 +486,8 @@ impl Model {
                     let k = slot[i];
                     row.copy_from_slice(&results[k / CHUNK][(k % CHUNK) * cp..][..c]);
                 }
-                if let Some((spec, table)) = &self.ngrams {
-                    ngrams::add_rows(name, len, rule, *spec, table, row);
+                if let Some(branch) = &self.ngrams {
+                    branch.add_rows(name, len, rule, row);
                 }
                 if let Some(shift) = &self.logit_shift {
                     row.iter_mut().zip(shift).for_each(|(v, s)| *v += s);

@@ -181,7 +181,7 @@ impl Case {
             let table = self.t("ngram.weight");
             let w = ngrams::weight(letters.len(), spec.max_n) as f64;
             let c = logits.len();
-            ngrams::for_each_row(name, TextRule::Exact, spec, |r| {
+            ngrams::for_each_row(name, TextRule::Exact, spec, None, |r| {
                 for k in 0..c {
                     logits[k] += w * table[r * c + k];
                 }
@@ -254,6 +254,7 @@ fn ngrams_spec(max_n: &str, buckets: &str) -> crate::model_file::NGramSpec {
     crate::model_file::NGramSpec {
         max_n: max_n.parse().unwrap(),
         buckets: buckets.parse().unwrap(),
+        known_blocks: 0,
     }
 }
 
