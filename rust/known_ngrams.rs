@@ -95,13 +95,17 @@ impl KnownNGrams {
         }
     }
 
+    /// Whether the set holds `hash`: without a branch a word, since an unknown n-gram
+    /// fails at a word no predictor can guess.
     #[inline]
     pub fn contains(&self, hash: u64) -> bool {
         let (at, mask) = self.locate(hash);
-        self.words[at..at + WORDS]
+        let block: &[u32; WORDS] = self.words[at..at + WORDS].try_into().expect("a block");
+        block
             .iter()
             .zip(mask)
-            .all(|(w, m)| w & m == m)
+            .fold(0, |missing, (w, m)| missing | (m & !w))
+            == 0
     }
 
     /// The n-grams (1 to `max_n` bytes of `^letters$`, letters as `rule` reads them)

@@ -101,6 +101,21 @@ def test_evaluate_bundled_tutorial_on_the_test_split(capsys):
     assert "top-3 accuracy" in out and "ECE (15 bins)" in out
 
 
+def test_evaluate_bundled_default_holds_its_floors_and_its_stored_figures(capsys):
+    import json
+
+    import namelang
+
+    assert main(["evaluate", "--model", "default"]) == 0
+    fields = summary_line(capsys.readouterr().out).split()
+    accuracy, macro = float(fields[1]), float(fields[4])
+    stored = json.loads(namelang.load("default").spec.metadata["metrics"])["test"]
+    assert (accuracy, macro) == (stored["accuracy"], stored["macro_recall"])
+    # Measured: 0.8065 / 0.6773 (seed 2022: 0.784 / 0.6705); the previous default
+    # 0.788 / 0.6526.
+    assert accuracy >= 0.78 and macro >= 0.66, (accuracy, macro)
+
+
 def test_without_torch_scoring_works_and_training_names_its_extra(monkeypatch, capsys, tmp_path):
     import importlib.util
 

@@ -29,14 +29,15 @@ def test_the_default_knows_the_commonest_surnames(backend):
     rows = read_list()
     assert len(rows) >= 18 * 20 and len({r.language for r in rows}) == 18
     figures = judge_model(rows, namelang.load("default", backend=backend))
-    # Measured: 0.903 right, 0.850 weighted by rank, 5 wrong at p >= 0.8; the previous
-    # default 0.905, 0.849, 6; without the second corpus 0.813, 0.780, 12.
+    # Measured: 0.895 right, 0.862 weighted by rank, 8 wrong at p >= 0.8 (seed 2022:
+    # 0.897, 0.860, 5); the previous default 0.903, 0.850, 5; without the second corpus
+    # 0.813, 0.780, 12.
     assert figures.right >= 0.88, figures.right
-    assert figures.weighted >= 0.84, figures.weighted
+    assert figures.weighted >= 0.85, figures.weighted
     assert figures.confident_errors <= 8, figures.wrong
 
 
 def test_names_with_particles_get_the_language_a_person_expects():
     answers = namelang.load("default").predict([n for n, _ in PARTICLES], k=1)
     right = [name for (name, lang), a in zip(PARTICLES, answers, strict=True) if a[0][0] == lang]
-    assert len(right) >= 13, right  # measured: 14 of 17 (13 with the previous default)
+    assert len(right) >= 14, right  # measured: 15 of 17 (14 with the previous default)

@@ -48,8 +48,8 @@ impl PyModel {
             "int8" => {
                 return Err(PyValueError::new_err(
                     "precision 'int8' is not offered: int8 weights and states move the \
-                     default model's probabilities by up to 0.011 and its top language on \
-                     0.12% of random names, outside the bounds; use 'int16', 'bf16' or 'f32' \
+                     default model's probabilities by up to 0.007 and its top language on \
+                     0.13% of random names, outside the bounds; use 'int16', 'bf16' or 'f32' \
                      (scripts/precision_bounds.py, BENCHMARKS.md)",
                 ))
             }
