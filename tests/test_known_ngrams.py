@@ -162,3 +162,5 @@ def test_training_stores_the_set_it_trained_with(tmp_path):
     )
     with pytest.raises(ValueError, match="ngram-min-names"):
         train(TrainConfig(data=str(data), ngram_max=3, ngram_min_names=-1, progress=False))
+    with pytest.raises(ValueError, match="add --ngram-max"):
+        train(TrainConfig(data=str(data), ngram_min_names=2, progress=False))

@@ -190,6 +190,8 @@ def _check_config(config: TrainConfig) -> None:
         raise ValueError("choose --distill or --ensemble, not both")
     if config.ngram_min_names < 0:
         raise ValueError(f"--ngram-min-names must be 0 or more, got {config.ngram_min_names}")
+    if config.ngram_min_names and (not config.ngram_max or config.recipe == "tutorial"):
+        raise ValueError("--ngram-min-names needs an n-gram branch: add --ngram-max N")
     if config.shared_names not in SHARED_WAYS:
         raise ValueError(f"--shared-names must be one of {SHARED_WAYS}: {config.shared_names!r}")
     if config.time_budget is not None and not config.time_budget > 0:
