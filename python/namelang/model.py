@@ -20,7 +20,7 @@ RecurrentClassifier (cell "gru" or "lstm"), for each layer k = 0 .. num_layers -
     n-gram table, `nn.EmbeddingBag(mode="sum")`, whose rows for a name's n-grams
     (`namelang.reference.ngram_rows`) are summed into its logits
     ngram.known (K, 8) uint32   with ngram_known_blocks = K: the n-grams the table was
-    trained on (a buffer; `namelang.reference.KnownNGrams`), the only ones it reads
+    trained on (a buffer; `namelang.reference.known_ngrams`), the only ones it reads
 Both, optionally:
     logit_adjustment (C)   added to the logits before the softmax (tuned on validation)
 
