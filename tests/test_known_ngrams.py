@@ -8,6 +8,8 @@ import namelang
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from namelang import _native, model_file, reference
 from namelang.model import build, known_ngrams
 from namelang.spec import ModelConfig, spec_of
@@ -30,6 +32,33 @@ def test_the_native_set_is_its_reference_bit_for_bit():
         np.testing.assert_array_equal(words, want)
     with pytest.raises(ValueError, match="min_names"):
         _native.known_ngrams(names, 3, "trim_lower", 0)
+
+
+@settings(max_examples=200, derandomize=True, database=None, deadline=None)
+@given(
+    st.lists(st.text(max_size=12), max_size=12),
+    st.lists(st.text(max_size=12), max_size=6),
+    st.integers(1, 8),
+    st.integers(1, 3),
+    st.sampled_from(["exact", "trim_lower", "romanize"]),
+)
+def test_any_names_give_the_references_set_and_rows(trained, asked, max_n, min_names, rule):
+    words = _native.known_ngrams(trained, max_n, rule, min_names)
+    letters = _native.apply_text_rule(trained, rule)
+    want = reference.known_ngrams(letters, max_n, min_names)
+    np.testing.assert_array_equal(words, np.array(want, dtype=np.uint32))
+    rows, offsets = _native.ngram_rows(asked, max_n, 97, rule, words)
+    ends = [*offsets[1:], len(rows)][: len(offsets)]
+    for read, start, end in zip(_native.apply_text_rule(asked, rule), offsets, ends, strict=True):
+        text = ("^" + read + "$").encode()
+        hashes = [
+            reference.fnv1a_64(text[a : a + n])
+            for a in range(len(text))
+            for n in range(1, max_n + 1)
+            if a + n <= len(text)
+        ]
+        kept = [h % 97 for h in hashes if reference.known_contains(want, h)]
+        assert rows[start:end].tolist() == kept
 
 
 def test_rows_keep_the_known_ngrams_only():
