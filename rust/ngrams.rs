@@ -87,18 +87,24 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 /// The rows of the n-grams of `text` (already wrapped in `^...$`) that `known` holds
 /// (every n-gram without one).
 fn rows_of(text: &[u8], spec: NGramSpec, known: Option<&KnownNGrams>, mut emit: impl FnMut(usize)) {
-    let buckets = spec.buckets as u64;
-    // A power of two (as every bundled model's) takes a mask, the same row as `%`
-    // without a 64-bit division per n-gram.
-    let mask = buckets.is_power_of_two().then(|| buckets - 1);
+    let bucket = bucket_of(spec);
     hashes_of(text, spec.max_n, |hash| {
         if known.is_none_or(|k| k.contains(hash)) {
-            emit(match mask {
-                Some(m) => (hash & m) as usize,
-                None => (hash % buckets) as usize,
-            });
+            emit(bucket(hash));
         }
     });
+}
+
+/// The row of an n-gram's hash. A power of two (as every bundled model's) takes a mask,
+/// the same row as `%` without a 64-bit division per n-gram.
+#[inline]
+fn bucket_of(spec: NGramSpec) -> impl Fn(u64) -> usize {
+    let buckets = spec.buckets as u64;
+    let mask = buckets.is_power_of_two().then(|| buckets - 1);
+    move |hash| match mask {
+        Some(m) => (hash & m) as usize,
+        None => (hash % buckets) as usize,
+    }
 }
 
 /// Number of n-grams of a wrapped text of `len` bytes.
@@ -115,30 +121,94 @@ pub fn weight(letters: usize, max_n: usize) -> f32 {
 /// with one, the set of n-grams the table knows.
 #[derive(Clone)]
 pub struct Branch {
-    pub spec: NGramSpec,
-    pub table: Vec<f32>,
-    pub known: Option<KnownNGrams>,
+    spec: NGramSpec,
+    table: Vec<f32>,
+    known: Option<Known>,
+}
+
+/// A known set with its answers for every n-gram of one or two bytes written down
+/// (bit `a << 8 | b` for `ab`, bit `b` of the first 256 for `b`): 42% of a name's
+/// n-grams are that short, and a bit costs less than a filter lookup. The same answers
+/// as the filter's, by construction.
+#[derive(Clone)]
+struct Known {
+    set: KnownNGrams,
+    one: [u64; 4],
+    two: Vec<u64>,
+}
+
+impl Known {
+    fn new(set: KnownNGrams) -> Self {
+        let symbols: Vec<u8> = ALPHABET.bytes().chain([START, END]).collect();
+        let (mut one, mut two) = ([0u64; 4], vec![0u64; 1 << 10]);
+        for &a in &symbols {
+            if set.contains(fnv1a(&[a])) {
+                one[a as usize / 64] |= 1 << (a % 64);
+            }
+            for &b in &symbols {
+                let at = (a as usize) << 8 | b as usize;
+                if set.contains(fnv1a(&[a, b])) {
+                    two[at / 64] |= 1 << (at % 64);
+                }
+            }
+        }
+        Known { set, one, two }
+    }
+
+    /// Whether the n-gram `gram` (its FNV-1a 64 `hash`) is known.
+    #[inline]
+    fn holds(&self, gram: &[u8], hash: u64) -> bool {
+        match *gram {
+            [b] => self.one[b as usize / 64] >> (b % 64) & 1 == 1,
+            [a, b] => {
+                let at = (a as usize) << 8 | b as usize;
+                self.two[at / 64] >> (at % 64) & 1 == 1
+            }
+            _ => self.set.contains(hash),
+        }
+    }
 }
 
 impl Branch {
+    pub fn new(spec: NGramSpec, table: Vec<f32>, known: Option<KnownNGrams>) -> Self {
+        let known = known.map(Known::new);
+        Branch { spec, table, known }
+    }
+
     /// Adds the weighted n-gram rows of a name of `letters` letters to `row` (C logits).
     /// The weight counts every n-gram of the name, known or not, as training did.
     pub fn add_rows(&self, name: &str, letters: usize, rule: TextRule, row: &mut [f32]) {
         let (c, table) = (row.len(), &self.table);
         let w = weight(letters, self.spec.max_n);
+        let bucket = bucket_of(self.spec);
         // Rows first, each prefetched as it is found, then the sums in the same order
         // (the same bits): the table (2.4 MB for the default) lives outside L2, and
         // asking for every row of a name at once overlaps their misses.
         let mut found = [0u32; STACK_ROWS];
         let mut n = 0;
         let mut rest = Vec::new();
-        for_each_row(name, rule, self.spec, self.known.as_ref(), |r| {
-            prefetch(table[r * c..].as_ptr(), c);
-            if n < STACK_ROWS {
-                found[n] = r as u32;
-                n += 1;
-            } else {
-                rest.push(r as u32);
+        with_wrapped(name, rule, |text| {
+            for start in 0..text.len() {
+                let mut hash = FNV_OFFSET;
+                let end = (start + self.spec.max_n).min(text.len());
+                for stop in start + 1..=end {
+                    hash = (hash ^ text[stop - 1] as u64).wrapping_mul(FNV_PRIME);
+                    if !self
+                        .known
+                        .as_ref()
+                        .is_none_or(|k| k.holds(&text[start..stop], hash))
+                    {
+                        continue;
+                    }
+                    let r = bucket(hash);
+                    prefetch(table[r * c..].as_ptr(), c);
+                    if n < STACK_ROWS {
+                        found[n] = r as u32;
+                        n += 1;
+                    } else {
+                        rest.push(r as u32);
+                    }
+                }
             }
         });
         for &r in found[..n].iter().chain(&rest) {
@@ -246,5 +316,27 @@ mod tests {
             .map(|g| (fnv(g) % (1 << 20)) as usize)
             .collect();
         assert_eq!(kept, expected);
+    }
+
+    #[test]
+    fn the_short_ngrams_answers_are_the_filters() {
+        let names: Vec<String> = ["ab", "abc", "b", "xa", "ax", "Zq"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let set = KnownNGrams::build(&names, TextRule::Exact, 3, 2);
+        let known = Known::new(set.clone());
+        let symbols: Vec<u8> = ALPHABET.bytes().chain([START, END]).collect();
+        let mut held = 0;
+        for &a in &symbols {
+            assert_eq!(known.holds(&[a], fnv(&[a])), set.contains(fnv(&[a])));
+            for &b in &symbols {
+                let h = fnv(&[a, b]);
+                assert_eq!(known.holds(&[a, b], h), set.contains(h));
+                held += known.holds(&[a, b], h) as usize;
+            }
+        }
+        assert!(held >= 2, "^a and b$ are shared"); // and a few false positives at most
+        assert!(known.holds(b"^a", fnv(b"^a")) && !known.holds(b"zq", fnv(b"zq")));
     }
 }

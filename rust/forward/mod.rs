@@ -180,11 +180,9 @@ impl Model {
 
     fn new(spec: Spec, t: &HashMap<String, Vec<f32>>, known: Option<KnownNGrams>) -> Model {
         let classes = spec.categories.len();
-        let ngrams = spec.ngrams.map(|spec| ngrams::Branch {
-            spec,
-            table: t["ngram.weight"].clone(),
-            known,
-        });
+        let ngrams = spec
+            .ngrams
+            .map(|spec| ngrams::Branch::new(spec, t["ngram.weight"].clone(), known));
         let net = match spec.cell {
             Cell::Elman => Net::Elman(Elman::new(&spec, t)),
             Cell::Gru | Cell::Lstm => Net::Gated(Gated::new(&spec, t)),
