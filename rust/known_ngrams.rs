@@ -121,7 +121,7 @@ impl KnownNGrams {
                 continue;
             }
             hashes.clear();
-            ngrams::hashes_of(&text, max_n, |h| hashes.push(h));
+            ngrams::hashes_of(&text, max_n, |_, h| hashes.push(h));
             hashes.sort_unstable();
             hashes.dedup();
             for &h in &hashes {
@@ -152,9 +152,11 @@ mod tests {
 
     fn hashes(name: &str, max_n: usize) -> Vec<u64> {
         let mut out = Vec::new();
-        ngrams::hashes_of(&ngrams::wrapped(name, TextRule::TrimLower), max_n, |h| {
-            out.push(h)
-        });
+        ngrams::hashes_of(
+            &ngrams::wrapped(name, TextRule::TrimLower),
+            max_n,
+            |_, h| out.push(h),
+        );
         out
     }
 

@@ -65,14 +65,15 @@ pub fn for_each_row(
     with_wrapped(name, rule, |text| rows_of(text, spec, known, emit));
 }
 
-/// FNV-1a 64 of every n-gram of `text` (1 to `max_n` bytes), start by start: FNV-1a is
-/// built byte by byte, so each start extends its hash one byte per length.
-pub fn hashes_of(text: &[u8], max_n: usize, mut emit: impl FnMut(u64)) {
+/// FNV-1a 64 of every n-gram of `text` (1 to `max_n` bytes), start by start, with the
+/// n-gram: FNV-1a is built byte by byte, so each start extends its hash one byte per
+/// length.
+pub fn hashes_of(text: &[u8], max_n: usize, mut emit: impl FnMut(&[u8], u64)) {
     for start in 0..text.len() {
         let mut hash = FNV_OFFSET;
-        for &b in &text[start..(start + max_n).min(text.len())] {
-            hash = (hash ^ b as u64).wrapping_mul(FNV_PRIME);
-            emit(hash);
+        for stop in start + 1..=(start + max_n).min(text.len()) {
+            hash = (hash ^ text[stop - 1] as u64).wrapping_mul(FNV_PRIME);
+            emit(&text[start..stop], hash);
         }
     }
 }
@@ -88,7 +89,7 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 /// (every n-gram without one).
 fn rows_of(text: &[u8], spec: NGramSpec, known: Option<&KnownNGrams>, mut emit: impl FnMut(usize)) {
     let bucket = bucket_of(spec);
-    hashes_of(text, spec.max_n, |hash| {
+    hashes_of(text, spec.max_n, |_, hash| {
         if known.is_none_or(|k| k.contains(hash)) {
             emit(bucket(hash));
         }
@@ -188,18 +189,8 @@ impl Branch {
         let mut n = 0;
         let mut rest = Vec::new();
         with_wrapped(name, rule, |text| {
-            for start in 0..text.len() {
-                let mut hash = FNV_OFFSET;
-                let end = (start + self.spec.max_n).min(text.len());
-                for stop in start + 1..=end {
-                    hash = (hash ^ text[stop - 1] as u64).wrapping_mul(FNV_PRIME);
-                    if !self
-                        .known
-                        .as_ref()
-                        .is_none_or(|k| k.holds(&text[start..stop], hash))
-                    {
-                        continue;
-                    }
+            hashes_of(text, self.spec.max_n, |gram, hash| {
+                if self.known.as_ref().is_none_or(|k| k.holds(gram, hash)) {
                     let r = bucket(hash);
                     prefetch(table[r * c..].as_ptr(), c);
                     if n < STACK_ROWS {
@@ -209,7 +200,7 @@ impl Branch {
                         rest.push(r as u32);
                     }
                 }
-            }
+            })
         });
         for &r in found[..n].iter().chain(&rest) {
             let src = &table[r as usize * c..(r as usize + 1) * c];
