@@ -6,7 +6,8 @@
 //! letters the model reads, wrap them as `^letters$`, and for every start and every
 //! length 1..=max_n that fits, the row is FNV-1a 64 of those bytes modulo `buckets`.
 //! The rows are summed with weight 1/sqrt(G), G the name's number of n-grams, so a long
-//! name's logits do not grow with its length.
+//! name's logits do not grow with its length. A model trained with a set of the n-grams
+//! its table knows (`known_ngrams`) reads only those rows; G still counts every n-gram.
 
 use crate::alphabet::ALPHABET;
 use crate::known_ngrams::KnownNGrams;
