@@ -7,7 +7,7 @@
 //!
 //! The set is a split block Bloom filter, as the Parquet format specifies it: a key
 //! picks one block of eight 32-bit words and sets one bit in each, so a lookup reads
-//! one 32-byte block (one cache line). A key is the n-gram's FNV-1a 64 hash (the one
+//! one 32-byte block (one or two cache lines, never scattered bits). A key is the n-gram's FNV-1a 64 hash (the one
 //! its row comes from) passed through murmur3's 64-bit finaliser, since FNV's low bits
 //! are those the row already uses. No false negatives; at 16 bits a key, about 1 in
 //! 1,000 unknown n-grams passes as known.
