@@ -81,6 +81,11 @@ impl Prefixes {
         &self.letter
     }
 
+    /// Each node's node at the step before, in node order.
+    pub fn parents(&self) -> &[u32] {
+        &self.parent
+    }
+
     /// Whether every node sits where its parent's state is (no gather needed): always
     /// so without sharing on length-sorted rows.
     pub fn in_place(&self) -> bool {

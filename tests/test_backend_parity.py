@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from namelang import model_file
+from namelang.classifier import model_path
 from namelang.model import build
 from namelang.spec import ModelConfig
 
@@ -138,6 +139,25 @@ def test_shared_prefixes_give_the_same_bits(
     # Alone or among others, a name gets the same row.
     for i in range(0, len(names), 997):
         np.testing.assert_array_equal(rust.log_probs([names[i]], "recurrence")[0], shared[i])
+
+
+@pytest.mark.parametrize("precision", ["f32", "int16"])
+def test_rows_after_the_prefix_table_is_built_keep_their_bits(dataset_names, precision):
+    """Past 50,000 rows a model builds the states after every prefix of up to three
+    letters and starts rows from them: the bundled model's answers keep their bits."""
+    if precision == "int16" and not namelang._native.int16_available():
+        pytest.skip("no AVX2 on this CPU")
+    path = str(model_path("default"))
+    names = names_that_share_prefixes(dataset_names) + dataset_names * 3
+    before = namelang._native.Model(path, precision=precision)
+    few = len(names) // 2  # fewer rows than the table waits for
+    want = before.log_probs(names[:few])
+    model = namelang._native.Model(path, precision=precision)
+    first = model.log_probs(names)  # the table is built part way through
+    again = model.log_probs(names)  # every chunk starts from it
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(again[:few], want)
+    assert len(names) > 60_000
 
 
 @pytest.mark.skipif(not namelang._native.int16_available(), reason="no AVX2 on this CPU")

@@ -3,12 +3,14 @@
 //! alike), so each step is one product per layer plus the gates.
 
 use super::letters::Letters;
-use super::scratch::{at_least, zeroed, Scratch, GATE_ROWS};
+use super::scratch::{at_least, zeroed, Scratch, CHUNK, GATE_ROWS};
+use super::start_states::{self, StartStates, Table, DEPTH};
 use super::{packed_t, padded, row};
 use crate::alphabet::N_LETTERS;
 use crate::gates;
 use crate::gemm::{matmul_acc, matmul_from_table, padded_cols, Packed, Precision};
 use crate::model_file::{Cell, Spec};
+use crate::normalize::TextRule;
 use crate::prefixes::Prefixes;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -34,6 +36,9 @@ pub(super) struct Gated {
     reverse: Vec<Direction>, // bidirectional: the same layers reading names backwards
     pub(super) out: Packed,  // (D * H, C): [forward final state, reverse final state]
     out_b: Vec<f32>,         // (Cp): bias plus logit adjustment, zero-padded
+    /// The states after each prefix of up to three letters (a one-layer GRU reading
+    /// names case-blind only: `start_states`).
+    start: Option<StartStates>,
 }
 
 /// One direction's layers, or the part of them that computes the hidden units
@@ -70,6 +75,10 @@ impl Gated {
                 let whh = std::mem::replace(&mut layer.whh, Packed::new(&[], 0, 0));
                 layer.whh = whh.with_precision(precision);
             }
+        }
+        // Its states came from the products of the other precision.
+        if let Some(start) = &mut self.start {
+            *start = StartStates::default();
         }
     }
 
@@ -126,6 +135,10 @@ impl Gated {
             },
             out_b: padded(&out_b, c, out.padded_cols),
             out,
+            start: (!lstm
+                && spec.num_layers == 1
+                && matches!(spec.text_rule, TextRule::TrimLower | TextRule::Romanize))
+            .then(StartStates::default),
         }
     }
 
@@ -147,17 +160,20 @@ impl Gated {
             col: 0,
             stride: width,
         };
+        let tables = self.start_tables(x, n);
+        let table = |i: usize| tables.map(|t| &t[i]);
         // A part's weights alone (a member of a merged ensemble: 24 KB in int16) stay
         // in L1 across all its steps, where the whole matrix streamed from L2 each step.
-        for dir in &self.forward {
+        for (i, dir) in self.forward.iter().enumerate() {
             to.col = dir.units.start;
-            self.run(dir, x, lens, &mut to, share, scratch);
+            self.run(dir, table(i), x, lens, &mut to, share, scratch);
         }
         if !self.reverse.is_empty() {
             let backwards = x.reversed();
-            for dir in &self.reverse {
+            for (i, dir) in self.reverse.iter().enumerate() {
                 to.col = h + dir.units.start;
-                self.run(dir, &backwards, lens, &mut to, share, scratch);
+                let table = table(self.forward.len() + i);
+                self.run(dir, table, &backwards, lens, &mut to, share, scratch);
             }
         }
         let mut logits = vec![0f32; n * cp];
@@ -174,11 +190,71 @@ impl Gated {
         logits
     }
 
+    /// The start tables for a chunk of `rows` rows with letters `x`, when this model has
+    /// them (or has now run enough rows to build them) and they hold x's letters.
+    fn start_tables(&self, x: &Letters, rows: usize) -> Option<&[Table]> {
+        let start = self.start.as_ref()?;
+        let tables = start.after(rows, || self.build_start_tables())?;
+        start_states::readable(x).then_some(tables)
+    }
+
+    /// Every direction part's states after each prefix of up to DEPTH letters, by the
+    /// recurrence itself (in chunks, on memory of their own).
+    fn build_start_tables(&self) -> Vec<Table> {
+        let mut scratch = Scratch::default();
+        let mut table = |dir: &Direction| {
+            let units = dir.units.len();
+            let levels = std::array::from_fn(|d| {
+                let x = start_states::every_prefix(d + 1);
+                let mut states = vec![0f32; x.rows() * units];
+                let mut chunk = Letters::default();
+                for (k, part) in states.chunks_mut(CHUNK * units).enumerate() {
+                    let rows: Vec<usize> = (k * CHUNK..(k * CHUNK + part.len() / units)).collect();
+                    chunk.select(&x, &rows);
+                    let lens = vec![d + 1; rows.len()];
+                    let mut to = Finals {
+                        data: part,
+                        col: 0,
+                        stride: units,
+                    };
+                    self.run(dir, None, &chunk, &lens, &mut to, true, &mut scratch);
+                }
+                states
+            });
+            Table { units, levels }
+        };
+        self.forward
+            .iter()
+            .chain(&self.reverse)
+            .map(&mut table)
+            .collect()
+    }
+
+    /// Builds the start tables now (tests): the true ones, or ones of zeros, which
+    /// must change the answers if the tables are read at all. False: no tables here.
+    #[cfg(test)]
+    pub(super) fn build_start_tables_now(&self, zeros: bool) -> bool {
+        let Some(start) = &self.start else {
+            return false;
+        };
+        start.build_now(|| {
+            let mut tables = self.build_start_tables();
+            for t in tables.iter_mut().filter(|_| zeros) {
+                t.levels.iter_mut().for_each(|l| l.fill(0.0));
+            }
+            tables
+        });
+        start.built()
+    }
+
     /// Runs one direction over the rows' letters `x`, leaving each row's final
-    /// top-layer state in `finals`.
+    /// top-layer state in `finals`; from `start`'s states after the first letters, when
+    /// given (a one-layer GRU).
+    #[allow(clippy::too_many_arguments)] // the chunk, its table and its buffers
     fn run(
         &self,
         dir: &Direction,
+        start: Option<&Table>,
         x: &Letters,
         lens: &[usize],
         finals: &mut Finals<'_>,
@@ -196,12 +272,18 @@ impl Gated {
             spare_h,
             spare_c,
             prefixes,
+            ids,
+            parent_ids,
             ..
         } = scratch;
         prefixes.reset(n, share);
         let mut states = [hs, cs, spare_h, spare_c];
         self.reset_states(&mut states, layers, n * h);
         let [hs, cs, spare_h, spare_c] = states;
+        let from = start.map_or(0, |table| {
+            let ids = [ids, parent_ids];
+            start_from_table(table, x, lens, prefixes, ids, &mut hs[0], finals)
+        });
         // Gate pre-activations for one block of rows only: the block's products are
         // still in L1/L2 when its gates read them (whole-chunk buffers were not).
         // Every row the gates read is written by its product first: no clearing (for one
@@ -209,7 +291,7 @@ impl Gated {
         let gi = at_least(gi, GATE_ROWS * gp);
         let gh = at_least(gh, GATE_ROWS * gp);
         let width = lens.iter().copied().max().unwrap_or(0);
-        for s in 0..width {
+        for s in from..width {
             // States are per node: a distinct prefix among the rows still reading.
             prefixes.keep_longer(lens, s);
             prefixes.next(|r| x.at(r, s));
@@ -352,6 +434,33 @@ impl Gated {
             gates::gru(input, &mut gh[r * gp..r * gp + g], &mut state[at..at + h]);
         }
     }
+}
+
+/// Steps 0..DEPTH (or fewer, for short rows) from the table: each node takes its
+/// prefix's state. Returns the next step to compute.
+fn start_from_table(
+    table: &Table,
+    x: &Letters,
+    lens: &[usize],
+    prefixes: &mut Prefixes,
+    [ids, parent_ids]: [&mut Vec<u32>; 2],
+    top: &mut [f32],
+    finals: &mut Finals<'_>,
+) -> usize {
+    let h = table.units;
+    let steps = DEPTH.min(lens.iter().copied().max().unwrap_or(0));
+    parent_ids.clear();
+    for s in 0..steps {
+        prefixes.keep_longer(lens, s);
+        prefixes.next(|r| x.at(r, s));
+        start_states::ids(prefixes.parents(), parent_ids, prefixes.letters(), ids);
+        for (node, &id) in ids.iter().enumerate() {
+            top[node * h..(node + 1) * h].copy_from_slice(table.state(s, id as usize));
+        }
+        keep_finals(top, h, prefixes, lens, s, finals);
+        std::mem::swap(ids, parent_ids);
+    }
+    steps
 }
 
 /// Rows whose last letter was `s` are done: keep their top-layer state (`h` units).

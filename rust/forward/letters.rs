@@ -60,6 +60,20 @@ impl Letters {
         Letters { x, start }
     }
 
+    /// Rows of `len` letters each, one after another in `x`.
+    pub(super) fn equal_rows(x: Vec<u8>, len: usize) -> Letters {
+        let rows = x.len().checked_div(len).unwrap_or(0);
+        Letters {
+            x,
+            start: (0..=rows).map(|j| j * len).collect(),
+        }
+    }
+
+    /// Every row's letters, one row after another.
+    pub(super) fn all(&self) -> &[u8] {
+        &self.x
+    }
+
     /// Becomes rows `rows` of `from`, in that order (keeping this one's allocations).
     pub(super) fn select(&mut self, from: &Letters, rows: &[usize]) {
         self.x.clear();

@@ -5,12 +5,15 @@
 //! the recurrence are ordered (longest first, or by their letters to share prefixes)
 //! and cut into chunks run in parallel, each on one thread's `scratch` memory; then
 //! every row gets its logits (collapsed tables for short Elman rows, the recurrence's
-//! otherwise), the n-gram branch and the log-softmax. The cells: `elman`, `gated`.
+//! otherwise), the n-gram branch and the log-softmax. The cells: `elman`, `gated`; a
+//! one-layer GRU's rows start from the states after their first letters once a model
+//! has run enough rows to have kept them (`start_states`).
 
 mod elman;
 mod gated;
 mod letters;
 mod scratch;
+mod start_states;
 #[cfg(test)]
 mod tests;
 

@@ -31,6 +31,9 @@ pub(super) struct Scratch {
     pub(super) out: Vec<f32>,
     // The letters whose table rows start those rows' sums.
     pub(super) picks: Vec<u8>,
+    // Each node's prefix id, this step's and the step before's (`start_states`).
+    pub(super) ids: Vec<u32>,
+    pub(super) parent_ids: Vec<u32>,
 }
 
 thread_local! {

@@ -456,3 +456,77 @@ fn top_k_is_best_first_with_ties_in_index_order() {
         }
     }
 }
+
+fn gated(m: &Model) -> &super::gated::Gated {
+    match &m.net {
+        super::Net::Gated(g) => g,
+        super::Net::Elman(_) => unreachable!(),
+    }
+}
+
+/// A case's answers with the prefix table, with one of zeros (which every short name
+/// must feel: the table is read), and without.
+fn check_prefix_table(case: &Case, precision: crate::gemm::Precision, names: &[String]) {
+    let fresh = || {
+        let mut model = Model::from_bytes(&case.bytes()).unwrap();
+        model.set_precision(precision).unwrap();
+        model
+    };
+    for share in [false, true] {
+        let (plain, table, zeros) = (fresh(), fresh(), fresh());
+        let want = plain.log_probs(names, Method::Auto, share).unwrap();
+        assert!(gated(&table).build_start_tables_now(false));
+        let got = table.log_probs(names, Method::Auto, share).unwrap();
+        let same = want
+            .iter()
+            .zip(&got)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{precision:?} share={share}");
+        assert!(gated(&zeros).build_start_tables_now(true));
+        let wrong = zeros.log_probs(names, Method::Auto, share).unwrap();
+        // Every short name's answer moves (a long one's may forget its start).
+        let c = plain.classes();
+        for (r, &len) in plain.lengths(names).iter().enumerate() {
+            let moved = (0..c).any(|k| want[r * c + k] != wrong[r * c + k]);
+            assert!(moved || !(1..=8).contains(&len), "row {r} unmoved");
+        }
+    }
+}
+
+#[test]
+fn rows_started_from_the_prefix_table_keep_their_bits() {
+    let rule = [("text_rule", "trim_lower")];
+    let bidirectional = [("text_rule", "trim_lower"), ("bidirectional", "true")];
+    let ngrams = [
+        ("text_rule", "trim_lower"),
+        ("ngram_max", "3"),
+        ("ngram_buckets", "97"),
+    ];
+    let cases = [
+        case("gru", 9, 1, 0, &rule),
+        case("gru", 64, 1, 4, &rule).block_diagonal(2),
+        case("gru", 6, 1, 0, &bidirectional),
+        case("gru", 6, 1, 4, &ngrams),
+    ];
+    let mut precisions = vec![crate::gemm::Precision::F32];
+    if crate::gemm::int16_available() {
+        precisions.push(crate::gemm::Precision::Int16);
+    }
+    let names = names();
+    for case in &cases {
+        for &precision in &precisions {
+            check_prefix_table(case, precision, &names);
+        }
+    }
+}
+
+#[test]
+fn case_sensitive_names_and_lstms_have_no_prefix_table() {
+    let rule = [("text_rule", "trim_lower")];
+    let exact = Model::from_bytes(&case("gru", 9, 1, 0, &[]).bytes()).unwrap();
+    let lstm = Model::from_bytes(&case("lstm", 7, 1, 0, &rule).bytes()).unwrap();
+    let two_layers = Model::from_bytes(&case("gru", 8, 2, 0, &rule).bytes()).unwrap();
+    for model in [exact, lstm, two_layers] {
+        assert!(!gated(&model).build_start_tables_now(false));
+    }
+}
