@@ -4,38 +4,58 @@
 //! error under 4e-7), sigmoid(x) = (1 + tanh(x/2)) / 2, and a reciprocal estimate with
 //! one Newton step for the division: fewer operations than an exp-based version, and
 //! the bundled GRU still agrees with PyTorch to 8e-6 relative (the parity bound is 1e-4).
+//! Under int16 products, whose states are rounded to steps of 1.2e-4, the 8-lane gates
+//! take a coarser rational (`Accuracy::Coarse`).
 
 use crate::gemm::{isa, Isa};
 use crate::math::{sigmoid, tanh};
 
+/// How closely the 8-lane gates follow tanh and sigmoid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accuracy {
+    /// Absolute error under 4e-7: the float32 path, held to PyTorch's answers.
+    Fine,
+    /// Under 2.2e-5 (tanh; half that for sigmoid), in 12-13 operations where `Fine`
+    /// takes 16-17: for int16 products, whose states the next step rounds to steps of
+    /// 1.2e-4 anyway. The bundled model's million distinct names to CSV: 2.62-2.66 ->
+    /// 2.46-2.48 s (BENCHMARKS.md). Only the AVX2 gates have it; others stay `Fine`.
+    Coarse,
+}
+
 /// PyTorch's GRU: r, z, n gates; h' = (1 - z) n + z h. `gi` is the input projection
 /// (3h), `gh` the recurrent one (3h, scratch: r and z overwrite its first two thirds).
-pub fn gru(gi: &[f32], gh: &mut [f32], h: &mut [f32]) {
+pub fn gru(gi: &[f32], gh: &mut [f32], h: &mut [f32], accuracy: Accuracy) {
     let n = h.len();
     assert!(gi.len() >= 3 * n && gh.len() >= 3 * n);
     #[cfg(target_arch = "x86_64")]
-    match isa() {
+    match (isa(), accuracy) {
         // SAFETY: `isa` checked that the CPU has AVX-512F; lengths checked above.
-        Isa::Avx512 => return unsafe { x86::gru16(gi, gh, h) },
+        (Isa::Avx512, _) => return unsafe { x86::gru16(gi, gh, h) },
         // SAFETY: `isa` checked that the CPU has AVX2 and FMA; lengths checked above.
-        Isa::Avx2 => return unsafe { x86::gru(gi, gh, h) },
-        Isa::Portable => {}
+        (Isa::Avx2, Accuracy::Fine) => return unsafe { x86::gru::<false>(gi, gh, h) },
+        // SAFETY: as above.
+        (Isa::Avx2, Accuracy::Coarse) => return unsafe { x86::gru::<true>(gi, gh, h) },
+        (Isa::Portable, _) => {}
     }
+    let _ = accuracy;
     gru_tail(gi, gh, h, 0, 0);
 }
 
 /// PyTorch's LSTM: i, f, g, o gates (4h, biases already summed in); updates c and h.
-pub fn lstm(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
+pub fn lstm(gates: &[f32], c: &mut [f32], h: &mut [f32], accuracy: Accuracy) {
     let n = h.len();
     assert!(gates.len() >= 4 * n && c.len() == n);
     #[cfg(target_arch = "x86_64")]
-    match isa() {
+    match (isa(), accuracy) {
         // SAFETY: as above.
-        Isa::Avx512 => return unsafe { x86::lstm16(gates, c, h) },
+        (Isa::Avx512, _) => return unsafe { x86::lstm16(gates, c, h) },
         // SAFETY: as above.
-        Isa::Avx2 => return unsafe { x86::lstm(gates, c, h) },
-        Isa::Portable => {}
+        (Isa::Avx2, Accuracy::Fine) => return unsafe { x86::lstm::<false>(gates, c, h) },
+        // SAFETY: as above.
+        (Isa::Avx2, Accuracy::Coarse) => return unsafe { x86::lstm::<true>(gates, c, h) },
+        (Isa::Portable, _) => {}
     }
+    let _ = accuracy;
     lstm_tail(gates, c, h, 0);
 }
 
@@ -117,10 +137,84 @@ mod x86 {
         _mm256_mul_ps(_mm256_mul_ps(p, x), recip8(q))
     }
 
+    // Coarse: tanh(x) = x p(x^2) / q(x^2) on [-6.25, 6.25], degree 7 over 4, fitted by
+    // weighted least squares (Lawson's iteration); absolute error under 2.2e-5 in f32.
+    const COARSE_CLAMP: f32 = 6.25;
+    const COARSE_P: [f32; 4] = [-2.327_295_5e-6, 9.748_476_4e-4, 0.108_461_05, 0.999_938_96];
+    const COARSE_Q: [f32; 3] = [0.015_014_17, 0.441_608_1, 1.0];
+    // sigmoid(x) = 1/2 + tanh(x/2)/2 = 1/2 + x p'(x^2) / q'(x^2): the halvings folded
+    // into the coefficients (powers of two: exact), a multiply fewer.
+    const SIGMOID_P: [f32; 4] = quartered(COARSE_P, 0.25);
+    const SIGMOID_Q: [f32; 3] = quartered(COARSE_Q, 1.0);
+
+    /// `c(x^2 / 4) * outer` for coefficients c, highest degree first.
+    const fn quartered<const N: usize>(c: [f32; N], outer: f32) -> [f32; N] {
+        let mut out = c;
+        let mut k = 0;
+        while k < N {
+            let mut scale = outer;
+            let mut degree = N - 1 - k;
+            while degree > 0 {
+                scale /= 4.0;
+                degree -= 1;
+            }
+            out[k] = c[k] * scale;
+            k += 1;
+        }
+        out
+    }
+
+    /// (x p(x^2), 1 / q(x^2)) for x clamped to [-clamp, clamp].
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn odd_rational<const P: usize, const Q: usize>(
+        x: __m256,
+        clamp: f32,
+        p: &[f32; P],
+        q: &[f32; Q],
+    ) -> (__m256, __m256) {
+        let x = _mm256_min_ps(
+            _mm256_max_ps(x, _mm256_set1_ps(-clamp)),
+            _mm256_set1_ps(clamp),
+        );
+        let x2 = _mm256_mul_ps(x, x);
+        let mut num = _mm256_set1_ps(p[0]);
+        for a in &p[1..] {
+            num = _mm256_fmadd_ps(num, x2, _mm256_set1_ps(*a));
+        }
+        let mut den = _mm256_set1_ps(q[0]);
+        for b in &q[1..] {
+            den = _mm256_fmadd_ps(den, x2, _mm256_set1_ps(*b));
+        }
+        (_mm256_mul_ps(num, x), recip8(den))
+    }
+
+    /// tanh, coarse or fine.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn tanh_of<const COARSE: bool>(x: __m256) -> __m256 {
+        if !COARSE {
+            return tanh8(x);
+        }
+        let (num, inv) = odd_rational(x, COARSE_CLAMP, &COARSE_P, &COARSE_Q);
+        _mm256_mul_ps(num, inv)
+    }
+
+    /// sigmoid, coarse or fine.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn sigmoid_of<const COARSE: bool>(x: __m256) -> __m256 {
+        if !COARSE {
+            return sigmoid8(x);
+        }
+        let (num, inv) = odd_rational(x, 2.0 * COARSE_CLAMP, &SIGMOID_P, &SIGMOID_Q);
+        _mm256_fmadd_ps(num, inv, _mm256_set1_ps(0.5))
+    }
+
     /// # Safety
     /// AVX2 and FMA present; gi and gh hold at least 3 * h.len() values.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn gru(gi: &[f32], gh: &mut [f32], h: &mut [f32]) {
+    pub unsafe fn gru<const COARSE: bool>(gi: &[f32], gh: &mut [f32], h: &mut [f32]) {
         let n = h.len();
         let (gip, ghp, hp) = (gi.as_ptr(), gh.as_mut_ptr(), h.as_mut_ptr());
         // Reset and update gates first: independent lanes, so their evaluations overlap.
@@ -128,7 +222,7 @@ mod x86 {
         let rz = 2 * n - (2 * n) % 8;
         for j in (0..rz).step_by(8) {
             let g = _mm256_add_ps(_mm256_loadu_ps(ghp.add(j)), _mm256_loadu_ps(gip.add(j)));
-            _mm256_storeu_ps(ghp.add(j), sigmoid8(g));
+            _mm256_storeu_ps(ghp.add(j), sigmoid_of::<COARSE>(g));
         }
         // The r/z tail must be done before the candidate reads r and z.
         for j in rz..2 * n {
@@ -140,7 +234,7 @@ mod x86 {
             let z = _mm256_loadu_ps(ghp.add(n + j));
             let hn = _mm256_loadu_ps(ghp.add(2 * n + j));
             let i = _mm256_loadu_ps(gip.add(2 * n + j));
-            let cand = tanh8(_mm256_fmadd_ps(r, hn, i));
+            let cand = tanh_of::<COARSE>(_mm256_fmadd_ps(r, hn, i));
             let old = _mm256_loadu_ps(hp.add(j));
             _mm256_storeu_ps(
                 hp.add(j),
@@ -155,18 +249,18 @@ mod x86 {
     /// # Safety
     /// AVX2 and FMA present; gates holds at least 4 * h.len() values, c as many as h.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn lstm(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
+    pub unsafe fn lstm<const COARSE: bool>(gates: &[f32], c: &mut [f32], h: &mut [f32]) {
         let n = h.len();
         let main = n - n % 8;
         let (g, cp, hp) = (gates.as_ptr(), c.as_mut_ptr(), h.as_mut_ptr());
         for j in (0..main).step_by(8) {
-            let i = sigmoid8(_mm256_loadu_ps(g.add(j)));
-            let f = sigmoid8(_mm256_loadu_ps(g.add(n + j)));
-            let cand = tanh8(_mm256_loadu_ps(g.add(2 * n + j)));
-            let o = sigmoid8(_mm256_loadu_ps(g.add(3 * n + j)));
+            let i = sigmoid_of::<COARSE>(_mm256_loadu_ps(g.add(j)));
+            let f = sigmoid_of::<COARSE>(_mm256_loadu_ps(g.add(n + j)));
+            let cand = tanh_of::<COARSE>(_mm256_loadu_ps(g.add(2 * n + j)));
+            let o = sigmoid_of::<COARSE>(_mm256_loadu_ps(g.add(3 * n + j)));
             let cell = _mm256_fmadd_ps(f, _mm256_loadu_ps(cp.add(j)), _mm256_mul_ps(i, cand));
             _mm256_storeu_ps(cp.add(j), cell);
-            _mm256_storeu_ps(hp.add(j), _mm256_mul_ps(o, tanh8(cell)));
+            _mm256_storeu_ps(hp.add(j), _mm256_mul_ps(o, tanh_of::<COARSE>(cell)));
         }
         if main < n {
             super::lstm_tail(gates, c, h, main);
@@ -306,6 +400,69 @@ mod tests {
         assert!(worst_sigmoid < 3e-7, "sigmoid {worst_sigmoid}");
     }
 
+    /// The coarse gates' bounds (`Accuracy::Coarse`), over the whole line.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn coarse_tanh_and_sigmoid_keep_their_bounds() {
+        use std::arch::x86_64::*;
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return;
+        }
+        let (mut worst_tanh, mut worst_sigmoid) = (0f64, 0f64);
+        let mut x = -40.0f32;
+        while x < 40.0 {
+            let lanes: [f32; 8] = std::array::from_fn(|i| x + i as f32 * 1e-4);
+            let (mut t, mut s) = ([0f32; 8], [0f32; 8]);
+            // SAFETY: AVX2 and FMA checked above; arrays hold 8 floats.
+            unsafe {
+                let v = _mm256_loadu_ps(lanes.as_ptr());
+                _mm256_storeu_ps(t.as_mut_ptr(), x86::tanh_of::<true>(v));
+                _mm256_storeu_ps(s.as_mut_ptr(), x86::sigmoid_of::<true>(v));
+            }
+            for i in 0..8 {
+                let v = lanes[i] as f64;
+                worst_tanh = worst_tanh.max((t[i] as f64 - v.tanh()).abs());
+                worst_sigmoid = worst_sigmoid.max((s[i] as f64 - 1.0 / (1.0 + (-v).exp())).abs());
+            }
+            x += 0.000_93;
+        }
+        assert!(worst_tanh < 2.2e-5, "tanh {worst_tanh}");
+        assert!(worst_sigmoid < 1.1e-5, "sigmoid {worst_sigmoid}");
+        // Coarse, not wrong: the fine ones are 50 times closer.
+        assert!(worst_tanh > 1e-6, "tanh {worst_tanh}");
+    }
+
+    #[test]
+    fn coarse_gates_stay_near_the_portable_loop() {
+        for n in [8, 13, 64] {
+            for scale in [0.5, 4.0, 60.0] {
+                let gi = values(3 * n, n as u64, scale);
+                let gh = values(3 * n, 7 + n as u64, scale);
+                let h0 = values(n, 3, 1.0);
+                let (mut gh_a, mut h_a) = (gh.clone(), h0.clone());
+                gru(&gi, &mut gh_a, &mut h_a, Accuracy::Coarse);
+                let (mut gh_b, mut h_b) = (gh.clone(), h0.clone());
+                gru_tail(&gi, &mut gh_b, &mut h_b, 0, 0);
+                let tol = 5e-5 * scale.max(1.0);
+                for (a, b) in h_a.iter().zip(&h_b) {
+                    assert!((a - b).abs() <= tol, "gru n={n} scale={scale}: {a} vs {b}");
+                }
+                let gates = values(4 * n, 11 + n as u64, scale);
+                let c0 = values(n, 5, 2.0);
+                let (mut c_a, mut h_a) = (c0.clone(), h0.clone());
+                lstm(&gates, &mut c_a, &mut h_a, Accuracy::Coarse);
+                let (mut c_b, mut h_b) = (c0.clone(), h0.clone());
+                lstm_tail(&gates, &mut c_b, &mut h_b, 0);
+                for (a, b) in c_a.iter().zip(&c_b).chain(h_a.iter().zip(&h_b)) {
+                    assert!(
+                        (a - b).abs() <= 1e-4,
+                        "lstm n={n} scale={scale}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
     /// The dispatched update (intrinsics here when the CPU has them) against the
     /// portable loop, for hidden sizes with and without an 8-lane tail, up to large
     /// pre-activations.
@@ -317,7 +474,7 @@ mod tests {
                 let gh = values(3 * n, 7 + n as u64, scale);
                 let h0 = values(n, 3, 1.0);
                 let (mut gh_a, mut h_a) = (gh.clone(), h0.clone());
-                gru(&gi, &mut gh_a, &mut h_a);
+                gru(&gi, &mut gh_a, &mut h_a, Accuracy::Fine);
                 let (mut gh_b, mut h_b) = (gh.clone(), h0.clone());
                 gru_tail(&gi, &mut gh_b, &mut h_b, 0, 0);
                 // Gate errors of ~3e-7 absolute scale with the pre-activations they
@@ -329,7 +486,7 @@ mod tests {
                 let gates = values(4 * n, 11 + n as u64, scale);
                 let c0 = values(n, 5, 2.0);
                 let (mut c_a, mut h_a) = (c0.clone(), h0.clone());
-                lstm(&gates, &mut c_a, &mut h_a);
+                lstm(&gates, &mut c_a, &mut h_a, Accuracy::Fine);
                 let (mut c_b, mut h_b) = (c0.clone(), h0.clone());
                 lstm_tail(&gates, &mut c_b, &mut h_b, 0);
                 for (a, b) in c_a.iter().zip(&c_b).chain(h_a.iter().zip(&h_b)) {

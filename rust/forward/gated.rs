@@ -393,6 +393,7 @@ impl Gated {
                 &gi[r * gp..r * gp + g],
                 &mut cell[at..at + h],
                 &mut state[at..at + h],
+                gate_accuracy(layer),
             );
         }
     }
@@ -431,8 +432,18 @@ impl Gated {
                 &row(&dir.table0, gp, block.letters[r])[..g]
             };
             let at = (r0 + r) * h;
-            gates::gru(input, &mut gh[r * gp..r * gp + g], &mut state[at..at + h]);
+            let (gh, h) = (&mut gh[r * gp..r * gp + g], &mut state[at..at + h]);
+            gates::gru(input, gh, h, gate_accuracy(layer));
         }
+    }
+}
+
+/// Coarse gates under int16 products, which round the states they read more coarsely
+/// than the gates' error (`gates::Accuracy`); float32's are held to PyTorch's.
+fn gate_accuracy(layer: &Layer) -> gates::Accuracy {
+    match layer.whh.precision() {
+        Precision::Int16 => gates::Accuracy::Coarse,
+        _ => gates::Accuracy::Fine,
     }
 }
 
