@@ -157,6 +157,8 @@ def test_rows_after_the_prefix_table_is_built_keep_their_bits(dataset_names, pre
     again = model.log_probs(names)  # every chunk starts from it
     np.testing.assert_array_equal(first, again)
     np.testing.assert_array_equal(again[:few], want)
+    # The plain recurrence (no prefixes shared, the table unread) agrees to the bit.
+    np.testing.assert_array_equal(again, model.log_probs(names, share_prefixes=False))
     assert len(names) > 60_000
 
 

@@ -12,6 +12,7 @@ use crate::gemm::{matmul_acc, matmul_from_table, padded_cols, Packed, Precision}
 use crate::model_file::{Cell, Spec};
 use crate::normalize::TextRule;
 use crate::prefixes::Prefixes;
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::ops::Range;
 
@@ -160,7 +161,8 @@ impl Gated {
             col: 0,
             stride: width,
         };
-        let tables = self.start_tables(x, n);
+        // The tables share prefixes across chunks: not for the plain recurrence.
+        let tables = if share { self.start_tables(x, n) } else { None };
         let table = |i: usize| tables.map(|t| &t[i]);
         // A part's weights alone (a member of a merged ensemble: 24 KB in int16) stay
         // in L1 across all its steps, where the whole matrix streamed from L2 each step.
@@ -199,26 +201,33 @@ impl Gated {
     }
 
     /// Every direction part's states after each prefix of up to DEPTH letters, by the
-    /// recurrence itself (in chunks, on memory of their own).
+    /// recurrence itself, in chunks across the pool (each on memory of its own).
     fn build_start_tables(&self) -> Vec<Table> {
-        let mut scratch = Scratch::default();
-        let mut table = |dir: &Direction| {
+        let table = |dir: &Direction| {
             let units = dir.units.len();
             let levels = std::array::from_fn(|d| {
                 let x = start_states::every_prefix(d + 1);
                 let mut states = vec![0f32; x.rows() * units];
-                let mut chunk = Letters::default();
-                for (k, part) in states.chunks_mut(CHUNK * units).enumerate() {
+                let chunk = |(k, part): (usize, &mut [f32])| {
                     let rows: Vec<usize> = (k * CHUNK..(k * CHUNK + part.len() / units)).collect();
-                    chunk.select(&x, &rows);
+                    let mut letters = Letters::default();
+                    letters.select(&x, &rows);
                     let lens = vec![d + 1; rows.len()];
                     let mut to = Finals {
                         data: part,
                         col: 0,
                         stride: units,
                     };
-                    self.run(dir, None, &chunk, &lens, &mut to, true, &mut scratch);
-                }
+                    let mut scratch = Scratch::default();
+                    self.run(dir, None, &letters, &lens, &mut to, true, &mut scratch);
+                };
+                // In the pool even when called from outside it (a small call's thread).
+                crate::threads::run(usize::MAX, || {
+                    states
+                        .par_chunks_mut(CHUNK * units)
+                        .enumerate()
+                        .for_each(chunk)
+                });
                 states
             });
             Table { units, levels }
@@ -226,7 +235,7 @@ impl Gated {
         self.forward
             .iter()
             .chain(&self.reverse)
-            .map(&mut table)
+            .map(table)
             .collect()
     }
 

@@ -7,11 +7,12 @@
 //! after each prefix (15 MB for the default's two members of 64), computed by the same
 //! recurrence on the prefixes themselves; a row's products and gates depend on nothing
 //! but the row, so a row started from the table has the bits it would have had from
-//! h_0. It is built once the model has run `BUILD_AFTER` rows: a one-name user never
-//! waits for it (it takes about as long as 5,000 names).
+//! h_0. It is built once the model has run `BUILD_AFTER` rows (a one-name user never
+//! pays for it), by one chunk's thread across the pool (about as long as 5,000 names),
+//! while the other chunks go on without it.
 
 use super::letters::Letters;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Letters of the longest prefixes the table holds.
@@ -88,21 +89,25 @@ pub(super) fn readable(x: &Letters) -> bool {
 pub(super) struct StartStates {
     tables: OnceLock<Arc<Vec<Table>>>,
     rows_run: AtomicUsize,
+    /// Set by the one thread that builds the tables.
+    building: AtomicBool,
 }
 
 impl Clone for StartStates {
+    /// Shares the tables once built; a copy made while they are built builds its own.
     fn clone(&self) -> Self {
         StartStates {
             tables: self.tables.clone(),
             rows_run: AtomicUsize::new(self.rows_run.load(Ordering::Relaxed)),
+            building: AtomicBool::new(false),
         }
     }
 }
 
 impl StartStates {
-    /// The tables, counting `rows` more rows run and building them (`build`) once the
-    /// count passes BUILD_AFTER; None before. A thread that arrives while another
-    /// builds waits for it.
+    /// The tables, counting `rows` more rows run; the first caller past BUILD_AFTER
+    /// builds them (`build`). None before, and for other callers while they are built:
+    /// rows run from h_0 meanwhile, with the same bits, rather than wait.
     pub(super) fn after(
         &self,
         rows: usize,
@@ -112,7 +117,7 @@ impl StartStates {
             return Some(tables);
         }
         let seen = self.rows_run.fetch_add(rows, Ordering::Relaxed) + rows;
-        if seen < BUILD_AFTER {
+        if seen < BUILD_AFTER || self.building.swap(true, Ordering::AcqRel) {
             return None;
         }
         Some(self.tables.get_or_init(|| Arc::new(build())))
@@ -172,5 +177,9 @@ mod tests {
         assert!(!s.built());
         assert!(s.after(1, build).is_some());
         assert!(s.built() && s.clone().built());
+        // While one thread builds, the others go on without the tables.
+        let t = StartStates::default();
+        t.building.store(true, Ordering::Relaxed);
+        assert!(t.after(BUILD_AFTER, build).is_none());
     }
 }
