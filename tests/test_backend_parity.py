@@ -7,6 +7,8 @@ drifts from an exact recurrence on long names.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import namelang
 import numpy as np
 import pytest
@@ -160,6 +162,19 @@ def test_rows_after_the_prefix_table_is_built_keep_their_bits(dataset_names, pre
     # The plain recurrence (no prefixes shared, the table unread) agrees to the bit.
     np.testing.assert_array_equal(again, model.log_probs(names, share_prefixes=False))
     assert len(names) > 60_000
+
+
+def test_threads_that_meet_the_prefix_table_being_built_keep_their_bits(dataset_names):
+    """Four threads share one model while it builds its prefix states: each call's
+    answers are those of a model that has none."""
+    path = str(model_path("default"))
+    names = dataset_names
+    want = namelang._native.Model(path).log_probs(names)  # 20,074 rows: no table
+    model = namelang._native.Model(path)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: model.log_probs(names), range(8)))
+    for got in results:
+        np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.skipif(not namelang._native.int16_available(), reason="no AVX2 on this CPU")
