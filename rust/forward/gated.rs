@@ -138,7 +138,8 @@ impl Gated {
             out,
             start: (!lstm
                 && spec.num_layers == 1
-                && matches!(spec.text_rule, TextRule::TrimLower | TextRule::Romanize))
+                && matches!(spec.text_rule, TextRule::TrimLower | TextRule::Romanize)
+                && start_states::fits(directions * h))
             .then(StartStates::default),
         }
     }

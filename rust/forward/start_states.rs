@@ -21,6 +21,14 @@ pub(super) const DEPTH: usize = 3;
 const LETTERS: usize = 31;
 /// Rows the model runs before the table is built (its cost is about 5,000 names').
 const BUILD_AFTER: usize = 50_000;
+/// The most hidden units (every direction's) the tables are kept for: 31.5 MB at 256
+/// (a GRU of 256 fits; a larger or bidirectional one goes without).
+const MOST_UNITS: usize = 256;
+
+/// Whether tables for `units` hidden units (every direction's) are kept.
+pub(super) fn fits(units: usize) -> bool {
+    units <= MOST_UNITS
+}
 
 /// A letter's place among the LETTERS a case-blind rule reads, or None (upper case).
 #[inline]
@@ -167,6 +175,12 @@ mod tests {
         assert_eq!(out, [4, 26]);
         assert!(readable(&two));
         assert!(!readable(&Letters::equal_rows(vec![0, 26], 2)));
+    }
+
+    #[test]
+    fn tables_fit_their_budget() {
+        assert!(fits(128) && fits(256)); // the default (two members of 64), a GRU of 256
+        assert!(!fits(257) && !fits(2 * 256)); // bigger, or 256 in both directions
     }
 
     #[test]

@@ -526,12 +526,13 @@ fn rows_started_from_the_prefix_table_keep_their_bits() {
 }
 
 #[test]
-fn case_sensitive_names_and_lstms_have_no_prefix_table() {
+fn case_sensitive_lstm_deep_and_big_models_have_no_prefix_table() {
     let rule = [("text_rule", "trim_lower")];
     let exact = Model::from_bytes(&case("gru", 9, 1, 0, &[]).bytes()).unwrap();
     let lstm = Model::from_bytes(&case("lstm", 7, 1, 0, &rule).bytes()).unwrap();
     let two_layers = Model::from_bytes(&case("gru", 8, 2, 0, &rule).bytes()).unwrap();
-    for model in [exact, lstm, two_layers] {
+    let big = Model::from_bytes(&case("gru", 300, 1, 0, &rule).bytes()).unwrap();
+    for model in [exact, lstm, two_layers, big] {
         assert!(!gated(&model).build_start_tables_now(false));
     }
 }
