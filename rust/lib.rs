@@ -13,6 +13,7 @@ pub mod fullname;
 pub mod gates;
 pub mod gemm;
 pub mod known_ngrams;
+pub mod marks;
 pub mod math;
 pub mod model_file;
 pub mod ngrams;

@@ -37,6 +37,8 @@ pub struct Spec {
     pub text_rule: TextRule,
     /// The hashed n-gram branch, when the file has one.
     pub ngrams: Option<NGramSpec>,
+    /// Letters outside ASCII the model takes as evidence (`marks`), when it has them.
+    pub marks: Option<Vec<char>>,
 }
 
 /// A hashed character n-gram branch: its logits are the sum of `ngram.weight` rows,
@@ -127,6 +129,7 @@ pub fn spec_from_metadata(meta: &HashMap<String, String>) -> Result<Spec> {
                 },
             }),
         },
+        marks: crate::marks::parse(meta)?,
     };
     check_combination(&spec, one_hot)?;
     Ok(spec)
@@ -210,6 +213,9 @@ fn check_combination(spec: &Spec, one_hot: bool) -> Result<()> {
     if elman && spec.ngrams.is_some() {
         return Err(invalid("the n-gram branch goes with a gru or lstm cell"));
     }
+    if elman && spec.marks.is_some() {
+        return Err(invalid("marks go with a gru or lstm cell"));
+    }
     Ok(())
 }
 
@@ -260,6 +266,9 @@ pub fn expected_shapes(spec: &Spec) -> Vec<(String, Vec<usize>)> {
                 vec![ng.known_blocks, known_ngrams::WORDS],
             );
         }
+    }
+    if let Some(marks) = &spec.marks {
+        add(crate::marks::TENSOR.into(), vec![marks.len(), c]);
     }
     add("logit_adjustment".into(), vec![c]);
     shapes

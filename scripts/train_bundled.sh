@@ -13,8 +13,9 @@ namelang train --recipe tutorial --seed 2022 --output "$out/tutorial.safetensors
 # romanised); Faker's surname lists as a second corpus (namelang.corpus: at most 300 rows
 # a language, each weighing 0.3 of a data set row; needs the train extra), which also
 # settles the data set's names listed under several languages. The table reads only the
-# n-grams at least two distinct training names hold (namelang.known_ngrams).
+# n-grams at least two distinct training names hold (namelang.known_ngrams); letters
+# outside ASCII count as evidence after training (namelang.marks).
 namelang train --cell gru --input embedding --embedding-dim 32 --hidden-size 64 --ensemble 2 \
     --ngram-max 6 --ngram-buckets 32768 --ngram-min-names 2 --dropout 0.5 --class-weight-power 0.5 \
-    --feminine-forms --epochs 10 --distinct --corpus faker --corpus-settles --seed 2023 \
+    --feminine-forms --epochs 10 --distinct --corpus faker --corpus-settles --seed 2023 --marks \
     --output "$out/default.safetensors"

@@ -99,7 +99,7 @@ class _TorchBackend:
 
     def log_probs(self, names: Sequence[str], batch: int = 4096) -> np.ndarray:
 
-        from namelang.model import known_ngrams, ngram_input
+        from namelang.model import known_ngrams, mark_input, ngram_input
 
         torch = self._torch
         config = self.module.config
@@ -118,7 +118,8 @@ class _TorchBackend:
                 x = torch.from_numpy(indices).to(self.device)
                 n = torch.from_numpy(n).to(self.device)
                 ngrams = ngram_input(part, config, device=self.device, known=known)
-                out[rows] = self.module.log_probs(x, n, ngrams).float().cpu().numpy()
+                marks = mark_input(part, config, self.device)
+                out[rows] = self.module.log_probs(x, n, ngrams, marks).float().cpu().numpy()
         return out
 
     def explain(self, names: list[str], k: int) -> list[list[Part]]:

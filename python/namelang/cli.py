@@ -505,6 +505,13 @@ def _add_train(sub) -> None:
         help="also train on the -ova/-eva/-ina/-aya forms of Russian training names",
     )
     p.add_argument(
+        "--marks",
+        action="store_true",
+        default=None,
+        help="take letters outside ASCII (í, ł, ř, ã) as evidence, counted over the "
+        "training rows as written (namelang.marks)",
+    )
+    p.add_argument(
         "--no-calibrate",
         dest="calibrate",
         action="store_false",

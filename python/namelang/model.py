@@ -21,6 +21,9 @@ RecurrentClassifier (cell "gru" or "lstm"), for each layer k = 0 .. num_layers -
     (`namelang.reference.ngram_rows`) are summed into its logits
     ngram.known (K, 8) uint32   with ngram_known_blocks = K: the n-grams the table was
     trained on (a buffer; `namelang.reference.known_ngrams`), the only ones it reads
+    marks.weight (M, C)   with marks (M letters outside ASCII, metadata `marks`): a row
+    of log-ratios per mark, added for each mark a name holds (`namelang.marks`; a buffer
+    counted after training, not learnt)
 Both, optionally:
     logit_adjustment (C)   added to the logits before the softmax (tuned on validation)
 
@@ -45,6 +48,15 @@ from namelang.spec import N_LETTERS, ModelConfig
 # (flat rows, offsets, flat weights) or (padded rows (B, G), None, weights (B, G)),
 # each row weighted 1/sqrt(G) (0 for padding).
 NGramInput = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]
+
+
+def mark_input(
+    names: list[str], config: ModelConfig, device: str | torch.device = "cpu"
+) -> torch.Tensor | None:
+    """Which of the model's marks each name holds, (B, M) of 0 and 1 (None: no marks)."""
+    if not config.marks:
+        return None
+    return torch.from_numpy(_native.marks_held(names, list(config.marks))).to(device)
 
 
 def known_ngrams(model: nn.Module) -> np.ndarray | None:
@@ -177,8 +189,14 @@ class ElmanRNN(nn.Module):
         return out + self.logit_adjustment
 
     def log_probs(
-        self, indices: torch.Tensor, lengths: torch.Tensor, ngrams: NGramInput | None = None
+        self,
+        indices: torch.Tensor,
+        lengths: torch.Tensor,
+        ngrams: NGramInput | None = None,
+        marks: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        # The tutorial's cell has neither an n-gram branch nor marks (the reader refuses
+        # them): the arguments are taken so every module is called alike.
         logits = self.logits(indices, lengths, ngrams)
         return _nan_rows(F.log_softmax(logits, dim=1), lengths)
 
@@ -213,6 +231,10 @@ class RecurrentClassifier(nn.Module):
                 self.ngram.register_buffer(
                     "known", torch.zeros((config.ngram_known_blocks, 8), dtype=torch.int32)
                 )
+        if config.marks:
+            self.marks = nn.Module()
+            rows = torch.zeros(len(config.marks), config.n_categories)
+            self.marks.register_buffer("weight", rows)
         self.register_buffer("logit_adjustment", torch.zeros(config.n_categories))
 
     # One name longer than this is run this many steps at a time, its state carried
@@ -246,7 +268,11 @@ class RecurrentClassifier(nn.Module):
         return F.one_hot(indices, N_LETTERS).to(self.out.weight.dtype)
 
     def logits(
-        self, indices: torch.Tensor, lengths: torch.Tensor, ngrams: NGramInput | None = None
+        self,
+        indices: torch.Tensor,
+        lengths: torch.Tensor,
+        ngrams: NGramInput | None = None,
+        marks: torch.Tensor | None = None,
     ) -> torch.Tensor:
         batch = indices.shape[0]
         nonempty = (lengths > 0).nonzero().squeeze(1)
@@ -266,13 +292,21 @@ class RecurrentClassifier(nn.Module):
             if ngrams is None:
                 raise ValueError("this model has an n-gram branch: pass its n-gram rows")
             logits = logits + self.ngram(*ngrams)[nonempty]
+        if self.config.marks:
+            if marks is None:
+                raise ValueError("this model has marks: pass the marks its names hold")
+            logits = logits + (marks.to(logits.dtype) @ self.marks.weight)[nonempty]
         out[nonempty] = logits
         return out
 
     def log_probs(
-        self, indices: torch.Tensor, lengths: torch.Tensor, ngrams: NGramInput | None = None
+        self,
+        indices: torch.Tensor,
+        lengths: torch.Tensor,
+        ngrams: NGramInput | None = None,
+        marks: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        logits = self.logits(indices, lengths, ngrams)
+        logits = self.logits(indices, lengths, ngrams, marks)
         return _nan_rows(F.log_softmax(logits, dim=1), lengths)
 
 

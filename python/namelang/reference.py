@@ -281,3 +281,10 @@ def known_ngrams(letters: list[str], max_n: int, min_names: int) -> list[list[in
         block, bits = _block_and_bits(words, h)
         words[block] = [w | b for w, b in zip(words[block], bits, strict=True)]
     return words
+
+
+def marks_held(name: str, marks: list[str]) -> list[int]:
+    """Which of a model's marks (letters outside ASCII) a name holds, ascending: the name
+    read as written, NFC then lower case (`rust/marks.rs`)."""
+    read = unicodedata.normalize("NFC", name).lower()
+    return sorted({marks.index(c) for c in read if c in marks})

@@ -39,6 +39,8 @@ class ModelConfig:
     ngram_buckets: int = 0
     # Blocks of `ngram.known`, the n-grams the table was trained on (0: none).
     ngram_known_blocks: int = 0
+    # Letters outside ASCII taken as evidence, one row of `marks.weight` each (`marks`).
+    marks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         categories = [f"c{i}" for i in range(max(self.n_categories, 0))]
@@ -62,8 +64,12 @@ ModelSpec = _native.ModelSpec
 
 def config_of(spec: ModelSpec) -> ModelConfig:
     """The configuration a spec states (what `namelang.model` builds a module from)."""
-    names = {f.name for f in fields(ModelConfig)} - {"n_categories"}
-    return ModelConfig(n_categories=spec.n_categories, **{n: getattr(spec, n) for n in names})
+    names = {f.name for f in fields(ModelConfig)} - {"n_categories", "marks"}
+    return ModelConfig(
+        n_categories=spec.n_categories,
+        marks=tuple(spec.marks),
+        **{n: getattr(spec, n) for n in names},
+    )
 
 
 def spec_of(
@@ -92,6 +98,8 @@ def metadata(config: ModelConfig, categories: list[str]) -> dict[str, str]:
         meta.update(ngram_max=str(config.ngram_max), ngram_buckets=str(config.ngram_buckets))
     if config.ngram_known_blocks:
         meta["ngram_known_blocks"] = str(config.ngram_known_blocks)
+    if config.marks:
+        meta["marks"] = json.dumps(list(config.marks), ensure_ascii=False)
     return meta
 
 

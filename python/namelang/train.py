@@ -30,11 +30,12 @@ from namelang.corpus import faker_corpus, unsettled_rows
 from namelang.data import Split, load_names, split_names
 from namelang.evaluate import Metrics, metrics, top_k_accuracy
 from namelang.extras import require
+from namelang.marks import ALPHA, marks_table
 from namelang.model import NGramInput, build, known_ngrams, ngram_input, resolve_device
 from namelang.shared_names import WAYS as SHARED_WAYS
 from namelang.shared_names import shared_groups, split_weight, vote_shares
 from namelang.spec import ModelConfig
-from namelang.text import encode, one_hot
+from namelang.text import encode, one_hot, to_ascii_batch
 
 
 @dataclass
@@ -84,6 +85,7 @@ class TrainConfig:
     corpus_cap_ratio: float = 0.0  # > 0: also cap a language at this x its training names
     corpus_settles: bool = False  # drop data set labels of shared names the corpus contradicts
     shared_names: str = "rows"  # how a name under several languages splits its weight
+    marks: bool = False  # letters outside ASCII as evidence, counted after training
 
 
 @dataclass
@@ -194,6 +196,8 @@ def _check_config(config: TrainConfig) -> None:
         raise ValueError("--ngram-min-names needs an n-gram branch: add --ngram-max N")
     if config.shared_names not in SHARED_WAYS:
         raise ValueError(f"--shared-names must be one of {SHARED_WAYS}: {config.shared_names!r}")
+    if config.marks and config.recipe == "tutorial":
+        raise ValueError("--marks goes with the batched recipe (a gru or lstm cell)")
     if config.time_budget is not None and not config.time_budget > 0:
         raise ValueError(
             f"--time-budget must be a positive number of seconds, got {config.time_budget}"
@@ -223,6 +227,9 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
     else:
         raise ValueError(f"recipe must be 'batched' or 'tutorial', got {config.recipe!r}")
     conformal, results = _judge(model, history, split, device)
+    marks_notes = None
+    if config.marks:  # after the figures, which they cannot move: the parts are ASCII
+        model, marks_notes = _with_marks(model, config, split, device)
     if out is not None:
         meta = {
             "recipe": config.recipe,
@@ -235,6 +242,8 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
         }
         if corpus_notes is not None:
             meta["corpus"] = json.dumps(corpus_notes)
+        if marks_notes is not None:
+            meta["marks_counted"] = json.dumps(marks_notes)
         model_file.save(out, model.cpu(), split.categories, meta)
         Path(str(out) + ".history.json").write_text(json.dumps(history, indent=1))
         model.to(device)
@@ -252,6 +261,35 @@ def _training_split(config: TrainConfig) -> tuple[Split, dict | None]:
     if config.corpus:
         return _with_corpus(config, split)
     return split, None
+
+
+def _with_marks(
+    model: nn.Module, config: TrainConfig, split: Split, device
+) -> tuple[nn.Module, dict]:
+    """The model with the marks its training rows hold (`namelang.marks`): the data set's
+    training lines as written (the split holds them in ASCII) and the corpus rows."""
+    cats = split.categories
+    names = load_names(config.data)
+    ascii_train = {name for name, _ in split.train}
+    written = [
+        (line, c)
+        for c, language in enumerate(cats)
+        for line, read in zip(names[language], to_ascii_batch(names[language]), strict=True)
+        if read in ascii_train and not line.isascii()
+    ]
+    written += [(name, label) for name, label in split.train if not name.isascii()]
+    per_language = [0] * len(cats)
+    for _, label in split.train:
+        per_language[label] += 1
+    marks, weight = marks_table(written, per_language)
+    notes = {"marks": len(marks), "rows_with_marks": len(written), "alpha": ALPHA}
+    if not marks:
+        return model, notes
+    marked = build(replace(model.config, marks=marks))
+    state = model.state_dict()
+    state["marks.weight"] = torch.from_numpy(weight)
+    marked.load_state_dict(state)
+    return marked.to(device).eval(), notes
 
 
 def _judge(model: nn.Module, history: dict, split: Split, device) -> tuple[dict, dict]:

@@ -232,6 +232,13 @@ impl PySpec {
         self.inner.ngrams.map_or(0, |n| n.known_blocks)
     }
 
+    /// The letters outside ASCII the model takes as evidence (empty: none).
+    #[getter]
+    fn marks(&self) -> Vec<String> {
+        let marks = self.inner.marks.as_deref().unwrap_or_default();
+        marks.iter().map(char::to_string).collect()
+    }
+
     #[getter]
     fn categories(&self) -> Vec<String> {
         self.inner.categories.clone()

@@ -23,6 +23,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(apply_text_rule, m)?)?;
     m.add_function(wrap_pyfunction!(ngram_rows, m)?)?;
     m.add_function(wrap_pyfunction!(known_ngrams, m)?)?;
+    m.add_function(wrap_pyfunction!(marks_held, m)?)?;
     m.add_function(wrap_pyfunction!(one_hot, m)?)?;
     m.add_function(wrap_pyfunction!(text_lines, m)?)?;
     Ok(())
@@ -244,4 +245,35 @@ fn text_lines(chunk: &[u8]) -> (Vec<String>, Vec<Option<String>>) {
         shown.into_iter().map(|s| s.into_owned()).collect(),
         names.into_iter().map(|n| n.map(str::to_owned)).collect(),
     )
+}
+
+/// Which of `marks` (letters outside ASCII, as a model file lists them) each name holds,
+/// read as the Rust backend reads it (NFC, lower case): (B, M) float32 of 0 and 1, the
+/// torch backend's input for the marks' rows.
+#[pyfunction]
+fn marks_held<'py>(
+    py: Python<'py>,
+    names: Names,
+    marks: Vec<String>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let meta = [(
+        crate::marks::METADATA.to_string(),
+        serde_json::to_string(&marks).expect("strings"),
+    )]
+    .into();
+    let chars = crate::marks::parse(&meta)?.unwrap_or_default();
+    let (rows, m) = (names.0.len(), chars.len());
+    let held = py.detach(|| {
+        let table = crate::marks::Marks::new(&chars, vec![0.0; m], 1);
+        let mut out = vec![0f32; rows * m];
+        for (r, name) in names.0.iter().enumerate() {
+            for i in table.held(name) {
+                out[r * m + i] = 1.0;
+            }
+        }
+        out
+    });
+    Ok(Array2::from_shape_vec((rows, m), held)
+        .expect("rows x marks")
+        .into_pyarray(py))
 }

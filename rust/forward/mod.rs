@@ -21,6 +21,7 @@ use crate::answer_cache::AnswerCache;
 use crate::error::{Error, Result};
 use crate::gemm::{self, Packed, Precision};
 use crate::known_ngrams::KnownNGrams;
+use crate::marks::{self, Marks};
 use crate::math::log_softmax_rows;
 use crate::model_file::{parse, Cell, ModelFile, Spec};
 use crate::ngrams;
@@ -73,6 +74,8 @@ pub struct Model {
     net: Net,
     /// The hashed n-gram branch: its spec and (buckets, C) table, added to the logits.
     ngrams: Option<ngrams::Branch>,
+    /// The rows of the letters outside ASCII a name holds (`marks`), added too.
+    marks: Option<Marks>,
 }
 
 /// The cell, which runs the recurrence over a chunk of rows.
@@ -190,6 +193,10 @@ impl Model {
             Cell::Elman => Net::Elman(Elman::new(&spec, t)),
             Cell::Gru | Cell::Lstm => Net::Gated(Gated::new(&spec, t)),
         };
+        let marks = spec
+            .marks
+            .as_ref()
+            .map(|m| Marks::new(m, t[marks::TENSOR].clone(), classes));
         Model {
             spec,
             share_prefixes: true,
@@ -198,6 +205,7 @@ impl Model {
             classes,
             net,
             ngrams,
+            marks,
         }
     }
 
@@ -250,6 +258,7 @@ impl Model {
             classes: self.classes,
             net: self.net.clone(),
             ngrams: self.ngrams.clone(),
+            marks: self.marks.clone(),
         };
         model.set_logit_shift(shift)?;
         Ok(model)
@@ -449,6 +458,20 @@ impl Model {
         }
     }
 
+    /// What a row's logits get beside the cell's: the n-gram rows, the marks' rows and
+    /// the prior's shift.
+    fn add_beside(&self, name: &str, len: usize, row: &mut [f32]) {
+        if let Some(branch) = &self.ngrams {
+            branch.add_rows(name, len, self.spec.text_rule, row);
+        }
+        if let Some(marks) = &self.marks {
+            marks.add_rows(name, row);
+        }
+        if let Some(shift) = &self.logit_shift {
+            row.iter_mut().zip(shift).for_each(|(v, s)| *v += s);
+        }
+    }
+
     /// Every row once: collapsed tables or the recurrence's logits, the n-gram branch,
     /// then the log-softmax; NaN for a name with no letters.
     fn finish<S: AsRef<str> + Sync>(
@@ -487,12 +510,7 @@ impl Model {
                     let k = slot[i];
                     row.copy_from_slice(&results[k / CHUNK][(k % CHUNK) * cp..][..c]);
                 }
-                if let Some(branch) = &self.ngrams {
-                    branch.add_rows(name, len, rule, row);
-                }
-                if let Some(shift) = &self.logit_shift {
-                    row.iter_mut().zip(shift).for_each(|(v, s)| *v += s);
-                }
+                self.add_beside(name, len, row);
             }
             log_softmax_rows(rows, c);
             for (k, row) in rows.chunks_mut(c).enumerate() {
