@@ -7,7 +7,9 @@
 //!
 //! The candidates of a batch are scored in one forward pass; the torch backend scores
 //! the same candidates (`candidates`) and ranks them here (`rank`), so both backends
-//! give the same parts.
+//! give the same parts. Candidates are the name as read, in ASCII, so they hold none of
+//! its marks (`crate::marks`): each name's marks are given back to its candidates
+//! (`keep_marks`), and the parts weigh the letters alone, not the accent they lost.
 
 use crate::error::Result;
 use crate::forward::{Method, Model};
@@ -49,6 +51,16 @@ pub fn candidates(name: &str, rule: TextRule, out: &mut Vec<String>) -> String {
         out.push(format!("{}{}", &read[..start], &read[end..]));
     }
     read
+}
+
+/// Gives a name's candidates (rows of log-probabilities, C each) the logits its marks
+/// add (`shift`, C), renormalised: what they would answer holding the name's marks.
+pub fn keep_marks(rows: &mut [f32], shift: &[f32]) {
+    let classes = shift.len();
+    for row in rows.chunks_mut(classes) {
+        row.iter_mut().zip(shift).for_each(|(v, s)| *v += s);
+    }
+    crate::math::log_softmax_rows(rows, classes);
 }
 
 /// The `k` parts with the largest positive weights, best first (ties: leftmost, then
@@ -114,14 +126,17 @@ pub fn explain_given<S: AsRef<str> + Sync>(
         counts.push(texts.len() - before);
     }
     let classes = model.classes();
-    let rows = model.log_probs(&texts, Method::Auto, model.share_prefixes)?;
+    let mut rows = model.log_probs(&texts, Method::Auto, model.share_prefixes)?;
     let mut at = 0;
     Ok(reads
         .iter()
         .zip(&counts)
         .enumerate()
         .map(|(i, (read, &n))| {
-            let mine = &rows[at * classes..(at + n) * classes];
+            let mine = &mut rows[at * classes..(at + n) * classes];
+            if let Some(shift) = model.marks_shift(names[i].as_ref()) {
+                keep_marks(mine, &shift);
+            }
             at += n;
             rank(read, &full[i * classes..(i + 1) * classes], mine, k)
         })

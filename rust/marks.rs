@@ -94,6 +94,20 @@ impl Marks {
         held
     }
 
+    /// The sum of the rows of the marks `name` holds (None: it holds none).
+    pub fn shift(&self, name: &str) -> Option<Vec<f32>> {
+        let held = self.held(name);
+        if held.is_empty() {
+            return None;
+        }
+        let mut row = vec![0f32; self.classes];
+        for m in held {
+            let w = &self.weight[m * self.classes..(m + 1) * self.classes];
+            row.iter_mut().zip(w).for_each(|(v, x)| *v += x);
+        }
+        Some(row)
+    }
+
     /// Adds the rows of the marks `name` holds to its logits, in mark order.
     pub fn add_rows(&self, name: &str, row: &mut [f32]) {
         for m in self.held(name) {

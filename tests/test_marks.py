@@ -169,3 +169,26 @@ def test_the_default_reads_held_out_names_written_with_marks(backend):
     right = np.mean(probs.argmax(1) == np.array([label for _, label in rows]))
     # Measured: 0.853 (seed 2022: 0.882); the same networks without marks 0.618 (0.588).
     assert right >= 0.80, right
+
+
+def test_explanations_weigh_the_letters_with_the_names_marks_kept(tmp_path):
+    """A part's candidate is the name as read (ASCII) less the part; it gets the name's
+    marks back, so a part's weight is what its letters cost, not the accent too."""
+    path = _model_with_marks(tmp_path)
+    names = ["García", "Łukasz", "Garcia"]
+    rust, torch_backend = namelang.load(path, precision="f32"), namelang.load(path, backend="torch")
+    parts = rust.explain(names, k=3)
+    for ours, theirs in zip(parts, torch_backend.explain(names, k=3), strict=True):
+        assert [p["text"] for p in ours] == [p["text"] for p in theirs]
+        np.testing.assert_allclose(
+            [p["weight"] for p in ours], [p["weight"] for p in theirs], atol=1e-4
+        )
+    _, tensors = model_file.read(path)
+    shift = tensors["marks.weight"][MARKS.index("í")]
+    full = rust.log_probs(["García"])[0]
+    top = int(full.argmax())
+    for p in parts[0]:
+        read = "garcia"
+        shorter = rust.log_probs([read[: p["start"]] + read[p["end"] :]])[0] + shift
+        kept = shorter - np.log(np.exp(shorter).sum())
+        assert p["weight"] == pytest.approx(full[top] - kept[top], abs=1e-5)

@@ -78,17 +78,24 @@ fn explain_candidates(names: Names, text_rule: &str) -> PyResult<(Vec<String>, V
 }
 
 /// Up to `k` parts per name from the log-probabilities of the names (B, C) and of their
-/// candidates (N, C), in `explain_candidates`' order.
+/// candidates (N, C), in `explain_candidates`' order; `marks` (B, C): the logits each
+/// name's marks add, given back to its candidates (`explain::keep_marks`).
 #[pyfunction]
+#[pyo3(signature = (reads, log_probs, candidates, k, marks = None))]
 fn explain_rank(
     reads: Vec<String>,
     log_probs: PyReadonlyArray2<'_, f32>,
     candidates: PyReadonlyArray2<'_, f32>,
     k: usize,
+    marks: Option<PyReadonlyArray2<'_, f32>>,
 ) -> PyResult<Vec<Vec<PartOut>>> {
-    let (full, rows) = (log_probs.as_slice()?, candidates.as_slice()?);
+    let (full, mut rows) = (log_probs.as_slice()?, candidates.as_slice()?.to_vec());
     let classes = log_probs.shape()[1];
-    if log_probs.shape()[0] != reads.len() || candidates.shape()[1] != classes {
+    let shifts = marks.as_ref().map(|m| m.as_slice()).transpose()?;
+    if log_probs.shape()[0] != reads.len()
+        || candidates.shape()[1] != classes
+        || shifts.is_some_and(|s| s.len() != full.len())
+    {
         return Err(PyValueError::new_err(
             "log-probabilities do not fit the names",
         ));
@@ -97,11 +104,15 @@ fn explain_rank(
     let mut out = Vec::with_capacity(reads.len());
     for (i, read) in reads.iter().enumerate() {
         let n = explain::spans(read.len()).count();
-        let Some(mine) = rows.get(at * classes..(at + n) * classes) else {
+        let Some(mine) = rows.get_mut(at * classes..(at + n) * classes) else {
             return Err(PyValueError::new_err(
                 "fewer candidate rows than candidates",
             ));
         };
+        let shift = shifts.map(|s| &s[i * classes..(i + 1) * classes]);
+        if let Some(shift) = shift.filter(|s| s.iter().any(|&v| v != 0.0)) {
+            explain::keep_marks(mine, shift);
+        }
         out.push(explain::rank(
             read,
             &full[i * classes..(i + 1) * classes],

@@ -458,6 +458,11 @@ impl Model {
         }
     }
 
+    /// The logits the marks `name` holds add (None: no marks, or none held).
+    pub fn marks_shift(&self, name: &str) -> Option<Vec<f32>> {
+        self.marks.as_ref()?.shift(name)
+    }
+
     /// What a row's logits get beside the cell's: the n-gram rows, the marks' rows and
     /// the prior's shift.
     fn add_beside(&self, name: &str, len: usize, row: &mut [f32]) {
