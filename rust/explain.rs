@@ -9,10 +9,12 @@
 //! the same candidates (`candidates`) and ranks them here (`rank`), so both backends
 //! give the same parts. Candidates are the name as read, in ASCII, so they hold none of
 //! its marks (`crate::marks`): each name's marks are given back to its candidates
-//! (`keep_marks`), and the parts weigh the letters alone, not the accent they lost.
+//! (`keep_marks`), so the parts weigh the letters alone, not the accent they lost; each
+//! mark is a part of its own (`mark_parts`), weighing what its row adds.
 
 use crate::error::Result;
 use crate::forward::{Method, Model};
+use crate::marks::Marks;
 use crate::normalize::TextRule;
 
 /// The longest part tried, in letters.
@@ -63,10 +65,43 @@ pub fn keep_marks(rows: &mut [f32], shift: &[f32]) {
     crate::math::log_softmax_rows(rows, classes);
 }
 
+/// The parts a name's marks make, one per mark it holds: the mark as text, at its place
+/// in the read name (start..end: the letters the rule reads for it; start = end where
+/// it reads none, as for ł), weighing what the top language loses without its row.
+pub fn mark_parts(name: &str, rule: TextRule, full: &[f32], marks: &Marks) -> Vec<Part> {
+    let Some(top) = best(full) else {
+        return Vec::new();
+    };
+    let (places, read) = marks.places(name);
+    places
+        .into_iter()
+        .map(|(mark, at, row)| {
+            // log_softmax(full - row)[top], in f64: full holds log-probabilities.
+            let sum: f64 = full
+                .iter()
+                .zip(row)
+                .map(|(&f, &r)| (f as f64 - r as f64).exp())
+                .sum();
+            let without = full[top] as f64 - row[top] as f64 - sum.ln();
+            Part {
+                text: mark.to_string(),
+                start: rule.apply(&read[..at.start]).len(),
+                end: rule.apply(&read[..at.end]).len(),
+                weight: (full[top] as f64 - without) as f32,
+            }
+        })
+        .collect()
+}
+
 /// The `k` parts with the largest positive weights, best first (ties: leftmost, then
 /// shortest), from the name's log-probabilities and its candidates' (row-major, C each).
 /// A name without an answer (no letters, NaN) has none.
 pub fn rank(read: &str, full: &[f32], rows: &[f32], k: usize) -> Vec<Part> {
+    rank_with(read, full, rows, Vec::new(), k)
+}
+
+/// `rank`, with parts found otherwise (`mark_parts`) competing after the letters' ties.
+pub fn rank_with(read: &str, full: &[f32], rows: &[f32], more: Vec<Part>, k: usize) -> Vec<Part> {
     let Some(top) = best(full) else {
         return Vec::new();
     };
@@ -83,6 +118,7 @@ pub fn rank(read: &str, full: &[f32], rows: &[f32], k: usize) -> Vec<Part> {
             })
         })
         .collect();
+    parts.extend(more.into_iter().filter(|p| p.weight > 0.0));
     // The spans come leftmost-shortest first, and the sort is stable.
     parts.sort_by(|a, b| b.weight.total_cmp(&a.weight));
     parts.truncate(k);
@@ -134,13 +170,31 @@ pub fn explain_given<S: AsRef<str> + Sync>(
         .enumerate()
         .map(|(i, (read, &n))| {
             let mine = &mut rows[at * classes..(at + n) * classes];
-            if let Some(shift) = model.marks_shift(names[i].as_ref()) {
-                keep_marks(mine, &shift);
-            }
+            let full = &full[i * classes..(i + 1) * classes];
             at += n;
-            rank(read, &full[i * classes..(i + 1) * classes], mine, k)
+            let Some(marks) = model.marks() else {
+                return rank(read, full, mine, k);
+            };
+            with_marks(names[i].as_ref(), rule, read, full, mine, marks, k)
         })
         .collect())
+}
+
+/// The parts of a name whose model has marks: its candidates given its marks back, and
+/// the marks as parts.
+pub fn with_marks(
+    name: &str,
+    rule: TextRule,
+    read: &str,
+    full: &[f32],
+    rows: &mut [f32],
+    marks: &Marks,
+    k: usize,
+) -> Vec<Part> {
+    if let Some(shift) = marks.shift(name) {
+        keep_marks(rows, &shift);
+    }
+    rank_with(read, full, rows, mark_parts(name, rule, full, marks), k)
 }
 
 #[cfg(test)]

@@ -59,6 +59,10 @@ fn lowered(s: &str) -> String {
     s.to_lowercase()
 }
 
+/// A mark a name holds: the mark, the byte range of its first occurrence in the name
+/// read NFC and lower case, and its row.
+pub type Place<'a> = (char, std::ops::Range<usize>, &'a [f32]);
+
 /// A model's marks and their rows.
 #[derive(Clone)]
 pub struct Marks {
@@ -92,6 +96,27 @@ impl Marks {
         held.sort_unstable();
         held.dedup();
         held
+    }
+
+    /// Each mark `name` holds, once, in the order it is first written, and the name read
+    /// NFC and lower case (the text the places are in).
+    pub fn places(&self, name: &str) -> (Vec<Place<'_>>, String) {
+        if name.is_ascii() {
+            return (Vec::new(), String::new());
+        }
+        let read = lowered(&name.nfc().collect::<String>());
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        for (at, c) in read.char_indices() {
+            if let Some(&m) = self.index.get(&c) {
+                if !seen.contains(&m) {
+                    seen.push(m);
+                    let row = &self.weight[m * self.classes..(m + 1) * self.classes];
+                    out.push((c, at..at + c.len_utf8(), row));
+                }
+            }
+        }
+        (out, read)
     }
 
     /// The sum of the rows of the marks `name` holds (None: it holds none).

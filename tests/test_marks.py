@@ -173,22 +173,32 @@ def test_the_default_reads_held_out_names_written_with_marks(backend):
 
 def test_explanations_weigh_the_letters_with_the_names_marks_kept(tmp_path):
     """A part's candidate is the name as read (ASCII) less the part; it gets the name's
-    marks back, so a part's weight is what its letters cost, not the accent too."""
+    marks back, so a part's weight is what its letters cost, not the accent too. Each
+    mark is a part of its own, at its place in the read name, weighing its row."""
     path = _model_with_marks(tmp_path)
     names = ["García", "Łukasz", "Garcia"]
     rust, torch_backend = namelang.load(path, precision="f32"), namelang.load(path, backend="torch")
-    parts = rust.explain(names, k=3)
-    for ours, theirs in zip(parts, torch_backend.explain(names, k=3), strict=True):
+    parts = rust.explain(names, k=40)
+    for ours, theirs in zip(parts, torch_backend.explain(names, k=40), strict=True):
         assert [p["text"] for p in ours] == [p["text"] for p in theirs]
         np.testing.assert_allclose(
             [p["weight"] for p in ours], [p["weight"] for p in theirs], atol=1e-4
         )
     _, tensors = model_file.read(path)
-    shift = tensors["marks.weight"][MARKS.index("í")]
-    full = rust.log_probs(["García"])[0]
-    top = int(full.argmax())
-    for p in parts[0]:
-        read = "garcia"
-        shorter = rust.log_probs([read[: p["start"]] + read[p["end"] :]])[0] + shift
-        kept = shorter - np.log(np.exp(shorter).sum())
-        assert p["weight"] == pytest.approx(full[top] - kept[top], abs=1e-5)
+    rows = {m: tensors["marks.weight"][MARKS.index(m)] for m in ("í", "ł")}
+    for name, read, part in [("García", "garcia", parts[0]), ("Łukasz", "ukasz", parts[1])]:
+        full = rust.log_probs([name])[0]
+        top = int(full.argmax())
+        marks = [p for p in part if p["text"] in rows]
+        assert len(marks) == 1, part
+        for p in part:
+            if p in marks:  # the name's answer without the mark's row
+                without = full - rows[p["text"]]
+                assert read[p["start"] : p["end"]] == {"í": "i", "ł": ""}[p["text"]]
+            else:  # the shortened name, given the name's mark back
+                assert read[p["start"] : p["end"]] == p["text"]
+                shorter = read[: p["start"]] + read[p["end"] :]
+                without = rust.log_probs([shorter])[0] + rows["í" if name == "García" else "ł"]
+            without = without - np.log(np.exp(without).sum())
+            assert p["weight"] == pytest.approx(full[top] - without[top], abs=1e-5), p
+    assert not [p for p in parts[2] if p["text"] in rows]  # Garcia holds no mark

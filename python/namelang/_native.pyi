@@ -53,7 +53,7 @@ def explain_rank(
     log_probs: np.ndarray,
     candidates: np.ndarray,
     k: int,
-    marks: np.ndarray | None = None,
+    marks: tuple[list[str], str, list[str], np.ndarray] | None = None,
 ) -> list[list[Part]]: ...
 def model_digest(metadata: dict[str, str], tensors: list[tuple[str, np.ndarray]]) -> str: ...
 

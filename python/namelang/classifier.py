@@ -123,17 +123,13 @@ class _TorchBackend:
         return out
 
     def explain(self, names: list[str], k: int) -> list[list[Part]]:
-        from namelang.model import mark_input
-
         reads, candidates = _native.explain_candidates(names, self.spec.text_rule)
         full, rows = self.log_probs(names), self.log_probs(candidates)
-        # The logits each name's marks add, given back to its candidates (ASCII, markless).
-        held = mark_input(names, self.module.config)
-        shifts = None
-        if held is not None:
-            weight = self.module.marks.weight.detach().float().cpu()
-            shifts = (held.float() @ weight).numpy().astype(np.float32)
-        return _native.explain_rank(reads, full, rows, k, shifts)
+        config, marks = self.module.config, None
+        if config.marks:  # the candidates get them back, and each is a part
+            weight = self.module.marks.weight.detach().float().cpu().numpy()
+            marks = (list(names), config.text_rule, list(config.marks), weight)
+        return _native.explain_rank(reads, full, rows, k, marks)
 
     def clear_answers(self) -> None:
         pass  # nothing kept

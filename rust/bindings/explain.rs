@@ -4,6 +4,7 @@
 use super::args::Names;
 use super::text::text_rule;
 use crate::explain::{self, Part};
+use crate::marks::Marks;
 use numpy::{PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -77,9 +78,14 @@ fn explain_candidates(names: Names, text_rule: &str) -> PyResult<(Vec<String>, V
     Ok((reads, candidates))
 }
 
+/// A model's marks as the torch backend holds them: the names as written, the model's
+/// text rule, its marks and their rows (M, C).
+type MarksIn<'py> = (Vec<String>, String, Vec<String>, PyReadonlyArray2<'py, f32>);
+
 /// Up to `k` parts per name from the log-probabilities of the names (B, C) and of their
-/// candidates (N, C), in `explain_candidates`' order; `marks` (B, C): the logits each
-/// name's marks add, given back to its candidates (`explain::keep_marks`).
+/// candidates (N, C), in `explain_candidates`' order; with `marks` (a model that has
+/// them), the candidates get each name's marks back and the marks are parts too
+/// (`explain::with_marks`).
 #[pyfunction]
 #[pyo3(signature = (reads, log_probs, candidates, k, marks = None))]
 fn explain_rank(
@@ -87,18 +93,28 @@ fn explain_rank(
     log_probs: PyReadonlyArray2<'_, f32>,
     candidates: PyReadonlyArray2<'_, f32>,
     k: usize,
-    marks: Option<PyReadonlyArray2<'_, f32>>,
+    marks: Option<MarksIn<'_>>,
 ) -> PyResult<Vec<Vec<PartOut>>> {
     let (full, mut rows) = (log_probs.as_slice()?, candidates.as_slice()?.to_vec());
     let classes = log_probs.shape()[1];
-    let shifts = marks.as_ref().map(|m| m.as_slice()).transpose()?;
-    if log_probs.shape()[0] != reads.len()
-        || candidates.shape()[1] != classes
-        || shifts.is_some_and(|s| s.len() != full.len())
-    {
+    if log_probs.shape()[0] != reads.len() || candidates.shape()[1] != classes {
         return Err(PyValueError::new_err(
             "log-probabilities do not fit the names",
         ));
+    }
+    let marks = match &marks {
+        Some((names, rule, listed, weight)) => Some((
+            names,
+            text_rule(rule)?,
+            marks_of(listed, weight.as_slice()?, classes)?,
+        )),
+        None => None,
+    };
+    if marks
+        .as_ref()
+        .is_some_and(|(names, _, _)| names.len() != reads.len())
+    {
+        return Err(PyValueError::new_err("marks' names do not fit the names"));
     }
     let mut at = 0;
     let mut out = Vec::with_capacity(reads.len());
@@ -109,20 +125,32 @@ fn explain_rank(
                 "fewer candidate rows than candidates",
             ));
         };
-        let shift = shifts.map(|s| &s[i * classes..(i + 1) * classes]);
-        if let Some(shift) = shift.filter(|s| s.iter().any(|&v| v != 0.0)) {
-            explain::keep_marks(mine, shift);
-        }
-        out.push(explain::rank(
-            read,
-            &full[i * classes..(i + 1) * classes],
-            mine,
-            k,
-        ));
+        let full = &full[i * classes..(i + 1) * classes];
+        out.push(match &marks {
+            Some((names, rule, m)) => explain::with_marks(&names[i], *rule, read, full, mine, m, k),
+            None => explain::rank(read, full, mine, k),
+        });
         at += n;
     }
     if at != candidates.shape()[0] {
         return Err(PyValueError::new_err("more candidate rows than candidates"));
     }
     Ok(parts_out(out))
+}
+
+/// Marks as a model file lists them, checked, with their rows (M, C).
+fn marks_of(listed: &[String], weight: &[f32], classes: usize) -> PyResult<Marks> {
+    let meta = [(
+        crate::marks::METADATA.to_string(),
+        serde_json::to_string(listed).expect("strings"),
+    )]
+    .into();
+    let chars = crate::marks::parse(&meta)?.unwrap_or_default();
+    if weight.len() != chars.len() * classes {
+        return Err(PyValueError::new_err(format!(
+            "marks' rows must be ({}, {classes})",
+            chars.len()
+        )));
+    }
+    Ok(Marks::new(&chars, weight.to_vec(), classes))
 }

@@ -458,9 +458,9 @@ impl Model {
         }
     }
 
-    /// The logits the marks `name` holds add (None: no marks, or none held).
-    pub fn marks_shift(&self, name: &str) -> Option<Vec<f32>> {
-        self.marks.as_ref()?.shift(name)
+    /// The letters outside ASCII this model takes as evidence, when it has them.
+    pub fn marks(&self) -> Option<&Marks> {
+        self.marks.as_ref()
     }
 
     /// What a row's logits get beside the cell's: the n-gram rows, the marks' rows and
