@@ -121,20 +121,8 @@ mod x86 {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn tanh8(x: __m256) -> __m256 {
-        let x = _mm256_min_ps(
-            _mm256_max_ps(x, _mm256_set1_ps(-CLAMP)),
-            _mm256_set1_ps(CLAMP),
-        );
-        let x2 = _mm256_mul_ps(x, x);
-        let mut p = _mm256_set1_ps(ALPHA[0]);
-        for a in &ALPHA[1..] {
-            p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(*a));
-        }
-        let mut q = _mm256_set1_ps(BETA[0]);
-        for b in &BETA[1..] {
-            q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(*b));
-        }
-        _mm256_mul_ps(_mm256_mul_ps(p, x), recip8(q))
+        let (num, inv) = odd_rational(x, CLAMP, &ALPHA, &BETA);
+        _mm256_mul_ps(num, inv)
     }
 
     // Coarse: tanh(x) = x p(x^2) / q(x^2) on [-6.25, 6.25], degree 7 over 4, fitted by
@@ -164,7 +152,8 @@ mod x86 {
         out
     }
 
-    /// (x p(x^2), 1 / q(x^2)) for x clamped to [-clamp, clamp].
+    /// (x p(x^2), 1 / q(x^2)) for x clamped to [-clamp, clamp] (coefficients highest
+    /// degree first): the fine and the coarse rationals alike.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     fn odd_rational<const P: usize, const Q: usize>(

@@ -29,29 +29,35 @@ pub fn parse(meta: &HashMap<String, String>) -> Result<Option<Vec<char>>> {
     };
     let listed: Vec<String> = serde_json::from_str(raw)
         .map_err(|_| invalid("metadata 'marks' is not a JSON list of strings"))?;
+    checked(&listed).map(Some).map_err(invalid)
+}
+
+/// A list of marks, each checked (the rules a file's list follows); the error says
+/// which mark breaks which rule.
+pub fn checked(listed: &[String]) -> std::result::Result<Vec<char>, String> {
     if listed.is_empty() || listed.len() > MOST {
-        return Err(invalid(format!(
-            "metadata 'marks' lists {} marks; a file lists 1 to {MOST}",
+        return Err(format!(
+            "'marks' lists {} marks; a model lists 1 to {MOST}",
             listed.len()
-        )));
+        ));
     }
     let mut marks = Vec::with_capacity(listed.len());
-    for s in &listed {
+    for s in listed {
         let mut chars = s.chars();
         let (Some(c), None) = (chars.next(), chars.next()) else {
-            return Err(invalid(format!("mark {s:?} is not one character")));
+            return Err(format!("mark {s:?} is not one character"));
         };
         if c.is_ascii() || lowered(s) != *s || s.nfc().collect::<String>() != *s {
-            return Err(invalid(format!(
+            return Err(format!(
                 "mark {s:?} must be outside ASCII, lower case and NFC"
-            )));
+            ));
         }
         if marks.contains(&c) {
-            return Err(invalid(format!("mark {s:?} is listed twice")));
+            return Err(format!("mark {s:?} is listed twice"));
         }
         marks.push(c);
     }
-    Ok(Some(marks))
+    Ok(marks)
 }
 
 /// Lower case as Python's `str.lower` (final sigma included).

@@ -140,12 +140,7 @@ fn explain_rank(
 
 /// Marks as a model file lists them, checked, with their rows (M, C).
 fn marks_of(listed: &[String], weight: &[f32], classes: usize) -> PyResult<Marks> {
-    let meta = [(
-        crate::marks::METADATA.to_string(),
-        serde_json::to_string(listed).expect("strings"),
-    )]
-    .into();
-    let chars = crate::marks::parse(&meta)?.unwrap_or_default();
+    let chars = crate::marks::checked(listed).map_err(PyValueError::new_err)?;
     if weight.len() != chars.len() * classes {
         return Err(PyValueError::new_err(format!(
             "marks' rows must be ({}, {classes})",

@@ -256,12 +256,7 @@ fn marks_held<'py>(
     names: Names,
     marks: Vec<String>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let meta = [(
-        crate::marks::METADATA.to_string(),
-        serde_json::to_string(&marks).expect("strings"),
-    )]
-    .into();
-    let chars = crate::marks::parse(&meta)?.unwrap_or_default();
+    let chars = crate::marks::checked(&marks).map_err(PyValueError::new_err)?;
     let (rows, m) = (names.0.len(), chars.len());
     let held = py.detach(|| {
         let table = crate::marks::Marks::new(&chars, vec![0.0; m], 1);
