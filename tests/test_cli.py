@@ -147,16 +147,22 @@ def test_info_and_version_say_what_this_install_is(capsys, tmp_path):
     assert f"{tmp_path} (missing: namelang download)" in out
 
 
-def test_scoring_starts_without_what_only_other_commands_use():
-    # Every `namelang score` pays for its imports: torch, the progress bar (tqdm brings
-    # asyncio and ssl), the downloader's urllib.request and the bench load where used.
+def test_scoring_starts_without_what_only_other_commands_use(tmp_path):
+    # Every `namelang score` and `predict` pays for its imports: torch, numpy (a third of
+    # a small call's time), the progress bar (tqdm brings asyncio and ssl), the
+    # downloader's urllib.request and the bench load where used.
     import subprocess
     import sys
 
+    (tmp_path / "in.txt").write_text("Hinton\nGarcía\n", encoding="utf-8")
     code = (
-        "import sys, namelang.cli; "
-        "print(sorted(m for m in ('torch', 'tqdm', 'asyncio', 'urllib.request', "
+        "import sys, namelang.cli as cli; "
+        f"cli.main(['score', {str(tmp_path / 'in.txt')!r}, '-o', "
+        f"{str(tmp_path / 'out.csv')!r}, '-q']); "
+        "cli.main(['predict', 'Hinton', '--explain', '2']); "
+        "print(sorted(m for m in ('torch', 'numpy', 'tqdm', 'asyncio', 'urllib.request', "
         "'namelang.bench') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8").count("\n") == 3

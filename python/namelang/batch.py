@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import numpy as np
-
 from namelang import _native
 from namelang.classifier import model_path
 from namelang.prior import PriorSpec, logit_shift
@@ -166,6 +164,7 @@ def score_batch(
 
 def _columns_from_arrow(scorer: Scorer, array):
     """(top, probability, error) from an Arrow string array's buffers."""
+    import numpy as np
     import pyarrow as pa
 
     if isinstance(array, pa.ChunkedArray):
@@ -218,6 +217,7 @@ def score_with(scorer: Scorer, data):
 
 
 def _error_names(error):
+    import numpy as np
 
     return np.array([None, *_native.ERROR_CODES], dtype=object)[error]
 
@@ -239,6 +239,7 @@ def _to_pandas(scorer, frame, top, prob, error):
 
 
 def _to_arrow(scorer, table, top, prob, error):
+    import numpy as np
     import pyarrow as pa
 
     categories = pa.array(scorer.categories, pa.string())

@@ -12,17 +12,14 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
-import numpy as np
-
 from namelang import _native, model_file
-from namelang.calibration import threshold
 from namelang.extras import require
 from namelang.prior import PriorSpec, logit_shift
 from namelang.prior import resolve as resolve_prior
 from namelang.spec import config_of
 from namelang.text import encode
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy loads on first use: `namelang score` never needs it
     import numpy as np
 
 BUNDLED = ("default", "tutorial")
@@ -98,6 +95,7 @@ class _TorchBackend:
         return self.spec
 
     def log_probs(self, names: Sequence[str], batch: int = 4096) -> np.ndarray:
+        import numpy as np
 
         from namelang.model import known_ngrams, mark_input, ngram_input
 
@@ -138,6 +136,7 @@ class _TorchBackend:
 def _length_batches(lengths: np.ndarray, rows: int, padded: int) -> list[np.ndarray]:
     """Row indices in batches of names of similar length: at most `rows` rows, and at
     most `padded` letters once padded to the batch's longest (a longer name alone)."""
+    import numpy as np
 
     order = np.argsort(lengths, kind="stable")
     ordered = lengths[order]
@@ -348,6 +347,8 @@ class Classifier:
                 "under another prior their coverage is not guaranteed",
                 stacklevel=2,
             )
+        from namelang.calibration import threshold
+
         return threshold(self.spec.metadata.get("conformal"), coverage)
 
     def predict_sets(

@@ -13,21 +13,10 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 import namelang
 from namelang import __version__, _native
-from namelang.calibration import coverage_report, expected_calibration_error
 from namelang.classifier import BUNDLED, load, model_path
 from namelang.data import data_folder, download, load_names, split_names
-from namelang.evaluate import (
-    format_table,
-    metrics,
-    plot_confusion,
-    plot_history,
-    plot_reliability,
-    top_k_accuracy,
-)
 from namelang.extras import require
 from namelang.score import score_file
 from namelang.shared_names import WAYS as SHARED_WAYS
@@ -116,6 +105,18 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    # numpy and the metrics load here: `score` and `predict` start without them.
+    import numpy as np
+
+    from namelang.calibration import coverage_report, expected_calibration_error
+    from namelang.evaluate import (
+        format_table,
+        metrics,
+        plot_confusion,
+        plot_history,
+        plot_reliability,
+        top_k_accuracy,
+    )
 
     classifier = load(args.model, backend=args.backend, device=args.device)
     rows = _evaluation_rows(args, classifier)

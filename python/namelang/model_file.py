@@ -13,9 +13,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-from safetensors.numpy import save_file
-
 from namelang import _native
 from namelang.output import default_permissions
 from namelang.spec import ModelSpec, config_of, expected_shapes, metadata, spec_of
@@ -44,6 +41,8 @@ def write(
 ) -> Path:
     """Writes a model file atomically (temporary file, then rename); the spec's own
     metadata (training notes, calibration) is kept, `metadata_extra` added to it."""
+    import numpy as np
+    from safetensors.numpy import save_file
 
     path = Path(path)
     meta = {**spec.metadata, **(metadata_extra or {}), **metadata(config_of(spec), spec.categories)}
@@ -79,6 +78,8 @@ def save(
 ) -> Path:
     """Writes a namelang.model module (anything with a `config` and a state dict) with
     its categories and training metadata."""
+    import numpy as np
+
     spec = spec_of(model.config, categories)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     state = {

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from namelang.text import apply_text_rule
 
-if TYPE_CHECKING:  # torch is imported where it is used: the CLI reads WAYS without it
+if TYPE_CHECKING:  # torch and numpy load where they are used: the CLI reads WAYS alone
+    import numpy as np
     import torch
 
 WAYS = ("rows", "even", "vote")
@@ -30,6 +29,8 @@ WAYS = ("rows", "even", "vote")
 
 def shared_groups(names: list[str], labels: list[int], text_rule: str) -> list[np.ndarray]:
     """Row indices of each name (as the model reads it) found under several languages."""
+    import numpy as np
+
     rows_of: dict[str, list[int]] = {}
     for i, read in enumerate(apply_text_rule(names, text_rule)):
         rows_of.setdefault(read, []).append(i)
