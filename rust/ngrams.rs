@@ -158,15 +158,21 @@ impl Known {
     }
 
     /// Whether the n-gram `gram` (its FNV-1a 64 `hash`) is known.
-    #[inline]
+    #[cfg(test)]
     fn holds(&self, gram: &[u8], hash: u64) -> bool {
+        self.short(gram).unwrap_or_else(|| self.set.contains(hash))
+    }
+
+    /// Whether an n-gram of one or two bytes is known (None for a longer one).
+    #[inline]
+    fn short(&self, gram: &[u8]) -> Option<bool> {
         match *gram {
-            [b] => self.one[b as usize / 64] >> (b % 64) & 1 == 1,
+            [b] => Some(self.one[b as usize / 64] >> (b % 64) & 1 == 1),
             [a, b] => {
                 let at = (a as usize) << 8 | b as usize;
-                self.two[at / 64] >> (at % 64) & 1 == 1
+                Some(self.two[at / 64] >> (at % 64) & 1 == 1)
             }
-            _ => self.set.contains(hash),
+            _ => None,
         }
     }
 }
@@ -183,39 +189,61 @@ impl Branch {
         let (c, table) = (row.len(), &self.table);
         let w = weight(letters, self.spec.max_n);
         let bucket = bucket_of(self.spec);
-        // Rows first, each prefetched as it is found, then the sums in the same order
-        // (the same bits): the table (2.4 MB for the default) lives outside L2, and
-        // asking for every row of a name at once overlaps their misses.
-        let mut found = [0u32; STACK_ROWS];
+        // Every n-gram's hash first, and whether the table knows it where one or two
+        // bytes tell (None: ask the filter); then the filter for the rest in one batch;
+        // then each known row prefetched, and the sums in n-gram order (the same bits):
+        // the table (2.4 MB for the default) lives outside L2, and asking for every row
+        // of a name at once overlaps their misses.
+        let mut stack = ([0u64; STACK_ROWS], [None; STACK_ROWS]);
+        let mut heap = (Vec::new(), Vec::new());
         let mut n = 0;
-        let mut rest = Vec::new();
         with_wrapped(name, rule, |text| {
             hashes_of(text, self.spec.max_n, |gram, hash| {
-                if self.known.as_ref().is_none_or(|k| k.holds(gram, hash)) {
-                    let r = bucket(hash);
-                    prefetch(table[r * c..].as_ptr(), c);
-                    if n < STACK_ROWS {
-                        found[n] = r as u32;
-                        n += 1;
-                    } else {
-                        rest.push(r as u32);
+                let held = match &self.known {
+                    None => Some(true),
+                    Some(k) => k.short(gram),
+                };
+                if n < STACK_ROWS {
+                    (stack.0[n], stack.1[n]) = (hash, held);
+                } else {
+                    if heap.0.is_empty() {
+                        heap = (stack.0.to_vec(), stack.1.to_vec());
                     }
+                    heap.0.push(hash);
+                    heap.1.push(held);
                 }
+                n += 1;
             })
         });
-        for &r in found[..n].iter().chain(&rest) {
-            let src = &table[r as usize * c..(r as usize + 1) * c];
+        let (hashes, held) = if heap.0.is_empty() {
+            (&stack.0[..n], &mut stack.1[..n])
+        } else {
+            (&heap.0[..], &mut heap.1[..])
+        };
+        if let Some(k) = &self.known {
+            k.set.contains_each(hashes, held);
+        }
+        let known = || {
+            hashes
+                .iter()
+                .zip(held.iter())
+                .filter(|(_, k)| **k == Some(true))
+                .map(|(h, _)| bucket(*h))
+        };
+        known().for_each(|r| prefetch(table[r * c..].as_ptr(), c));
+        for r in known() {
+            let src = &table[r * c..(r + 1) * c];
             row.iter_mut().zip(src).for_each(|(v, s)| *v += w * s);
         }
     }
 }
 
 /// Rows of a name held on the stack before the sums; a longer name's go to the heap.
-const STACK_ROWS: usize = 256;
+const STACK_ROWS: usize = 128;
 
 /// Asks for the cache lines of `len` floats from `p` (a hint: no effect on results).
 #[inline]
-fn prefetch(p: *const f32, len: usize) {
+pub fn prefetch(p: *const f32, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};

@@ -36,6 +36,8 @@ use std::collections::HashMap;
 
 /// Longest name the collapsed tables cover; longer ones run the recurrence.
 pub const COLLAPSED_MAX_LEN: usize = 64;
+/// How many rows ahead `finish` asks for a row's logits (`prefetch`).
+const AHEAD: usize = 8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -514,6 +516,11 @@ impl Model {
                 } else {
                     let k = slot[i];
                     row.copy_from_slice(&results[k / CHUNK][(k % CHUNK) * cp..][..c]);
+                }
+                // Rows come in input order, their logits in sorted order: ask ahead for
+                // a later row's, which would otherwise miss in cache at its copy.
+                if let Some(&k) = slot.get(i + AHEAD).filter(|&&k| k != usize::MAX) {
+                    crate::ngrams::prefetch(results[k / CHUNK][(k % CHUNK) * cp..].as_ptr(), c);
                 }
                 self.add_beside(name, len, row);
             }
