@@ -77,15 +77,21 @@ impl KnownNGrams {
         self.words.len() / WORDS
     }
 
-    /// The block a hash picks (the mixed hash's high half, scaled to the block count)
-    /// and the bit it sets in each of that block's words (from the low half).
+    /// The first word of the block a mixed hash picks (its high half, scaled to the
+    /// block count).
+    #[inline]
+    fn block_at(&self, key: u64) -> usize {
+        (((key >> 32) * self.blocks() as u64) >> 32) as usize * WORDS
+    }
+
+    /// The block a hash picks and the bit it sets in each of that block's words (from
+    /// the mixed hash's low half).
     #[inline]
     fn locate(&self, hash: u64) -> (usize, [u32; WORDS]) {
         let key = mix(hash);
-        let block = (((key >> 32) * self.blocks() as u64) >> 32) as usize;
         let low = key as u32;
         (
-            block * WORDS,
+            self.block_at(key),
             SALT.map(|s| 1u32 << (low.wrapping_mul(s) >> 27)),
         )
     }
@@ -120,6 +126,10 @@ impl KnownNGrams {
             // SAFETY: `isa` found AVX2.
             return unsafe { self.contains_each_avx2(hashes, held) };
         }
+        self.contains_each_scalar(hashes, held);
+    }
+
+    fn contains_each_scalar(&self, hashes: &[u64], held: &mut [Option<bool>]) {
         for (h, k) in hashes.iter().zip(held) {
             k.get_or_insert_with(|| self.contains(*h));
         }
@@ -133,7 +143,7 @@ impl KnownNGrams {
         let one = _mm256_set1_epi32(1);
         for (&h, k) in hashes.iter().zip(held).filter(|(_, k)| k.is_none()) {
             let key = mix(h);
-            let at = ((((key >> 32) * self.blocks() as u64) >> 32) as usize) * WORDS;
+            let at = self.block_at(key);
             let shifts = _mm256_srli_epi32(
                 _mm256_mullo_epi32(_mm256_set1_epi32(key as u32 as i32), salts),
                 27,
@@ -216,7 +226,11 @@ mod tests {
         let mut held: Vec<Option<bool>> = vec![None; hashes.len()];
         held[1] = Some(false);
         held[7] = Some(true);
+        // Both builds: the one this CPU runs and the scalar one.
+        let mut scalar = held.clone();
         set.contains_each(&hashes, &mut held);
+        set.contains_each_scalar(&hashes, &mut scalar);
+        assert_eq!(held, scalar);
         for (i, (h, k)) in hashes.iter().zip(&held).enumerate() {
             let expected = match i {
                 1 => false,

@@ -238,7 +238,7 @@ impl Branch {
     }
 }
 
-/// Rows of a name held on the stack before the sums; a longer name's go to the heap.
+/// N-grams of a name held on the stack before the sums; a longer name's go to the heap.
 const STACK_ROWS: usize = 128;
 
 /// Asks for the cache lines of `len` floats from `p` (a hint: no effect on results).

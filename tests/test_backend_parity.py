@@ -8,6 +8,7 @@ drifts from an exact recurrence on long names.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import namelang
 import numpy as np
@@ -251,10 +252,15 @@ def test_narrower_kernels_agree(tmp_path, isa, dataset_names):
     import subprocess
     import sys
 
+    names = dataset_names[::11]
+    models = []
     for cell in ("elman", "gru", "lstm"):
         path, module = make_model(tmp_path, cell, 40, seed=9)
-        expected = torch_log_probs(module, dataset_names[::11])
-        out = tmp_path / f"{cell}.npy"
+        models.append((path, torch_log_probs(module, names)))
+    # The default also reads n-grams, asking its known set (vector or scalar lookups).
+    default = namelang.load("default", backend="torch").log_probs(names)
+    for path, expected in [*models, (Path(model_path("default")), default)]:
+        out = tmp_path / f"{path.stem}.npy"
         code = (
             "import numpy as np, sys, namelang; names = sys.stdin.read().split('\\n');"
             f"model = namelang._native.Model({str(path)!r}, precision='f32');"
@@ -263,7 +269,7 @@ def test_narrower_kernels_agree(tmp_path, isa, dataset_names):
         )
         env = {**os.environ, "NAMELANG_ISA": isa}
         done = subprocess.run(
-            [sys.executable, "-c", code], input="\n".join(dataset_names[::11]),
+            [sys.executable, "-c", code], input="\n".join(names),
             env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
         # The kernel named: the one asked for, or portable on a CPU without AVX2.
