@@ -1,6 +1,10 @@
 //! Which parts of a name raised its top language: each run of 1 to `MAX_PART` letters of
 //! the name as the model reads it is deleted in turn, and its weight is how much the top
-//! language's log-probability falls without it. The weights are the model's own answers
+//! language's log-odds, log p - log(1 - p), fall without it. Log-odds rather than the
+//! log-probability, which saturates: where the rest of a name's evidence keeps its top
+//! language near certain, deleting a part barely moves log p (Kolář: every part 0.03
+//! or less) while the odds still fall by the part's own worth. Both rank the parts alike
+//! (each falls as the shortened name's p falls). The weights are the model's own answers
 //! on the shortened names, every branch included (the n-gram branch's sum is recomputed
 //! exactly without the part's n-grams), so they say which letters moved this model, not
 //! why the name has its origin. Parts overlap and interact: their weights do not add up.
@@ -30,7 +34,7 @@ pub struct Part {
     pub text: String,
     pub start: usize,
     pub end: usize,
-    /// Log-probability points the top language loses when the part is deleted.
+    /// Log-odds points the top language loses when the part is deleted.
     pub weight: f32,
 }
 
@@ -72,25 +76,35 @@ pub fn mark_parts(name: &str, rule: TextRule, full: &[f32], marks: &Marks) -> Ve
     let Some(top) = best(full) else {
         return Vec::new();
     };
+    let odds = log_odds(full.iter().map(|&v| v as f64), top);
     let (places, read) = marks.places(name);
     places
         .into_iter()
         .map(|(mark, at, row)| {
-            // log_softmax(full - row)[top], in f64: full holds log-probabilities.
-            let sum: f64 = full
-                .iter()
-                .zip(row)
-                .map(|(&f, &r)| (f as f64 - r as f64).exp())
-                .sum();
-            let without = full[top] as f64 - row[top] as f64 - sum.ln();
+            // Without the mark's row: full - row, whose log-odds need no normalising.
+            let without = full.iter().zip(row).map(|(&f, &r)| f as f64 - r as f64);
             Part {
                 text: mark.to_string(),
                 start: rule.apply(&read[..at.start]).len(),
                 end: rule.apply(&read[..at.end]).len(),
-                weight: (full[top] as f64 - without) as f32,
+                weight: (odds - log_odds(without, top)) as f32,
             }
         })
         .collect()
+}
+
+/// log p - log(1 - p) of class `top` from a row of log-scores (log-probabilities or
+/// any shift of them), in f64, 1 - p summed from the other classes so that it stays
+/// exact where p rounds to 1. A row whose other classes are all impossible (a prior of
+/// zeros) reads as certain, not infinite.
+fn log_odds(row: impl Iterator<Item = f64> + Clone, top: usize) -> f64 {
+    let at_top = row.clone().nth(top).unwrap_or(f64::NAN);
+    let rest: f64 = row
+        .enumerate()
+        .filter(|&(c, _)| c != top)
+        .map(|(_, v)| v.exp())
+        .sum();
+    at_top - rest.max(f64::MIN_POSITIVE).ln()
 }
 
 /// The `k` parts with the largest positive weights, best first (ties: leftmost, then
@@ -106,10 +120,12 @@ pub fn rank_with(read: &str, full: &[f32], rows: &[f32], more: Vec<Part>, k: usi
         return Vec::new();
     };
     let classes = full.len();
+    let odds_of = |row: &[f32]| log_odds(row.iter().map(|&v| v as f64), top);
+    let odds = odds_of(full);
     let mut parts: Vec<Part> = spans(read.len())
         .zip(rows.chunks(classes))
         .filter_map(|((start, end), row)| {
-            let weight = full[top] - row[top];
+            let weight = (odds - odds_of(row)) as f32;
             (weight > 0.0).then(|| Part {
                 text: read[start..end].to_string(),
                 start,
@@ -223,7 +239,8 @@ mod tests {
 
     #[test]
     fn rank_keeps_the_largest_positive_drops_of_the_top_language() {
-        // Top language 1 at log-probability -0.1; deleting span j leaves row j.
+        // Top language 1 at log-probability -0.1; deleting span j leaves row j. The other
+        // language stays put, so the log-odds fall as the log-probability does.
         let full = [-3.0, -0.1];
         let rows = [
             -3.0, -0.5, // "a" (0, 1): drop 0.4
@@ -243,6 +260,38 @@ mod tests {
     }
 
     #[test]
+    fn a_near_certain_answer_still_weighs_its_parts() {
+        // p(top) = 1 - 2e-9: deleting "a" leaves it at 1 - 4.5e-5, so its log-probability
+        // falls by 4.5e-5 but its log-odds by 9.3; deleting "b" takes 0.40 from them.
+        let full = [-20.0, -20.0, -2e-9];
+        let rows = [
+            -10.0, -30.0, -4.54e-5, // "a"
+            -19.31, -20.0, -3e-9, // "b"
+        ];
+        let parts = rank("ab", &full, &rows, 2);
+        assert_eq!(parts.len(), 2);
+        assert_eq!((parts[0].text.as_str(), parts[1].text.as_str()), ("a", "b"));
+        let w: Vec<f32> = parts.iter().map(|p| p.weight).collect();
+        assert!(
+            (w[0] - 9.307).abs() < 1e-3 && (w[1] - 0.4034).abs() < 1e-3,
+            "{w:?}"
+        );
+        // A prior that rules out every other language leaves nothing to weigh.
+        let certain = [f32::NEG_INFINITY, f32::NEG_INFINITY, 0.0];
+        assert!(rank("ab", &certain, &certain.repeat(2), 2).is_empty());
+    }
+
+    /// log p - log(1 - p) of class `top` in a row of log-probabilities, written plainly.
+    fn plain_log_odds(row: &[f32], top: usize) -> f64 {
+        let p = (row[top] as f64).exp();
+        let rest: f64 = (0..row.len())
+            .filter(|&c| c != top)
+            .map(|c| (row[c] as f64).exp())
+            .sum();
+        p.ln() - rest.ln()
+    }
+
+    #[test]
     fn deleting_the_best_part_costs_the_model_what_its_weight_says() {
         let bytes = include_bytes!("../python/namelang/models/default.safetensors");
         let model = Model::from_bytes(bytes).unwrap();
@@ -258,7 +307,8 @@ mod tests {
             let out = out.unwrap();
             let c = model.classes();
             let top = best(&out[..c]).unwrap();
-            assert!((out[top] - out[c + top] - p.weight).abs() < 1e-5, "{name}");
+            let fell = plain_log_odds(&out[..c], top) - plain_log_odds(&out[c..], top);
+            assert!((fell - p.weight as f64).abs() < 1e-4, "{name}");
             assert!(parts.windows(2).all(|w| w[0].weight >= w[1].weight));
         }
     }

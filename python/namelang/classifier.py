@@ -26,8 +26,8 @@ BUNDLED = ("default", "tutorial")
 
 
 class Part(TypedDict):
-    """A part of a name, letters start..end as the model reads it, and the
-    log-probability points its top language loses without it (`Classifier.explain`)."""
+    """A part of a name, letters start..end as the model reads it, and the log-odds
+    points (log p - log(1 - p)) its top language loses without it (`Classifier.explain`)."""
 
     text: str
     start: int
@@ -327,8 +327,8 @@ class Classifier:
     ) -> list[list[Part]]:
         """Per name, up to `k` parts that raised its top language most, best first: dicts
         {"text", "start", "end", "weight"}, where text is letters start..end of the name
-        as the model reads it (`namelang.text.apply_text_rule`) and weight the
-        log-probability points the top language loses when that part is deleted. The
+        as the model reads it (`namelang.text.apply_text_rule`) and weight the log-odds
+        points (log p - log(1 - p)) the top language loses when that part is deleted. The
         weights are the model's own answers on the shortened names; parts overlap, so
         they do not add up. [] for a name with no letters, or with more than 1,024 (its
         candidates would hold about 4 x letters^2 letters)."""

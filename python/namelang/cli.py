@@ -292,7 +292,7 @@ def _answer_options(p: argparse.ArgumentParser) -> None:
         default=0,
         metavar="K",
         help="also give the K parts of each name (default 3) that raised its language most, "
-        "with the log-probability points each is worth",
+        "with the log-odds points each is worth",
     )
     p.add_argument(
         "--full-name",
