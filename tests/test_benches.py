@@ -51,3 +51,24 @@ def test_fma_peak_is_measured():
 
     gflops, isa = _native.fma_peak_gflops(1)
     assert gflops > 0.5 and isa in {"avx512", "avx2+fma", "portable"}
+
+
+def test_distinct_random_names_are_distinct_and_the_same_each_time():
+    from namelang.bench import random_distinct_names
+
+    names = random_distinct_names(2000, seed=3)
+    assert len(set(names)) == 2000 and all(2 <= len(n) <= 12 and n.islower() for n in names)
+    assert names == random_distinct_names(2000, seed=3) != random_distinct_names(2000, seed=4)
+
+
+def test_the_command_row_times_a_child_and_its_memory(tmp_path):
+    from namelang.bench import command_run
+
+    src, out = tmp_path / "in.txt", tmp_path / "out.csv"
+    src.write_text("Hinton\nZhou\n", encoding="utf-8")
+    seconds, peak = command_run(["score", str(src), "-o", str(out), "-q"])
+    assert seconds > 0 and out.read_text(encoding="utf-8").count("\n") == 3
+    if sys.platform == "linux":  # the child's own peak: Python and the model, not pytest's
+        assert 10 < peak < 100, peak
+    with pytest.raises(RuntimeError, match="exited with 2"):
+        command_run(["score", str(tmp_path / "missing.txt"), "-q"])

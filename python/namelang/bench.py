@@ -12,6 +12,8 @@ import os
 import platform
 import random
 import statistics
+import string
+import subprocess
 import sys
 import tempfile
 import time
@@ -250,6 +252,7 @@ def run(quick: bool = False, threads: int | None = None, data: str | None = None
     for model in ("tutorial", "default"):
         _latency(bench, model)
     _score_files(bench)
+    _score_command(bench)
     _training(bench, data)
     _ratios(bench.report)
     return bench.report
@@ -455,6 +458,59 @@ def _score_files(bench: _Bench) -> None:
                 how = backend if backend == "torch" else f"rust, {loaded.precision}"
                 how += "" if share else ", no shared prefixes"
                 bench.add(task, how, n, n, secs)
+
+
+def _score_command(bench: _Bench) -> None:
+    """The whole `namelang score` command on distinct random names, start-up included:
+    what a user waits for, where no name repeats and few share more than their first
+    letters (no kept answers, little shared work), with the child's peak RSS."""
+    n = 100_000 if bench.quick else 1_000_000
+    task = "score command (default, distinct)"  # n random names of 2-12 letters
+    _say(task)
+    precision = namelang.load("default").precision
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = os.path.join(tmp, "names.txt"), os.path.join(tmp, "out.csv")
+        with open(src, "w", encoding="utf-8") as f:
+            f.write("\n".join(random_distinct_names(n)) + "\n")
+        runs = [command_run(["score", src, "-o", out, "-q"]) for _ in range(bench.repeats // 2 + 1)]
+    peak = max((mb for _, mb in runs if mb is not None), default=None)
+    how = f"rust, {precision}, whole command" + (f", peak RSS {peak:.0f} MB" if peak else "")
+    bench.add(task, how, n, n, [seconds for seconds, _ in runs])
+
+
+def random_distinct_names(n: int, seed: int = 0) -> list[str]:
+    """`n` distinct lower-case names of 2-12 letters at random (seeded), in random order."""
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    while len(seen) < n:
+        seen.add("".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 12))))
+    out = sorted(seen)  # a set's order changes between processes; this does not
+    rng.shuffle(out)
+    return out
+
+
+def command_run(args: list[str]) -> tuple[float, float | None]:
+    """(seconds, peak RSS in MB) of `namelang ARGS` run in a child process, start-up
+    included; a failing command raises. The child reads its own peak (Linux's VmHWM,
+    None elsewhere): the OS's count for a child also holds the parent's pages it was
+    forked with, hundreds of MB in a process that has torch loaded."""
+    with tempfile.TemporaryDirectory() as tmp:
+        peak_file = os.path.join(tmp, "peak")
+        code = (
+            "import sys\nfrom namelang.cli import main\nrc = main()\n"
+            "try:\n    status = open('/proc/self/status').read().split('\\n')\n"
+            "except OSError:\n    status = []\n"
+            "kb = [line.split()[1] for line in status if line.startswith('VmHWM:')]\n"
+            f"open({peak_file!r}, 'w').write(kb[0] if kb else '')\nsys.exit(rc)"
+        )
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", code, *args])
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"namelang {' '.join(args)} exited with {done.returncode}")
+        with open(peak_file, encoding="ascii") as f:
+            kb = f.read().strip()
+    return seconds, int(kb) / 1024 if kb else None
 
 
 def _training(bench: _Bench, data: str | None) -> None:
