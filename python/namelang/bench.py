@@ -474,7 +474,7 @@ def _score_command(bench: _Bench) -> None:
             f.write("\n".join(random_distinct_names(n)) + "\n")
         runs = [command_run(["score", src, "-o", out, "-q"]) for _ in range(bench.repeats // 2 + 1)]
     peak = max((mb for _, mb in runs if mb is not None), default=None)
-    how = f"rust, {precision}, whole command" + (f", peak RSS {peak:.0f} MB" if peak else "")
+    how = f"rust, {precision}" + (f", peak RSS {peak:.0f} MB" if peak else "")
     bench.add(task, how, n, n, [seconds for seconds, _ in runs])
 
 
