@@ -19,6 +19,7 @@ pub mod model_file;
 pub mod ngrams;
 pub mod normalize;
 pub mod peak;
+pub mod prefetch;
 pub mod prefixes;
 pub mod romanize;
 pub mod rows;

@@ -230,7 +230,7 @@ impl Branch {
                 .filter(|(_, k)| **k == Some(true))
                 .map(|(h, _)| bucket(*h))
         };
-        known().for_each(|r| prefetch(table[r * c..].as_ptr(), c));
+        known().for_each(|r| crate::prefetch::floats(table[r * c..].as_ptr(), c));
         for r in known() {
             let src = &table[r * c..(r + 1) * c];
             row.iter_mut().zip(src).for_each(|(v, s)| *v += w * s);
@@ -240,22 +240,6 @@ impl Branch {
 
 /// N-grams of a name held on the stack before the sums; a longer name's go to the heap.
 const STACK_ROWS: usize = 128;
-
-/// Asks for the cache lines of `len` floats from `p` (a hint: no effect on results).
-#[inline]
-pub fn prefetch(p: *const f32, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let (start, end) = (p as usize, p as usize + 4 * len.max(1) - 1);
-        for line in start / 64..=end / 64 {
-            // SAFETY: prefetching never faults, whatever the address.
-            unsafe { _mm_prefetch((line * 64) as *const i8, _MM_HINT_T0) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (p, len);
-}
 
 #[cfg(test)]
 mod tests {

@@ -36,7 +36,7 @@ use std::collections::HashMap;
 
 /// Longest name the collapsed tables cover; longer ones run the recurrence.
 pub const COLLAPSED_MAX_LEN: usize = 64;
-/// How many rows ahead `finish` asks for a row's logits (`prefetch`).
+/// How many rows ahead `finish` asks for a row's logits (`crate::prefetch`).
 const AHEAD: usize = 8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -520,7 +520,7 @@ impl Model {
                 // Rows come in input order, their logits in sorted order: ask ahead for
                 // a later row's, which would otherwise miss in cache at its copy.
                 if let Some(&k) = slot.get(i + AHEAD).filter(|&&k| k != usize::MAX) {
-                    crate::ngrams::prefetch(results[k / CHUNK][(k % CHUNK) * cp..].as_ptr(), c);
+                    crate::prefetch::floats(results[k / CHUNK][(k % CHUNK) * cp..].as_ptr(), c);
                 }
                 self.add_beside(name, len, row);
             }
