@@ -437,15 +437,14 @@ impl Model {
     /// The recurrence's logits, chunk by chunk in `plan.order`.
     fn run_chunks(&self, plan: &Plan, share_prefixes: bool, par: bool) -> Vec<Vec<f32>> {
         let run_chunk = |rows: &[usize]| -> Vec<f32> {
-            SCRATCH.with(|cell| {
-                let scratch = &mut *cell.borrow_mut();
-                let mut x = std::mem::take(&mut scratch.x);
-                x.select(&plan.letters, rows);
-                let lens: Vec<usize> = (0..rows.len()).map(|r| x.len(r)).collect();
-                let logits = self.net.recurrence(&x, &lens, share_prefixes, scratch);
-                scratch.x = x;
-                logits
-            })
+            let mut scratch = SCRATCH.take();
+            let mut x = std::mem::take(&mut scratch.x);
+            x.select(&plan.letters, rows);
+            let lens: Vec<usize> = (0..rows.len()).map(|r| x.len(r)).collect();
+            let logits = self.net.recurrence(&x, &lens, share_prefixes, &mut scratch);
+            scratch.x = x;
+            SCRATCH.set(scratch);
+            logits
         };
         if par {
             // One task per chunk: chunks of long names cost more than chunks of short

@@ -2,7 +2,7 @@
 
 use super::letters::Letters;
 use crate::prefixes::Prefixes;
-use std::cell::RefCell;
+use std::cell::Cell;
 
 /// Rows per parallel chunk: big enough to amortise the weights, small enough for L2.
 pub(super) const CHUNK: usize = 384;
@@ -37,7 +37,10 @@ pub(super) struct Scratch {
 }
 
 thread_local! {
-    pub(super) static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    // Taken for a chunk and put back after it, never borrowed across one: a chunk may
+    // build the prefix states across the pool, and while it waits its thread runs other
+    // chunks, which then find the slot empty and work in buffers of their own.
+    pub(super) static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
 }
 
 /// `v` resized to `len` and zeroed, keeping its allocation.
