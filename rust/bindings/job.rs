@@ -28,14 +28,17 @@ pub struct PyJob {
     fmt: RowFormat,
     /// The model that scores the rows; None: the caller gives log-probabilities.
     model: Option<Arc<forward::Model>>,
+    /// The languages as Python strings, made once: every answer hands out references
+    /// to them rather than new strings.
+    languages: Vec<Py<PyString>>,
 }
 
 /// (top-k [(language, probability)], set [(language, probability)] or None, error code
 /// or None, parts or None): one row's answer as Python reads it. A `low_confidence`
 /// row's top-k are the languages it was not sure of.
 type AnswerOut = (
-    Vec<(String, f64)>,
-    Option<Vec<(String, f64)>>,
+    Vec<(Py<PyString>, f64)>,
+    Option<Vec<(Py<PyString>, f64)>>,
     Option<&'static str>,
     Option<Vec<PartOut>>,
 );
@@ -83,6 +86,7 @@ impl PyJob {
     ))]
     #[allow(clippy::too_many_arguments)] // a job's options, as Python names them
     fn new(
+        py: Python<'_>,
         model: &Bound<'_, PyAny>,
         format: &str,
         k: Option<&Bound<'_, PyAny>>,
@@ -115,7 +119,16 @@ impl PyJob {
         if transcoded {
             fmt.undecodable = RowError::InvalidEncoding;
         }
-        Ok(PyJob { fmt, model })
+        let languages = fmt
+            .categories
+            .iter()
+            .map(|c| PyString::intern(py, c).unbind())
+            .collect();
+        Ok(PyJob {
+            fmt,
+            model,
+            languages,
+        })
     }
 
     /// k after the cap at the number of languages.
@@ -163,7 +176,10 @@ impl PyJob {
         let rows: Vec<RowIn<'_>> = names.0.iter().map(|n| name_row(Some(n), None)).collect();
         let given = self.given(log_probs.as_ref(), why, rows.len())?;
         let answers = py.detach(|| score::answers(&self.fmt, &rows, self.scores(&given)))?;
-        Ok(answers.into_iter().map(|a| self.answer_out(a)).collect())
+        Ok(answers
+            .into_iter()
+            .map(|a| self.answer_out(py, a))
+            .collect())
     }
 
     /// What a job without a model must score for each row: the part the model reads
@@ -380,8 +396,8 @@ impl PyJob {
         }
     }
 
-    fn answer_out(&self, a: rows::Answer) -> AnswerOut {
-        let named = |c: usize, p: f64| (self.fmt.categories[c].clone(), p);
+    fn answer_out(&self, py: Python<'_>, a: rows::Answer) -> AnswerOut {
+        let named = |c: usize, p: f64| (self.languages[c].clone_ref(py), p);
         let shown = if a.top.is_empty() {
             &a.withheld
         } else {
