@@ -286,10 +286,10 @@ impl Gated {
             parent_ids,
             ..
         } = scratch;
-        prefixes.reset(n, share);
-        let mut states = [hs, cs, spare_h, spare_c];
-        self.reset_states(&mut states, layers, n * h);
-        let [hs, cs, spare_h, spare_c] = states;
+        let table_steps = if start.is_some() { DEPTH } else { 0 };
+        prefixes.start(lens, share, |r| x.row(r), table_steps);
+        let [hs, cs, spare_h, spare_c] =
+            self.reset_states([hs, cs, spare_h, spare_c], layers, n * h);
         let from = start.map_or(0, |table| {
             let ids = [ids, parent_ids];
             start_from_table(table, x, lens, prefixes, ids, &mut hs[0], finals)
@@ -318,7 +318,7 @@ impl Gated {
                 let step = (s, prefixes.letters());
                 self.layer_step(dir, layer, step, below, &mut rest[0], &mut cs[k], gi, gh);
             }
-            keep_finals(&hs[layers - 1], h, prefixes, lens, s, finals);
+            keep_finals(node_rows(&hs[layers - 1], h), prefixes, lens, s, finals);
         }
     }
 
@@ -352,12 +352,17 @@ impl Gated {
     }
 
     /// h_0 = c_0 = 0 in every layer (`states`: h, c and their spares, which only ever
-    /// hold gathered rows, so they need room, not zeros).
-    fn reset_states(&self, states: &mut [&mut Vec<Vec<f32>>; 4], layers: usize, len: usize) {
+    /// hold gathered rows, so they need room, not zeros); the same buffers back.
+    fn reset_states<'a>(
+        &self,
+        mut states: [&'a mut Vec<Vec<f32>>; 4],
+        layers: usize,
+        len: usize,
+    ) -> [&'a mut Vec<Vec<f32>>; 4] {
         for v in states.iter_mut() {
             v.resize_with(layers, Vec::new);
         }
-        let [hs, cs, spare_h, spare_c] = states;
+        let [hs, cs, spare_h, spare_c] = &mut states;
         for k in 0..layers {
             zeroed(&mut hs[k], len);
             at_least(&mut spare_h[k], len);
@@ -366,6 +371,7 @@ impl Gated {
                 at_least(&mut spare_c[k], len);
             }
         }
+        states
     }
 
     /// One LSTM block: gates = input projection (a lookup for the first layer, a
@@ -468,26 +474,50 @@ fn start_from_table(
     top: &mut [f32],
     finals: &mut Finals<'_>,
 ) -> usize {
-    let h = table.units;
     let steps = DEPTH.min(lens.iter().copied().max().unwrap_or(0));
     parent_ids.clear();
     for s in 0..steps {
         prefixes.keep_longer(lens, s);
         prefixes.next(|r| x.at(r, s));
         start_states::ids(prefixes.parents(), parent_ids, prefixes.letters(), ids);
-        for (node, &id) in ids.iter().enumerate() {
-            top[node * h..(node + 1) * h].copy_from_slice(table.state(s, id as usize));
-        }
-        keep_finals(top, h, prefixes, lens, s, finals);
+        // Rows that end inside the table read their state from it; only the last
+        // table step's states are copied, for the steps that follow to read.
+        keep_finals(
+            |node| table.state(s, ids[node] as usize),
+            prefixes,
+            lens,
+            s,
+            finals,
+        );
         std::mem::swap(ids, parent_ids);
+    }
+    if steps > 0 {
+        copy_states(table, steps - 1, parent_ids, top);
     }
     steps
 }
 
-/// Rows whose last letter was `s` are done: keep their top-layer state (`h` units).
-fn keep_finals(
-    top: &[f32],
-    h: usize,
+/// Each node's state at `level` into its slot of `top`. The table (15 MB for the
+/// default) misses in cache at random rows: a later node's row is asked for ahead.
+fn copy_states(table: &Table, level: usize, ids: &[u32], top: &mut [f32]) {
+    const AHEAD: usize = 4;
+    let h = table.units;
+    for (node, &id) in ids.iter().enumerate() {
+        if let Some(&later) = ids.get(node + AHEAD) {
+            crate::prefetch::floats(table.state(level, later as usize).as_ptr(), h);
+        }
+        top[node * h..(node + 1) * h].copy_from_slice(table.state(level, id as usize));
+    }
+}
+
+/// Node i's state: row i of `states`, `h` floats wide.
+fn node_rows<'s>(states: &'s [f32], h: usize) -> impl Fn(usize) -> &'s [f32] {
+    move |node| &states[node * h..(node + 1) * h]
+}
+
+/// Rows whose last letter was `s` are done: keep their top-layer state (`state(node)`).
+fn keep_finals<'s>(
+    state: impl Fn(usize) -> &'s [f32],
     prefixes: &Prefixes,
     lens: &[usize],
     s: usize,
@@ -496,9 +526,9 @@ fn keep_finals(
     for &r in prefixes.active() {
         let r = r as usize;
         if lens[r] == s + 1 {
-            let node = prefixes.of_row(r);
+            let from = state(prefixes.of_row(r));
             let at = r * finals.stride + finals.col;
-            finals.data[at..at + h].copy_from_slice(&top[node * h..(node + 1) * h]);
+            finals.data[at..at + from.len()].copy_from_slice(from);
         }
     }
 }
