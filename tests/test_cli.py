@@ -166,3 +166,12 @@ def test_scoring_starts_without_what_only_other_commands_use(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
     assert (tmp_path / "out.csv").read_text(encoding="utf-8").count("\n") == 3
+    # `predict` writes no file and runs no writer thread: none of their modules either
+    # (with the data set's reader and its zipfile, about 20 ms of a 120 ms call).
+    code = (
+        "import sys, namelang.cli as cli; cli.main(['predict', 'Hinton']); "
+        "print(sorted(m for m in ('concurrent.futures', 'tempfile', 'importlib.resources', "
+        "'zipfile', 'namelang.data', 'platform') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
@@ -36,12 +35,15 @@ class Part(TypedDict):
 
 
 BACKENDS = ("auto", "rust", "torch")
+# The bundled model files, beside this module (the package is always a folder: its
+# native module cannot load from a zip).
+MODELS = Path(__file__).with_name("models")
 
 
 def model_path(model: str | os.PathLike[str]) -> Path:
     """A bundled model's name ("default", "tutorial") or a path -> the file's path."""
     if isinstance(model, str) and model in BUNDLED:
-        path = Path(str(resources.files("namelang") / "models" / f"{model}.safetensors"))
+        path = MODELS / f"{model}.safetensors"
         if not path.exists():
             raise FileNotFoundError(f"the bundled {model!r} model is missing from {path.parent}")
         return path

@@ -6,7 +6,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import signal
 import sys
 import threading
@@ -16,7 +15,6 @@ from pathlib import Path
 import namelang
 from namelang import __version__, _native
 from namelang.classifier import BUNDLED, load, model_path
-from namelang.data import data_folder, download, load_names, split_names
 from namelang.extras import require
 from namelang.score import score_file
 from namelang.shared_names import WAYS as SHARED_WAYS
@@ -181,6 +179,8 @@ def _evaluation_rows(args: argparse.Namespace, classifier) -> list[tuple[str, st
                 name, _, lang = line.partition("\t")
                 rows.append((name, lang.strip()))
         return rows
+    from namelang.data import load_names, split_names  # evaluate only: scoring never loads it
+
     if args.folder:
         return [(n, lang) for lang, ns in load_names(args.folder).items() for n in ns]
     names = load_names(args.data)
@@ -245,11 +245,13 @@ def _info(args: argparse.Namespace) -> int:
     """What this install is: versions, the kernel the CPU dispatched to, threads, torch,
     the bundled models and where the data set is looked for."""
 
+    from namelang.data import data_folder
+
     torch_found = importlib.util.find_spec("torch") is not None
     data = data_folder(args.data)
     lines = {
         "namelang": namelang.__version__,
-        "python": f"{platform.python_version()} ({sys.executable})",
+        "python": f"{sys.version.split()[0]} ({sys.executable})",
         "kernel": f"{_native.kernel_isa()} (chosen at run time: avx512, avx2+fma or portable)",
         "precision": _precision_line(),
         "threads": f"{namelang.get_num_threads()} (at most {_native.max_threads()})",
@@ -265,6 +267,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
+    from namelang.data import download
 
     print(download(args.dest))
     return 0

@@ -9,7 +9,6 @@ mismatch") instead of answering nonsense. Files without a digest still load."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +57,8 @@ def write(
     meta[DIGEST_KEY] = _native.model_digest(meta, list(arrays.items()))
     if not path.parent.is_dir():
         raise FileNotFoundError(f"no folder {path.parent} to write {path.name} into")
+    import tempfile  # writing only: scoring never loads it
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:

@@ -14,7 +14,6 @@ import errno
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -85,6 +84,8 @@ def open_output(path: str | None) -> Iterator[Sink]:
         return
     with _named_errors(path):
         remove_stale_partials(target)
+        import tempfile  # written files only: predict never loads it
+
         fd, tmp = tempfile.mkstemp(
             prefix=f".{target.name}.{os.getpid()}.", suffix=".partial", dir=target.parent
         )

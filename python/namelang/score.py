@@ -17,7 +17,6 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -350,6 +349,8 @@ def _score_text_native(job, source, sink, bar) -> ScoreSummary:
         if is_lines:
             return job.score_text(data)
         return job.format_rows([_shown(data)], [None], ["too_long"])
+
+    from concurrent.futures import Future, ThreadPoolExecutor  # files only, not predict
 
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="namelang-score")
     pending: Future | None = None
