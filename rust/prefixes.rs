@@ -146,7 +146,7 @@ impl Prefixes {
     }
 }
 
-/// How many state moves cost as much as one node's products (the default's int16
+/// How many state moves cost as much as one node's products (a member of 64's int16
 /// products of 64 x 192 against a copy of 64 floats, by `perf`: 43% against 3%).
 const MOVES_PER_PRODUCT: usize = 32;
 

@@ -4,7 +4,7 @@
 //! to three letters. Chunks already share prefixes, but only among their own rows: on a
 //! million distinct names the third step still ran for about 800,000 prefixes (14% of
 //! the recurrence's steps) where 29,791 exist. The table holds a one-layer GRU's state
-//! after each prefix (15 MB for the default's two members of 64), computed by the same
+//! after each prefix (11 MB for the default's two members of 48), computed by the same
 //! recurrence on the prefixes themselves; a row's products and gates depend on nothing
 //! but the row, so a row started from the table has the bits it would have had from
 //! h_0. It is built once the model has run `BUILD_AFTER` rows (a one-name user never
@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn tables_fit_their_budget() {
-        assert!(fits(128) && fits(256)); // the default (two members of 64), a GRU of 256
+        assert!(fits(96) && fits(256)); // the default (two members of 48), a GRU of 256
         assert!(!fits(257) && !fits(2 * 256)); // bigger, or 256 in both directions
     }
 

@@ -170,8 +170,9 @@ mod x86 {
         super::state_pairs(&row[16 * whole..], &mut pairs[8 * whole..]);
     }
 
-    /// Row blocks of up to six swept under every panel: the weights (98 KB for the
-    /// default's 128 x 384) stream from L2 once per block; the block's states stay in L1.
+    /// Row blocks of up to six swept under every panel: the weights (28 KB for the
+    /// default's two parts of 48 x 144) stream from L2 once per block; the block's
+    /// states stay in L1.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn rows(
         rows: usize,
@@ -371,7 +372,7 @@ mod tests {
             assert!(worst <= i32::MAX as i64, "{depth}");
         }
         assert_eq!(weight_steps(128), 2048); // 12 bits and a sign for a dense GRU of 128
-        assert_eq!(weight_steps(64), 4096); // one member of the default's merged pair
+        assert_eq!(weight_steps(64), 4096); // a member of 64 units
 
         // No rows at all: every panel spans nothing (and the kernel adds nothing).
         let empty = Int16Weights::new(0, 32, |_, _| 1.0);
