@@ -58,7 +58,7 @@ def main() -> None:
     for k in range(2, len(log_probs) + 1):
         for combo in itertools.combinations(log_probs, k):
             v, t = (sum(log_probs[c][i] for c in combo) / k for i in (0, 1))
-            tau, shift = tune_logit_adjustment(v, valid.labels, prior, n)
+            tau, _, shift = tune_logit_adjustment(v, valid.labels, prior, n)
             mv, mt = _score(v, valid.labels, n, shift), _score(t, test.labels, n, shift)
             print(
                 f"{'+'.join(combo)}: tau {tau:.1f}, valid {mv.accuracy:.3f} / "

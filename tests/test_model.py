@@ -283,6 +283,51 @@ def test_distinct_trains_each_name_once(tiny_dataset, tmp_path):
     assert distinct["train_rows"] == len(set(split.train))
 
 
+def test_line_prior_is_tuned_on_validation_and_leans_toward_the_lines():
+    from namelang.train import tune_logit_adjustment
+
+    # Validation is 10 rows of class 0 that the model puts 0.3 behind class 1, and 2 rows
+    # of class 1 it gets right by 1.0: only a shift toward class 0's larger line share
+    # (0.9 against an even training prior) of more than 0.3 gets every row right.
+    logits = torch.tensor([[0.0, 0.3]] * 10 + [[0.0, 1.0]] * 2)
+    labels = torch.tensor([0] * 10 + [1] * 2)
+    prior = torch.tensor([0.5, 0.5])
+    toward = torch.tensor([0.9, 0.1]).log() - prior.log()
+    tau, b, shift = tune_logit_adjustment(logits, labels, prior, 2, toward)
+    assert b > 0 and float(shift[0] - shift[1]) > 0.3, (tau, b, shift)
+    # Without line shares to lean toward, nothing moves: an even prior gives no shift.
+    _, b, shift = tune_logit_adjustment(logits, labels, prior, 2)
+    assert b == 0.0 and not shift.any()
+
+
+def test_training_shares_lean_toward_the_lines_by_the_tuned_weight():
+    from namelang.data import Split
+    from namelang.train import training_shares
+
+    split = Split(
+        categories=["A", "B"], train=[("a", 0), ("b", 1), ("c", 1), ("d", 1)], valid=[],
+        test=[], seed=0, line_shares={"A": 0.75, "B": 0.25},
+    )  # fmt: skip
+    assert training_shares(split) == {"A": 0.25, "B": 0.75}
+    assert training_shares(split, 1.0) == {"A": 0.75, "B": 0.25}
+    half = training_shares(split, 0.5)  # the geometric mean, renormalised
+    assert half["A"] == pytest.approx(0.5) and half["B"] == pytest.approx(0.5)
+
+
+def test_training_with_the_line_prior_records_its_weight(tiny_dataset, tmp_path):
+    alpha = tiny_dataset / "Alpha.txt"
+    alpha.write_text(alpha.read_text() * 4)  # Alpha's lines repeat; distinct rows do not
+    config = TrainConfig(
+        data=str(tiny_dataset), hidden_size=8, embedding_dim=4, epochs=1, distinct=True,
+        line_prior=True, progress=False,
+    )  # fmt: skip
+    _, history, results = train(config, tmp_path / "m.safetensors")
+    assert results["line_prior"] == history["line_prior"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    meta = model_file.read(tmp_path / "m.safetensors")[0].metadata
+    shares = json.loads(meta["training_shares"])
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-5)
+
+
 def test_label_smoothing_changes_the_loss_and_is_checked(tiny_dataset):
     base = {
         "data": str(tiny_dataset),

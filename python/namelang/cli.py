@@ -469,6 +469,26 @@ def _many_models_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _fitted_on_validation_options(p) -> None:
+    """What training fits on validation after the network: shifts and a temperature."""
+    p.add_argument("--no-logit-adjust", dest="logit_adjust", action="store_false", default=None)
+    p.add_argument(
+        "--line-prior",
+        dest="line_prior",
+        action="store_true",
+        default=None,
+        help="also tune, on validation, a shift toward the data set's line shares (its "
+        "files repeat names; distinct rows under-count those languages)",
+    )
+    p.add_argument(
+        "--no-calibrate",
+        dest="calibrate",
+        action="store_false",
+        default=None,
+        help="do not fit a temperature on validation",
+    )
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model and write its file")
     p.add_argument("--data", help=DATA_HELP)
@@ -489,7 +509,6 @@ def _add_train(sub) -> None:
     p.add_argument("--time-budget", dest="time_budget", type=float, help="seconds")
     p.add_argument("--balanced", action="store_true", default=None, help="class-balanced sampling")
     p.add_argument("--class-weight-power", dest="class_weight_power", type=float)
-    p.add_argument("--no-logit-adjust", dest="logit_adjust", action="store_false", default=None)
     p.add_argument("--clip", type=float, help="gradient norm clip (0: none)")
     p.add_argument("--seed", type=int)
     p.add_argument("--split-seed", dest="split_seed", type=int)
@@ -501,6 +520,7 @@ def _add_train(sub) -> None:
     )
     _many_models_options(p)
     _corpus_options(p)
+    _fitted_on_validation_options(p)
     p.add_argument(
         "--feminine-forms",
         dest="feminine_forms",
@@ -514,13 +534,6 @@ def _add_train(sub) -> None:
         default=None,
         help="take letters outside ASCII (í, ł, ř, ã) as evidence, counted over the "
         "training rows as written (namelang.marks)",
-    )
-    p.add_argument(
-        "--no-calibrate",
-        dest="calibrate",
-        action="store_false",
-        default=None,
-        help="do not fit a temperature on validation",
     )
     p.add_argument("--steps", type=int, help="tutorial recipe: SGD steps")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])

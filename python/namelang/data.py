@@ -106,6 +106,9 @@ class Split:
     seed: int
     # Each training row's weight in the loss (None: 1 each), for rows from a second corpus.
     train_weights: list[float] | None = None
+    # Each language's share of the data set's training lines, names repeated as the files
+    # repeat them (None: not counted), kept when distinct rows or a corpus change `train`.
+    line_shares: dict[str, float] | None = None
 
     def weights(self) -> list[float]:
         return self.train_weights or [1.0] * len(self.train)

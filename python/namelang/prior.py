@@ -1,9 +1,11 @@
 """Target priors: what share of a list each language is expected to have.
 
 A model answers as if names came in its training shares (stored in the model file as
-`training_shares`). For a list with another mix, each answer's log-probabilities are
-shifted by log(prior / training share) and renormalised (Bayes' rule with the new
-prior); both backends apply the same shift before their log-softmax.
+`training_shares`; for a model trained with `--line-prior`, those shares moved toward the
+data set's line shares by the weight validation chose, which is what it answers under).
+For a list with another mix, each answer's log-probabilities are shifted by
+log(prior / training share) and renormalised (Bayes' rule with the new prior); both
+backends apply the same shift before their log-softmax.
 
 `prior` is None or "data" (the training shares: no shift), "uniform" (every language
 alike), a mapping {language: share} (shares are normalised; a language left out gets 0,

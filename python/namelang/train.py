@@ -58,6 +58,8 @@ class TrainConfig:
     balanced: bool = False  # sample rows with probability 1/freq of their class
     class_weight_power: float = 0.5  # loss weight (1/freq)**power; 0 is unweighted
     logit_adjust: bool = True  # tune a -tau*log(prior) logit shift on validation
+    # with it, a shift b*log(line share / training share) toward the data set's lines too
+    line_prior: bool = False
     clip: float = 1.0
     label_smoothing: float = 0.0  # weight of the uniform target mixed into each label
     seed: int = 2022
@@ -164,15 +166,27 @@ def _selection(m: Metrics) -> float:
 
 
 def tune_logit_adjustment(
-    logits: torch.Tensor, labels: torch.Tensor, prior: torch.Tensor, n: int
-) -> tuple[float, torch.Tensor]:
-    """Chooses tau in -tau*log(prior) on validation; tau 0 leaves the model as trained."""
-    best_tau, best = 0.0, _selection(_score(logits, labels, n))
-    for tau in np.arange(0.1, 1.51, 0.1):
-        value = _selection(_score(logits, labels, n, -tau * prior.log()))
-        if value > best + 1e-9:
-            best_tau, best = float(tau), value
-    return best_tau, -best_tau * prior.log()
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    prior: torch.Tensor,
+    n: int,
+    toward: torch.Tensor | None = None,
+) -> tuple[float, float, torch.Tensor]:
+    """Chooses tau in -tau*log(prior) + b*toward on validation (b = 0 without `toward`,
+    the log-ratio of the shares the model should answer under to `prior`); tau = b = 0
+    leaves the model as trained. Returns (tau, b, shift)."""
+    zero = torch.zeros_like(prior)
+    toward = zero if toward is None else toward
+    weights = (0.0, 0.25, 0.5, 0.75, 1.0) if bool(toward.any()) else (0.0,)
+    best_shift, best_tau, best_b = zero, 0.0, 0.0
+    best = _selection(_score(logits, labels, n))
+    for b in weights:
+        for tau in [0.0, *np.arange(0.1, 1.51, 0.1)]:
+            shift = -float(tau) * prior.log() + b * toward
+            value = _selection(_score(logits, labels, n, shift))
+            if value > best + 1e-9:
+                best_shift, best_tau, best_b, best = shift, round(float(tau), 1), b, value
+    return best_tau, best_b, best_shift
 
 
 def _check_config(config: TrainConfig) -> None:
@@ -238,7 +252,7 @@ def train(config: TrainConfig, out: str | Path | None = None) -> tuple[nn.Module
             "metrics": json.dumps(results),
             "conformal": json.dumps(conformal),
             "train_config": json.dumps(asdict(config)),
-            "training_shares": json.dumps(training_shares(split)),
+            "training_shares": json.dumps(training_shares(split, history.get("line_prior", 0.0))),
         }
         if corpus_notes is not None:
             meta["corpus"] = json.dumps(corpus_notes)
@@ -254,6 +268,7 @@ def _training_split(config: TrainConfig) -> tuple[Split, dict | None]:
     """The data set's split with what the config adds to its training names (feminine
     forms, the second corpus), and the corpus's notes (None without one)."""
     split = split_names(load_names(config.data), seed=config.split_seed)
+    split = replace(split, line_shares=line_shares(split))
     if config.feminine_forms:
         split = replace(split, train=split.train + feminine_forms(split))
     if config.distinct:
@@ -261,6 +276,16 @@ def _training_split(config: TrainConfig) -> tuple[Split, dict | None]:
     if config.corpus:
         return _with_corpus(config, split)
     return split, None
+
+
+def line_shares(split: Split) -> dict[str, float]:
+    """Each language's share of the data set's training lines (Arabic.txt repeats its
+    108 names about 20 times each: 9.8% of the lines, under 1% of distinct names)."""
+    counts = dict.fromkeys(split.categories, 0)
+    for _, label in split.train:
+        counts[split.categories[label]] += 1
+    whole = sum(counts.values()) or 1
+    return {c: v / whole for c, v in counts.items()}
 
 
 def _with_marks(
@@ -319,6 +344,7 @@ def _judge(model: nn.Module, history: dict, split: Split, device) -> tuple[dict,
         },
         "valid": history.get("selected_valid", {}),
         "logit_tau": history.get("logit_tau", 0.0),
+        "line_prior": history.get("line_prior", 0.0),
         "temperature": history.get("temperature", 1.0),
         "train_seconds": round(history["seconds"], 1),
         "test_rows": len(split.test),
@@ -364,14 +390,24 @@ def _with_corpus(config: TrainConfig, split: Split) -> tuple[Split, dict]:
     return replace(split, train=rows + corpus.rows, train_weights=weights), notes
 
 
-def training_shares(split: Split) -> dict[str, float]:
+def training_shares(split: Split, line_prior: float = 0.0) -> dict[str, float]:
     """Each language's share of the (weighted) training rows: the prior the model learnt
-    under, which `prior=` corrects for."""
+    under, which `prior=` corrects for. With a shift toward the data set's lines (weight
+    `line_prior`, tuned on validation), the prior it answers under: those shares times
+    (line share / share) ** line_prior, renormalised."""
     totals = dict.fromkeys(split.categories, 0.0)
     for (_, label), w in zip(split.train, split.weights(), strict=True):
         totals[split.categories[label]] += w
     whole = sum(totals.values()) or 1.0
-    return {c: round(v / whole, 6) for c, v in totals.items()}
+    shares = {c: v / whole for c, v in totals.items()}
+    if line_prior and split.line_shares:
+        lines = split.line_shares
+        shares = {
+            c: v ** (1 - line_prior) * max(lines[c], 1e-6) ** line_prior for c, v in shares.items()
+        }
+        whole = sum(shares.values())
+        shares = {c: v / whole for c, v in shares.items()}
+    return {c: round(v, 6) for c, v in shares.items()}
 
 
 def _known_ngrams(config: TrainConfig, split: Split) -> np.ndarray | None:
@@ -559,9 +595,14 @@ def _finish(
         row_weight = torch.tensor(split.weights(), dtype=torch.float32)
         counts = torch.bincount(labels, weights=row_weight, minlength=n).float().clamp(min=1)
         prior = (counts / counts.sum()).to(device)
-        tau, shift = tune_logit_adjustment(predict_logits(model, valid), valid.labels, prior, n)
+        toward = None
+        if config.line_prior and split.line_shares:
+            lines = torch.tensor([split.line_shares[c] for c in split.categories], device=device)
+            toward = lines.clamp(min=1e-6).log() - prior.log()
+        logits = predict_logits(model, valid)
+        tau, b, shift = tune_logit_adjustment(logits, valid.labels, prior, n, toward)
         model.logit_adjustment.copy_(shift)
-        history["logit_tau"] = tau
+        history["logit_tau"], history["line_prior"] = tau, b
     if config.calibrate:
         logits = predict_logits(model, valid).cpu().numpy()
         temperature = fit_temperature(logits, valid.labels.cpu().numpy())
