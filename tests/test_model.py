@@ -326,6 +326,10 @@ def test_training_with_the_line_prior_records_its_weight(tiny_dataset, tmp_path)
     meta = model_file.read(tmp_path / "m.safetensors")[0].metadata
     shares = json.loads(meta["training_shares"])
     assert sum(shares.values()) == pytest.approx(1.0, abs=1e-5)
+    # Without the logit adjustment it would be tuned nowhere: refused, not ignored.
+    for other in ({"logit_adjust": False}, {"recipe": "tutorial"}):
+        with pytest.raises(ValueError, match="--line-prior"):
+            train(TrainConfig(data=str(tiny_dataset), line_prior=True, **other))
 
 
 def test_label_smoothing_changes_the_loss_and_is_checked(tiny_dataset):

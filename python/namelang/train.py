@@ -212,6 +212,11 @@ def _check_config(config: TrainConfig) -> None:
         raise ValueError(f"--shared-names must be one of {SHARED_WAYS}: {config.shared_names!r}")
     if config.marks and config.recipe == "tutorial":
         raise ValueError("--marks goes with the batched recipe (a gru or lstm cell)")
+    if config.line_prior and (config.recipe == "tutorial" or not config.logit_adjust):
+        raise ValueError(
+            "--line-prior is tuned with the logit adjustment of the batched recipe: "
+            "drop --no-logit-adjust (and --recipe tutorial)"
+        )
     if config.time_budget is not None and not config.time_budget > 0:
         raise ValueError(
             f"--time-budget must be a positive number of seconds, got {config.time_budget}"
