@@ -449,10 +449,12 @@ def _score_files(bench: _Bench) -> None:
             for backend, share in (("torch", True), ("rust", True), ("rust", False)):
                 out = os.path.join(tmp, f"out-{backend}.csv")
                 # Loaded once, as forward-only timings load it once: scoring time only.
+                # Three runs at least, even --quick: one run of a fraction of a second
+                # read 30% low beside seven (BENCHMARKS.md).
                 loaded = namelang.load(model, backend=backend, share_prefixes=share)
                 secs = _time(
                     lambda c=loaded, o=out, p=path: score_file(p, o, model=c, progress=False),
-                    max(1, bench.repeats // 2),
+                    max(3, bench.repeats // 2),
                     reset=loaded.clear_answers,  # each run starts with no answers kept
                 )
                 how = backend if backend == "torch" else f"rust, {loaded.precision}"
