@@ -35,7 +35,7 @@ impl Prefixes {
     }
 
     /// Starts the rows as `reset` does, in whichever order costs less from step `from`
-    /// on (`letter(row, s)`: row's letter s). Their own order, sorted by letters,
+    /// on (`row(r)`: row r's letters). Their own order, sorted by letters,
     /// shares the most prefixes, but each step at which a row ends moves the states of
     /// the nodes after it; longest first, rows end at the tail and states stay where
     /// they are, while only neighbours of one length share. On distinct random names
@@ -65,8 +65,8 @@ impl Prefixes {
         // as many letters as they have in common (sorted rows: the one before it in
         // either order, since rows between them in the other are shorter).
         let in_order: usize = (1..lens.len()).map(|r| common(r - 1, r)).sum();
+        let longest = longest_first(lens);
         if in_order * MOVES_PER_PRODUCT >= steps {
-            let longest = longest_first(lens);
             let by_length: usize = longest
                 .windows(2)
                 .map(|w| common(w[0] as usize, w[1] as usize))
@@ -75,7 +75,7 @@ impl Prefixes {
                 return;
             }
         }
-        self.active = longest_first(lens);
+        self.active = longest;
     }
 
     /// Keeps reading only the rows longer than `letters` (the others have read theirs).
