@@ -1,6 +1,6 @@
 //! Cache hints: asking for memory a loop will read soon, so that several misses
-//! overlap instead of each stalling the loop in turn (the n-gram table's rows, a
-//! chunk's logits read back in input order).
+//! overlap instead of each stalling the loop in turn (a chunk's logits read back in
+//! input order, the start table's states).
 
 /// Asks for the cache lines of `len` floats from `p` (a hint: no effect on results).
 #[inline]
