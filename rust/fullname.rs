@@ -4,10 +4,39 @@
 //! or apostrophed surname is one word ("García-López", "O'Brien"); a generational suffix
 //! is dropped ("Martin Luther King Jr." gives "King").
 //!
-//! The rule reads given-name-first order, as Western lists write names. A list in
+//! That rule reads given-name-first order, as Western lists write names. A list in
 //! family-name-first order (Chinese, Korean, Vietnamese, Japanese and Hungarian lists
-//! often are) gets its given names scored: give such a list as "Family, Given" or give
-//! the family names alone.
+//! often are) is read by `NameOrder::FamilyFirst`: the first word ("Nguyễn Văn An"
+//! gives "Nguyễn"), particles not looked for (Vietnamese "Le Van Thanh" is Le, though
+//! "le" and "van" are particles in the other order); "Family, Given" reads the same in
+//! either order.
+
+use std::str::FromStr;
+
+use crate::error::Error;
+
+/// The order a list writes full names in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameOrder {
+    /// "John Smith": the surname is the last word (Western lists).
+    GivenFirst,
+    /// "Wang Xiaoming": the family name is the first word.
+    FamilyFirst,
+}
+
+impl FromStr for NameOrder {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "given-first" => Ok(NameOrder::GivenFirst),
+            "family-first" => Ok(NameOrder::FamilyFirst),
+            _ => Err(Error::InvalidArgument(format!(
+                "a name order is 'given-first' or 'family-first', got {s:?}"
+            ))),
+        }
+    }
+}
 
 /// Words that belong to the surname after them.
 const PARTICLES: [&str; 23] = [
@@ -30,6 +59,14 @@ fn is_suffix(word: &str) -> bool {
         .any(|s| s.eq_ignore_ascii_case(word.trim_end_matches(',')))
 }
 
+/// The family name of `name` written in `order`, a slice of it.
+pub fn family_name(name: &str, order: NameOrder) -> &str {
+    match order {
+        NameOrder::GivenFirst => surname(name),
+        NameOrder::FamilyFirst => leading_family_name(name),
+    }
+}
+
 /// The surname part of `name`, a slice of it (the whole name when it has one word).
 pub fn surname(name: &str) -> &str {
     if let Some((family, _)) = name.split_once(',') {
@@ -48,6 +85,16 @@ pub fn surname(name: &str) -> &str {
     let start = words[first].0;
     let end = words[last].0 + words[last].1.len();
     &name[start..end]
+}
+
+/// The first word of `name`; "Family, Given" gives Family, as in given-first order.
+fn leading_family_name(name: &str) -> &str {
+    let rest = match name.split_once(',') {
+        Some((family, _)) if !family.trim().is_empty() => return family.trim(),
+        Some((_, given)) => given, // ", Wei": a family name left blank
+        None => name,
+    };
+    rest.split_whitespace().next().unwrap_or("")
 }
 
 /// (byte offset, word) for each whitespace-separated word.
@@ -97,6 +144,41 @@ mod tests {
         ] {
             assert_eq!(surname(full), want, "{full:?}");
         }
+    }
+
+    #[test]
+    fn family_first_names_give_their_first_word() {
+        for (full, want) in [
+            ("Nguyễn Văn An", "Nguyễn"),
+            ("Wang Xiaoming", "Wang"),
+            ("Nagy László", "Nagy"),
+            ("Le Van Thanh", "Le"),
+            ("van der Meer, Anna", "van der Meer"),
+            ("Kim, Min-jun", "Kim"),
+            ("  Zhou  ", "Zhou"),
+            ("Park Ji-hoon", "Park"),
+            (", Wei", "Wei"),
+            ("", ""),
+        ] {
+            assert_eq!(family_name(full, NameOrder::FamilyFirst), want, "{full:?}");
+        }
+        assert_eq!(
+            family_name("Wang Xiaoming", NameOrder::GivenFirst),
+            "Xiaoming"
+        );
+        assert_eq!(
+            "family-first".parse::<NameOrder>(),
+            Ok(NameOrder::FamilyFirst)
+        );
+        assert_eq!(
+            "given-first".parse::<NameOrder>(),
+            Ok(NameOrder::GivenFirst)
+        );
+        let err = "last-first".parse::<NameOrder>().unwrap_err().to_string();
+        assert!(
+            err.contains("'family-first'") && err.contains("last-first"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::alphabet::ALPHABET;
 use crate::error::{Error, Result};
 use crate::explain::Part;
 use crate::forward::top_k_into;
+use crate::fullname::NameOrder;
 use crate::normalize::TextRule;
 use std::io::Write;
 
@@ -133,9 +134,10 @@ pub struct RowFormat {
     pub columns: Vec<String>,
     /// Parts of the name shown in a `why` column (`explain`): up to this many; 0, none.
     pub explain: usize,
-    /// Names are full names: the surname (`fullname::surname`) is what is scored and
-    /// shown in `ascii`; the row still leads with the name as given.
-    pub full_name: bool,
+    /// Names are full names in this order: the family name (`fullname::family_name`)
+    /// is what is scored and shown in `ascii`; the row still leads with the name as
+    /// given. None: the names are surnames.
+    pub full_name: Option<NameOrder>,
     /// The code of a row whose bytes did not decode: `invalid_utf8`, or
     /// `invalid_encoding` when the input was transcoded from another encoding.
     pub undecodable: RowError,
@@ -206,7 +208,7 @@ impl RowFormat {
             categories,
             columns: vec!["name".into()],
             explain: 0,
-            full_name: false,
+            full_name: None,
             undecodable: RowError::InvalidUtf8,
         })
     }
@@ -255,10 +257,9 @@ impl RowFormat {
 
     /// The part of a name that is scored: the surname of a full name, else the name.
     pub fn part<'a>(&self, name: &'a str) -> &'a str {
-        if self.full_name {
-            crate::fullname::surname(name)
-        } else {
-            name
+        match self.full_name {
+            Some(order) => crate::fullname::family_name(name, order),
+            None => name,
         }
     }
 

@@ -183,7 +183,7 @@ fn checked_texts<'a>(fmt: &RowFormat, rows: &[RowIn<'a>]) -> Vec<&'a str> {
 /// The rows with the part of each name that is scored (`RowFormat::part`): the rows
 /// themselves unless the names are full names.
 fn scored_parts<'a, 'r>(fmt: &RowFormat, rows: &'r [RowIn<'a>]) -> Cow<'r, [RowIn<'a>]> {
-    if !fmt.full_name {
+    if fmt.full_name.is_none() {
         return Cow::Borrowed(rows);
     }
     let parts = rows.iter().map(|r| RowIn {

@@ -12,7 +12,7 @@ from typing import Any
 from namelang import _native
 from namelang.classifier import model_path
 from namelang.prior import PriorSpec, logit_shift
-from namelang.text import set_num_threads
+from namelang.text import FullName, set_num_threads
 
 
 class Scorer:
@@ -32,7 +32,7 @@ class Scorer:
         threads: int | None = None,
         min_probability: float = 0.0,
         prior: PriorSpec = None,
-        full_name: bool = False,
+        full_name: FullName = False,
         precision: str = "auto",
     ):
         self.column, self.threads, self.precision = column, threads, precision
@@ -134,7 +134,7 @@ def score_batch(
     max_length: int | None = None,
     min_probability: float = 0.0,
     prior: PriorSpec = None,
-    full_name: bool = False,
+    full_name: FullName = False,
     precision: str = "auto",
 ):
     """Adds `language`, `probability`, `error` (and `top` when k > 1: a list of
@@ -144,8 +144,9 @@ def score_batch(
     place: `language` null, `error` one of empty, no_letters, too_long (over
     `max_length` letters; None: 256, `_native.DEFAULT_MAX_LENGTH`), null,
     model_error (the model gave NaN for it), and low_confidence where the top
-    probability is under `min_probability`. `prior`: as `namelang.load`'s. `full_name`:
-    the names are full names, scored on their surnames (`namelang.text.surnames`).
+    probability is under `min_probability`. `prior`: as `namelang.load`'s. `full_name`
+    (True or "family-first"): the names are full names, scored on their family names
+    (`namelang.text.surnames`).
     `precision`: as `namelang.load`'s."""
     if backend not in ("auto", "rust"):
         raise ValueError("score_batch runs on the Rust backend; use backend='auto' or 'rust'")

@@ -16,7 +16,7 @@ from namelang.extras import require
 from namelang.prior import PriorSpec, logit_shift
 from namelang.prior import resolve as resolve_prior
 from namelang.spec import config_of
-from namelang.text import encode
+from namelang.text import FullName, encode, scored_parts
 
 if TYPE_CHECKING:  # numpy loads on first use: `namelang score` never needs it
     import numpy as np
@@ -248,12 +248,12 @@ class Classifier:
             f"backend={self.backend!r}, precision={self.precision!r})"
         )
 
-    def log_probs(self, names: Iterable[str], full_name: bool = False) -> np.ndarray:
+    def log_probs(self, names: Iterable[str], full_name: FullName = False) -> np.ndarray:
         """float32 (B, C) log-probabilities; a row of NaN for a name with no letters (or
-        one the model gives no number for: `model_error`). `full_name=True`: the names are
-        full names, scored on their surnames (`namelang.text.surnames`)."""
-        names = _as_list(names)
-        return self._backend.log_probs(_native.surnames(names) if full_name else names)
+        one the model gives no number for: `model_error`). `full_name=True` (or
+        "family-first"): the names are full names, scored on their family names
+        (`namelang.text.surnames`)."""
+        return self._backend.log_probs(scored_parts(_as_list(names), full_name))
 
     def job(
         self,
@@ -264,7 +264,7 @@ class Classifier:
         min_probability: float = 0.0,
         columns: list[str] | None = None,
         explain: int = 0,
-        full_name: bool = False,
+        full_name: FullName = False,
         transcoded: bool = False,
     ) -> _native.Job:
         """The native answer to every row of a job with these options (checked here, k
@@ -311,10 +311,11 @@ class Classifier:
         return job.format_rows(leads, names, errors, self._backend.log_probs(reads), why)
 
     def predict(
-        self, names: Iterable[str], k: int = 3, full_name: bool = False
+        self, names: Iterable[str], k: int = 3, full_name: FullName = False
     ) -> list[list[tuple[str, float]]]:
         """Top-k (language, probability) per name, best first; [] for a name with no letters.
-        `full_name=True`: the names are full names, scored on their surnames."""
+        `full_name=True` (or "family-first"): the names are full names, scored on their
+        family names."""
         job = self._predict_jobs.get((k, full_name))
         if job is None:  # one per k: single-name calls stay cheap
             job = self.job(k=k, max_length=_native.MAX_LENGTH_LIMIT, full_name=full_name)
@@ -325,7 +326,7 @@ class Classifier:
         return [answer[0] for answer in answers]
 
     def explain(
-        self, names: Iterable[str], k: int = 3, full_name: bool = False
+        self, names: Iterable[str], k: int = 3, full_name: FullName = False
     ) -> list[list[Part]]:
         """Per name, up to `k` parts that raised its top language most, best first: dicts
         {"text", "start", "end", "weight"}, where text is letters start..end of the name
@@ -337,7 +338,7 @@ class Classifier:
         names = _as_list(names)
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        return self._backend.explain(_native.surnames(names) if full_name else names, k)
+        return self._backend.explain(scored_parts(names, full_name), k)
 
     def conformal_threshold(self, coverage: float) -> float:
         """The probability a language needs to enter the prediction set at `coverage`
@@ -354,7 +355,7 @@ class Classifier:
         return threshold(self.spec.metadata.get("conformal"), coverage)
 
     def predict_sets(
-        self, names: Iterable[str], coverage: float = 0.9, full_name: bool = False
+        self, names: Iterable[str], coverage: float = 0.9, full_name: FullName = False
     ) -> list[list[tuple[str, float]]]:
         """Per name, the languages (best first, with probabilities) of the split-conformal
         prediction set that holds the true language with probability `coverage` (over

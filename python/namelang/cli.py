@@ -18,7 +18,7 @@ from namelang.classifier import BUNDLED, load, model_path
 from namelang.extras import require
 from namelang.score import score_file
 from namelang.shared_names import WAYS as SHARED_WAYS
-from namelang.text import script_of
+from namelang.text import scored_parts, script_of
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -38,7 +38,7 @@ def _predict(args: argparse.Namespace) -> int:
         explain=args.explain,
         full_name=args.full_name,
     )
-    parts = _native.surnames(args.names) if args.full_name else args.names
+    parts = scored_parts(args.names, args.full_name)
     answers = classifier.answers(args.names, job)
     for name, part, (top, chosen, error, why) in zip(args.names, parts, answers, strict=True):
         script = script_of(name) if error == "no_letters" else None
@@ -297,12 +297,22 @@ def _answer_options(p: argparse.ArgumentParser) -> None:
         help="also give the K parts of each name (default 3) that raised its language most, "
         "with the log-odds points each is worth",
     )
-    p.add_argument(
+    order = p.add_mutually_exclusive_group()
+    order.add_argument(
         "--full-name",
         dest="full_name",
         action="store_true",
         help="names are full names (John Smith, 'Smith, John', Jan van den Berg): score the "
         "surname with its particles",
+    )
+    order.add_argument(
+        "--family-first",
+        dest="full_name",
+        action="store_const",
+        const="family-first",
+        help="names are full names written family name first (Wang Xiaoming, Nguyen Van An, "
+        "as Chinese, Korean, Vietnamese, Japanese and Hungarian lists often are): score "
+        "the first word",
     )
     p.add_argument(
         "--prior",

@@ -29,7 +29,7 @@ from namelang.compression import compressed, of_path, open_decompressed, without
 from namelang.csv_records import DELIMITERS, fields, records, sniff
 from namelang.output import open_output
 from namelang.prior import PriorSpec
-from namelang.text import set_num_threads
+from namelang.text import FullName, set_num_threads
 from namelang.transcode import open_decoded
 from namelang.transcode import resolve as resolve_encoding
 
@@ -100,7 +100,7 @@ def score_file(
     explain: int = 0,
     prior: PriorSpec = None,
     precision: str = "auto",
-    full_name: bool = False,
+    full_name: FullName = False,
     delimiter: str | None = None,
     encoding: str | None = None,
     compression: str | None = None,
@@ -117,8 +117,8 @@ def score_file(
     own), to score many files with one load. With `explain` > 0, a `why` column holds up
     to that many parts of each name that raised its language (`Classifier.explain`):
     `text:weight` joined by `|` in CSV/TSV, a list of objects in JSONL; empty where no
-    language is named. `prior`, `precision`: as `namelang.load`'s. `full_name`: the names
-    are full names, scored on their surnames; the `ascii` column shows the part scored.
+    language is named. `prior`, `precision`: as `namelang.load`'s. `full_name` (True or
+    "family-first"): full names, scored on their family names, the part `ascii` shows.
     `delimiter` (`,` `;` tab `|`): a CSV/TSV input's, sniffed from its header when None.
     `encoding`: the input's (UTF-8 when None; a UTF-16 BOM is recognised): bytes it cannot
     decode are `invalid_encoding`. `compression` ("gzip", "zstd", "none"): see the module."""
@@ -187,7 +187,7 @@ class _FileJob:
     delimiter: str | None
     encoding: str | None
     options: dict  # k, max_length, min_probability: Classifier.job's
-    full_name: bool
+    full_name: FullName
     explain: int
     coverage: float | None
 

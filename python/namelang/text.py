@@ -7,7 +7,7 @@ import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from namelang import _native
 
@@ -30,11 +30,34 @@ def romanize(name: str) -> str:
     return _native.romanize(name)
 
 
-def surnames(names: Iterable[str]) -> list[str]:
-    """The surname of each full name, particles kept: "John Smith" and "Smith, John" ->
-    "Smith", "Jan van den Berg" -> "van den Berg", "Maria da Silva" -> "da Silva". The rule
-    reads given-name-first order; give family-name-first lists as "Family, Given"."""
-    return _native.surnames(names)
+NameOrder = Literal["given-first", "family-first"]
+FullName = bool | NameOrder
+"""`full_name=`: False (the names are surnames), True or "given-first" ("John Smith"),
+or "family-first" ("Wang Xiaoming": Chinese, Korean, Vietnamese, Japanese and Hungarian
+lists often write names so)."""
+
+
+def surnames(names: Iterable[str], order: NameOrder = "given-first") -> list[str]:
+    """The family name of each full name. Given-first, particles kept: "John Smith" and
+    "Smith, John" -> "Smith", "Jan van den Berg" -> "van den Berg", "Maria da Silva" ->
+    "da Silva". Family-first, the first word: "Nguyễn Văn An" -> "Nguyễn" ("Family,
+    Given" reads the same in either order). Another order is a ValueError."""
+    return _native.surnames(names, order)
+
+
+def scored_parts(names: list[str], full_name: FullName) -> list[str]:
+    """The part of each name a model scores: the names, or the family names of full
+    names written in the order `full_name` gives (True: given-first)."""
+    if isinstance(full_name, bool):
+        return surnames(names) if full_name else names
+    if full_name in ("given-first", "family-first"):
+        return surnames(names, full_name)
+    # The native job's own words, for a value the job would refuse.
+    if isinstance(full_name, str):
+        raise ValueError(
+            f"full_name must be True, False, 'given-first' or 'family-first', got {full_name!r}"
+        )
+    raise TypeError(f"full_name must be a bool or a str, not {type(full_name).__name__}")
 
 
 def to_ascii_batch(names: Iterable[str]) -> list[str]:

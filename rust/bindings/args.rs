@@ -5,6 +5,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt, PyList, PyString};
 
+use crate::fullname::NameOrder;
+
 /// A list (or any iterable) of str: the names of a batch call, owned so that the GIL
 /// can go. A single str is refused (it would be read as its letters); a lone surrogate
 /// becomes U+FFFD, which normalises to nothing, as the reference drops it.
@@ -105,4 +107,33 @@ pub fn count(value: &Bound<'_, PyAny>, what: &str) -> PyResult<usize> {
         )));
     }
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// `full_name` as Python gives it: False (the names are surnames), True or
+/// "given-first" (full names, "John Smith"), or "family-first" ("Wang Xiaoming").
+pub struct FullName(pub Option<NameOrder>);
+
+impl<'py> FromPyObject<'_, 'py> for FullName {
+    type Error = PyErr;
+
+    fn extract(ob: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(flag) = ob.cast::<PyBool>() {
+            return Ok(FullName(flag.is_true().then_some(NameOrder::GivenFirst)));
+        }
+        if let Ok(order) = ob.cast::<PyString>() {
+            let order = order.to_str()?.parse().map_err(|_| full_name_error(&ob))?;
+            return Ok(FullName(Some(order)));
+        }
+        Err(PyTypeError::new_err(format!(
+            "full_name must be a bool or a str, not {}",
+            type_name(&ob)
+        )))
+    }
+}
+
+fn full_name_error(ob: &Bound<'_, PyAny>) -> PyErr {
+    let shown = ob.repr().map(|r| r.to_string()).unwrap_or_default();
+    PyValueError::new_err(format!(
+        "full_name must be True, False, 'given-first' or 'family-first', got {shown}"
+    ))
 }

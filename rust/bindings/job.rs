@@ -5,7 +5,7 @@
 //! a `Model` scores rows itself; one made from a `ModelSpec` is given the
 //! log-probabilities (the torch backend) and answers the same way.
 
-use super::args::{count, Names, NullableNames};
+use super::args::{count, FullName, Names, NullableNames};
 use super::explain::{parts_in, parts_out, PartIn, PartOut};
 use super::model::{PyModel, PySpec};
 use crate::rows::{self, Lead, RowError, RowFormat};
@@ -76,12 +76,13 @@ impl PyJob {
     /// needs to enter the prediction set (None: no sets); `min_probability`: below it a
     /// row names no language (`low_confidence`); `columns`: the input's own columns
     /// (None: a name list); `explain`: parts in a `why` column; `full_name`: names are
-    /// full names, scored on their surnames; `transcoded`: undecodable rows are
+    /// full names, scored on their family names (True or "given-first": "John Smith";
+    /// "family-first": "Wang Xiaoming"); `transcoded`: undecodable rows are
     /// `invalid_encoding`.
     #[new]
     #[pyo3(signature = (
         model, *, format = "csv", k = None, max_length = None, set_threshold = None,
-        min_probability = 0.0, columns = None, explain = 0, full_name = false,
+        min_probability = 0.0, columns = None, explain = 0, full_name = FullName(None),
         transcoded = false
     ))]
     #[allow(clippy::too_many_arguments)] // a job's options, as Python names them
@@ -95,7 +96,7 @@ impl PyJob {
         min_probability: f32,
         columns: Option<Vec<String>>,
         explain: usize,
-        full_name: bool,
+        full_name: FullName,
         transcoded: bool,
     ) -> PyResult<Self> {
         let (categories, text_rule, model) = source(model)?;
@@ -115,7 +116,7 @@ impl PyJob {
             fmt.columns = columns;
         }
         fmt.explain = explain;
-        fmt.full_name = full_name;
+        fmt.full_name = full_name.0;
         if transcoded {
             fmt.undecodable = RowError::InvalidEncoding;
         }

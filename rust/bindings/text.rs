@@ -4,9 +4,10 @@
 use super::args::{items, text, texts, type_name, Names};
 use crate::alphabet::N_LETTERS;
 use crate::encode as encoding;
+use crate::fullname::{self, NameOrder};
 use crate::known_ngrams::{KnownNGrams, WORDS};
 use crate::normalize::{self, TextRule};
-use crate::{fullname, ngrams, threads};
+use crate::{ngrams, threads};
 use numpy::ndarray::{Array1, Array2, Array3};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -41,15 +42,15 @@ fn to_ascii(name: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(normalize::to_ascii(&text))
 }
 
-/// The surname of each full name, with its particles ("Jan van den Berg" -> "van den
-/// Berg", "Smith, John" -> "Smith").
+/// The family name of each full name: in given-first order with its particles ("Jan
+/// van den Berg" -> "van den Berg", "Smith, John" -> "Smith"); in family-first order the
+/// first word ("Nguyễn Văn An" -> "Nguyễn").
 #[pyfunction]
-fn surnames(names: Names) -> Vec<String> {
-    names
-        .0
-        .iter()
-        .map(|t| fullname::surname(t).to_string())
-        .collect()
+#[pyo3(signature = (names, order = "given-first"))]
+fn surnames(names: Names, order: &str) -> PyResult<Vec<String>> {
+    let order: NameOrder = order.parse()?;
+    let family = |t: &String| fullname::family_name(t, order).to_string();
+    Ok(names.0.iter().map(family).collect())
 }
 
 /// Cyrillic and Greek letters in Latin, other characters as they are.
