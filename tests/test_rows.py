@@ -142,6 +142,10 @@ def test_a_job_given_log_probs_answers_as_the_job_that_scores_itself():
     assert (n, scored, flagged) == (4, 2, 2)
     assert given.answers(names, scores) == native.answers(names)
     assert [a[2] for a in native.answers(names)] == [None, "empty", None, "no_letters"]
+    # tops: the answers' top-k alone, from either kind of job.
+    assert native.tops(names) == given.tops(names, scores) == [a[0] for a in native.answers(names)]
+    with pytest.raises(ValueError, match="explaining job"):
+        clf.job(k=2, explain=1).tops(names)
     with pytest.raises(ValueError, match="shape"):
         given.format_rows(names, names, None, scores[:2])
     with pytest.raises(ValueError, match="give its log_probs"):
@@ -157,6 +161,7 @@ def test_low_confidence_answers_name_the_languages_they_withhold():
     (top, _, error, _), (sure, _, none, _) = job.answers(["Smith", "Zhou"])
     assert error == "low_confidence" and len(top) == 2 and top[0][1] < 0.95
     assert none is None and sure[0][0] == "Chinese"
+    assert job.tops(["Smith", "Zhou"]) == [top, sure]  # withheld languages shown, as predict does
     row = job.format_rows(["Smith"], ["Smith"], None)[0].decode()
     assert row.startswith("Smith,Smith,,,,,low_confidence")
 

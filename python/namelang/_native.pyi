@@ -6,7 +6,7 @@ from types import ModuleType
 
 import numpy as np
 
-from namelang.classifier import Answer, Part
+from namelang.classifier import Answer, Part, Top
 from namelang.text import FullName, NameOrder
 
 ALPHABET: str
@@ -158,6 +158,7 @@ class Job:
         log_probs: np.ndarray | None = None,
         why: list[list[Part]] | None = None,
     ) -> list[Answer]: ...
+    def tops(self, names: Iterable[str], log_probs: np.ndarray | None = None) -> list[Top]: ...
     def texts_to_score(
         self, names: Iterable[str | None], errors: list[str | None] | None = None
     ) -> list[str]: ...

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
@@ -192,11 +192,11 @@ class _RustBackend:
         self.model.clear_answers()
 
 
-# One row's answer (`namelang._native.Job.answers`): top-k [(language, probability)],
-# the prediction set or None, the error code or None, the parts or None.
-Answer = tuple[
-    list[tuple[str, float]], list[tuple[str, float]] | None, str | None, list[Part] | None
-]
+# A row's top-k, best first: [(language, probability)].
+Top = list[tuple[str, float]]
+# One row's answer (`namelang._native.Job.answers`): top-k, the prediction set or None,
+# the error code or None, the parts or None.
+Answer = tuple[Top, list[tuple[str, float]] | None, str | None, list[Part] | None]
 
 
 class Classifier:
@@ -235,7 +235,8 @@ class Classifier:
         self.backend: str = backend
         # The longest name this backend scores (None: any length).
         self.max_letters: int | None = self._backend.max_letters
-        self._predict_jobs: dict[tuple[object, bool], _native.Job] = {}
+        # predict's native call per (k, full_name), made once.
+        self._tops: dict[tuple[object, FullName], Callable[[Iterable[str]], list[Top]]] = {}
 
     def clear_answers(self) -> None:
         """Forgets the answers bulk scoring kept across blocks and files (the rust
@@ -316,14 +317,24 @@ class Classifier:
         """Top-k (language, probability) per name, best first; [] for a name with no letters.
         `full_name=True` (or "family-first"): the names are full names, scored on their
         family names."""
-        job = self._predict_jobs.get((k, full_name))
-        if job is None:  # one per k: single-name calls stay cheap
-            job = self.job(k=k, max_length=_native.MAX_LENGTH_LIMIT, full_name=full_name)
-            self._predict_jobs[(k, full_name)] = job
-        # Straight to the native job where it scores itself, and no unpacking: 0.3 us
-        # of a one-name call of 9.3 (timed in one process, alternating).
-        answers = job.answers(_as_list(names)) if job.scores_itself else self.answers(names, job)
-        return [answer[0] for answer in answers]
+        tops = self._tops.get((k, full_name))
+        if tops is None:
+            tops = self._tops[(k, full_name)] = self._tops_of(k, full_name)
+        return tops(names)
+
+    def _tops_of(self, k: int, full_name: FullName) -> Callable[[Iterable[str]], list[Top]]:
+        """predict's call for these options: straight to the native job where it scores
+        itself, which builds the top-k lists alone (one name: 6.5 -> 5.8 us, measured in
+        one process against answers() and a list comprehension over them)."""
+        job = self.job(k=k, max_length=_native.MAX_LENGTH_LIMIT, full_name=full_name)
+        if job.scores_itself:
+            return job.tops
+
+        def tops(names: Iterable[str]) -> list[Top]:
+            names = _as_list(names)
+            return job.tops(names, self._backend.log_probs(job.texts_to_score(names)))
+
+        return tops
 
     def explain(
         self, names: Iterable[str], k: int = 3, full_name: FullName = False

@@ -36,8 +36,9 @@ pub struct PyJob {
 /// (top-k [(language, probability)], set [(language, probability)] or None, error code
 /// or None, parts or None): one row's answer as Python reads it. A `low_confidence`
 /// row's top-k are the languages it was not sure of.
+type Top = Vec<(Py<PyString>, f64)>;
 type AnswerOut = (
-    Vec<(Py<PyString>, f64)>,
+    Top,
     Option<Vec<(Py<PyString>, f64)>>,
     Option<&'static str>,
     Option<Vec<PartOut>>,
@@ -181,6 +182,27 @@ impl PyJob {
             .into_iter()
             .map(|a| self.answer_out(py, a))
             .collect())
+    }
+
+    /// The first of each name's `answers`, the top-k alone: what `predict` returns,
+    /// without the tuples a one-name call would build only to drop (explaining jobs
+    /// are refused: their parts would be computed for nothing).
+    #[pyo3(signature = (names, log_probs = None))]
+    fn tops(
+        &self,
+        py: Python<'_>,
+        names: Names,
+        log_probs: Option<PyReadonlyArray2<'_, f32>>,
+    ) -> PyResult<Vec<Top>> {
+        if self.fmt.explain > 0 {
+            return Err(PyValueError::new_err(
+                "tops() of an explaining job: use answers()",
+            ));
+        }
+        let rows: Vec<RowIn<'_>> = names.0.iter().map(|n| name_row(Some(n), None)).collect();
+        let given = self.given(log_probs.as_ref(), None, rows.len())?;
+        let answers = py.detach(|| score::answers(&self.fmt, &rows, self.scores(&given)))?;
+        Ok(answers.iter().map(|a| self.top_out(py, a)).collect())
     }
 
     /// What a job without a model must score for each row: the part the model reads
@@ -397,14 +419,20 @@ impl PyJob {
         }
     }
 
-    fn answer_out(&self, py: Python<'_>, a: rows::Answer) -> AnswerOut {
-        let named = |c: usize, p: f64| (self.languages[c].clone_ref(py), p);
+    /// The languages a row shows: its top-k, or under `low_confidence` those withheld.
+    fn top_out(&self, py: Python<'_>, a: &rows::Answer) -> Top {
         let shown = if a.top.is_empty() {
             &a.withheld
         } else {
             &a.top
         };
-        let top = shown.iter().map(|&(c, p)| named(c, p)).collect();
+        let named = |&(c, p): &(usize, f64)| (self.languages[c].clone_ref(py), p);
+        shown.iter().map(named).collect()
+    }
+
+    fn answer_out(&self, py: Python<'_>, a: rows::Answer) -> AnswerOut {
+        let named = |c: usize, p: f64| (self.languages[c].clone_ref(py), p);
+        let top = self.top_out(py, &a);
         let set = self.fmt.set_threshold.map(|_| {
             a.set
                 .iter()
