@@ -37,27 +37,19 @@ or "family-first" ("Wang Xiaoming": Chinese, Korean, Vietnamese, Japanese and Hu
 lists often write names so)."""
 
 
-def surnames(names: Iterable[str], order: NameOrder = "given-first") -> list[str]:
-    """The family name of each full name. Given-first, particles kept: "John Smith" and
-    "Smith, John" -> "Smith", "Jan van den Berg" -> "van den Berg", "Maria da Silva" ->
-    "da Silva". Family-first, the first word: "Nguyễn Văn An" -> "Nguyễn" ("Family,
-    Given" reads the same in either order). Another order is a ValueError."""
+def surnames(names: Iterable[str], order: FullName = "given-first") -> list[str]:
+    """The family name of each full name. Given-first (or True), particles kept: "John
+    Smith" and "Smith, John" -> "Smith", "Jan van den Berg" -> "van den Berg", "Maria da
+    Silva" -> "da Silva". Family-first, the first word: "Nguyễn Văn An" -> "Nguyễn"
+    ("Family, Given" reads the same in either order). False: the names as they are.
+    Another order is a ValueError (a TypeError when not a bool or str)."""
     return _native.surnames(names, order)
 
 
 def scored_parts(names: list[str], full_name: FullName) -> list[str]:
     """The part of each name a model scores: the names, or the family names of full
     names written in the order `full_name` gives (True: given-first)."""
-    if isinstance(full_name, bool):
-        return surnames(names) if full_name else names
-    if full_name in ("given-first", "family-first"):
-        return surnames(names, full_name)
-    # The native job's own words, for a value the job would refuse.
-    if isinstance(full_name, str):
-        raise ValueError(
-            f"full_name must be True, False, 'given-first' or 'family-first', got {full_name!r}"
-        )
-    raise TypeError(f"full_name must be a bool or a str, not {type(full_name).__name__}")
+    return names if full_name is False else surnames(names, full_name)
 
 
 def to_ascii_batch(names: Iterable[str]) -> list[str]:

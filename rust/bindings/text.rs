@@ -1,7 +1,7 @@
 //! The text rule and the encodings a model reads: ASCII, romanisation, surnames of full
 //! names, indices, one-hot planes and n-gram rows.
 
-use super::args::{items, text, texts, type_name, Names};
+use super::args::{items, text, texts, type_name, FullName, Names};
 use crate::alphabet::N_LETTERS;
 use crate::encode as encoding;
 use crate::fullname::{self, NameOrder};
@@ -42,15 +42,20 @@ fn to_ascii(name: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(normalize::to_ascii(&text))
 }
 
-/// The family name of each full name: in given-first order with its particles ("Jan
-/// van den Berg" -> "van den Berg", "Smith, John" -> "Smith"); in family-first order the
-/// first word ("Nguyễn Văn An" -> "Nguyễn").
+/// The family name of each full name: in given-first order (True or "given-first")
+/// with its particles ("Jan van den Berg" -> "van den Berg", "Smith, John" -> "Smith");
+/// in family-first order the first word ("Nguyễn Văn An" -> "Nguyễn"). `order` takes
+/// what `full_name` takes: False gives the names as they are.
 #[pyfunction]
-#[pyo3(signature = (names, order = "given-first"))]
-fn surnames(names: Names, order: &str) -> PyResult<Vec<String>> {
-    let order: NameOrder = order.parse()?;
-    let family = |t: &String| fullname::family_name(t, order).to_string();
-    Ok(names.0.iter().map(family).collect())
+#[pyo3(signature = (names, order = FullName(Some(NameOrder::GivenFirst))))]
+fn surnames(names: Names, order: FullName) -> Vec<String> {
+    match order.0 {
+        Some(order) => {
+            let family = |t: &String| fullname::family_name(t, order).to_string();
+            names.0.iter().map(family).collect()
+        }
+        None => names.0,
+    }
 }
 
 /// Cyrillic and Greek letters in Latin, other characters as they are.
