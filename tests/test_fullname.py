@@ -102,6 +102,16 @@ def test_family_first_lists_score_their_first_word_on_every_path(tmp_path, backe
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == names
     assert [r["ascii"] for r in rows] == ["Nguyen", "Wang", "Le", "Kim", "Yamada"]
+    # The same rows from CSV and JSONL input.
+    table, lines = tmp_path / "in.csv", tmp_path / "in.jsonl"
+    with open(table, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["name"], *([n] for n in names)])
+    lines.write_text("".join(json.dumps({"name": n}) + "\n" for n in names), encoding="utf-8")
+    for given in (table, lines):
+        again = tmp_path / "again.csv"
+        score_file(given, again, backend=backend, full_name=order, progress=False, format="csv")
+        with open(again, newline="", encoding="utf-8") as f:
+            assert list(csv.DictReader(f)) == rows, given
 
 
 @pytest.mark.parametrize("bad", ["last-first", "Family-First", 1, None])
