@@ -311,9 +311,7 @@ class Classifier:
         why = self._backend.explain(reads, job.explain) if job.explain else None
         return job.format_rows(leads, names, errors, self._backend.log_probs(reads), why)
 
-    def predict(
-        self, names: Iterable[str], k: int = 3, full_name: FullName = False
-    ) -> list[list[tuple[str, float]]]:
+    def predict(self, names: Iterable[str], k: int = 3, full_name: FullName = False) -> list[Top]:
         """Top-k (language, probability) per name, best first; [] for a name with no letters.
         `full_name=True` (or "family-first"): the names are full names, scored on their
         family names."""
@@ -324,8 +322,8 @@ class Classifier:
 
     def _tops_of(self, k: int, full_name: FullName) -> Callable[[Iterable[str]], list[Top]]:
         """predict's call for these options: straight to the native job where it scores
-        itself, which builds the top-k lists alone (one name: 6.5 -> 5.8 us, measured in
-        one process against answers() and a list comprehension over them)."""
+        itself, which builds the top-k lists alone (one name: 6.25 -> 5.75 us against
+        answers() and a list comprehension over them, BENCHMARKS.md)."""
         job = self.job(k=k, max_length=_native.MAX_LENGTH_LIMIT, full_name=full_name)
         if job.scores_itself:
             return job.tops
