@@ -61,19 +61,26 @@ def test_full_names_score_as_their_surnames_on_every_path(tmp_path, backend):
         assert [r["ascii"] for r in csv.DictReader(f)][:3] == ["Smith", "Smith", "da Silva"]
 
 
-def test_score_batch_and_the_command_line_take_full_names():
+def test_score_batch_takes_full_names():
     import pandas as pd
 
     frame = namelang.score_batch(pd.DataFrame({"name": ["Jan van den Berg"]}), full_name=True)
     plain = namelang.score_batch(pd.DataFrame({"name": ["van den Berg"]}))
     assert frame["language"].tolist() == plain["language"].tolist()
+
+
+@pytest.mark.parametrize(
+    ("flag", "name", "surname"),
+    [("--full-name", "Jan van den Berg", "van den Berg"),
+     ("--family-first", "Nguyễn Văn An", "Nguyễn")],
+)  # fmt: skip
+def test_the_command_line_takes_full_names_in_either_order(flag, name, surname):
     done = subprocess.run(
-        [sys.executable, "-m", "namelang.cli", "predict", "Jan van den Berg", "--full-name",
-         "--json"],
+        [sys.executable, "-m", "namelang.cli", "predict", name, flag, "--json"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     record = json.loads(done.stdout)
-    assert record["surname"] == "van den Berg" and record["name"] == "Jan van den Berg"
+    assert record["surname"] == surname and record["name"] == name
 
 
 FAMILY_FIRST = {
@@ -127,16 +134,6 @@ def test_a_name_order_that_is_not_one_is_refused_on_every_path(bad):
             call()
     with pytest.raises(kind, match="full_name must be"):
         surnames(["Wang Xiaoming"], bad)
-
-
-def test_the_command_line_reads_family_first_lists():
-    done = subprocess.run(
-        [sys.executable, "-m", "namelang.cli", "predict", "Nguyễn Văn An", "--family-first",
-         "--json"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    record = json.loads(done.stdout)
-    assert record["surname"] == "Nguyễn" and record["top"][0][0] == "Vietnamese"
 
 
 def test_a_family_first_list_read_in_its_order_scores_as_its_surnames_do():
